@@ -1,0 +1,267 @@
+"""Admin API v1 routes: read the request, call the core, write JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import hdrs, web
+
+from edge.admin_api.auth import Principal, TokenBook
+from edge.admin_api.schemas import (
+    CreateSnapshotRequest,
+    MissingBlobsRequest,
+    PublishRequest,
+    SetEnvironmentRequest,
+    decode,
+)
+from edge.config import Role
+from edge.errors import (
+    BadRequest,
+    EdgeError,
+    HashMismatch,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from edge.router import ENVS, Env
+from edge.snapshots.control import Control, NewFile
+from edge.snapshots.model import Pointer, Snapshot
+from edge.snapshots.store import Store
+
+log = logging.getLogger("edge.admin")
+
+_encoder = msgspec.json.Encoder()
+_BLOB_CHUNK = 256 * 1024
+_MAX_PAGE = 500
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_encoder.encode(data),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _error_response(error: EdgeError) -> web.Response:
+    return json_response(error.body(), status=error.status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as ``{"error": {"code", "message"}}`` with its status."""
+    try:
+        return await handler(request)
+    except EdgeError as exc:
+        return _error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        resp = json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+        if exc.status == 405 and hdrs.ALLOW in exc.headers:
+            resp.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return resp
+    except Exception:
+        log.exception("admin request %s %s failed", request.method, request.path)
+        return json_response(
+            {"error": {"code": "internal", "message": "internal error, see the server log"}},
+            status=500,
+        )
+
+
+def _pointer_doc(p: Pointer) -> dict[str, Any]:
+    return {"snapshot": p.snapshot, "base": p.base, "updated_at": p.updated_at, "actor": p.actor}
+
+
+def _snapshot_summary(s: Snapshot) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "site": s.site,
+        "parent": s.parent,
+        "message": s.message,
+        "created_at": s.created_at,
+        "actor": s.actor,
+        "files": len(s.files),
+    }
+
+
+def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise BadRequest(f"query parameter {name!r} must be a whole number from 1 to {high}")
+    return int(raw)
+
+
+class AdminApi:
+    """The v1 handlers, bound to one process's control, store and tokens."""
+
+    def __init__(
+        self,
+        control: Control,
+        store: Store,
+        tokens: TokenBook,
+        sites: frozenset[str],
+        max_blob_bytes: int,
+    ) -> None:
+        self._control = control
+        self._store = store
+        self._tokens = tokens
+        self._sites = sites
+        self._max_blob_bytes = max_blob_bytes
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _authorize(self, request: web.Request, role: Role) -> tuple[str, Principal]:
+        principal = self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        site = request.match_info["site"]
+        if site not in self._sites:
+            if principal.sees(site):
+                raise NotFound(f"no site {site!r}")
+        self._tokens.authorize(principal, site, role)
+        return site, principal
+
+    @staticmethod
+    async def _json_body(request: web.Request) -> bytes:
+        ctype = request.headers.get(hdrs.CONTENT_TYPE, "application/json")
+        if request.can_read_body and not ctype.lower().startswith("application/json"):
+            raise UnsupportedMediaType("request bodies are application/json")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"request body over {request.client_max_size} bytes") from None
+
+    @staticmethod
+    def _env(request: web.Request) -> Env:
+        env = request.match_info["env"]
+        if env == "staging":
+            return "staging"
+        if env == "production":
+            return "production"
+        raise NotFound(f"no environment {env!r}; use one of {', '.join(ENVS)}")
+
+    # -- blobs ---------------------------------------------------------------------
+
+    async def missing_blobs(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        payload = decode(MissingBlobsRequest, await self._json_body(request))
+        return json_response({"missing": await self._store.missing_blobs(site, payload.sha256)})
+
+    async def put_blob(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        expected = request.match_info["sha256"]
+        if len(expected) != 64 or not _SHA256_HEX.issuperset(expected):
+            raise BadRequest("blob address must be a lowercase hex sha256")
+        limit = self._max_blob_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"blobs are limited to {limit} bytes")
+        hasher = hashlib.sha256()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(_BLOB_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"blobs are limited to {limit} bytes")
+            hasher.update(chunk)
+            chunks.append(chunk)
+        actual = hasher.hexdigest()
+        if actual != expected:
+            raise HashMismatch(f"the bytes hash to {actual}, not {expected}")
+        created = await self._store.put_blob(site, expected, b"".join(chunks))
+        return json_response({"sha256": expected, "size": size}, status=201 if created else 200)
+
+    # -- snapshots -----------------------------------------------------------------
+
+    async def create_snapshot(self, request: web.Request) -> web.Response:
+        site, principal = self._authorize(request, "editor")
+        payload = decode(CreateSnapshotRequest, await self._json_body(request))
+        snapshot = await self._control.create_snapshot(
+            site,
+            files={
+                path: NewFile(f.sha256, f.content_type, f.noindex)
+                for path, f in payload.files.items()
+            },
+            parent=payload.parent,
+            delete=payload.delete,
+            settings=payload.settings,
+            message=payload.message,
+            actor=principal.name,
+        )
+        return json_response(_snapshot_summary(snapshot), status=201)
+
+    async def list_snapshots(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        limit = _int_query(request, "limit", 50, _MAX_PAGE)
+        found = await self._store.list_snapshots(
+            site, limit=limit, before=request.query.get("before")
+        )
+        more = len(found) == limit
+        return json_response({"snapshots": found, "next": found[-1].id if more else None})
+
+    async def get_snapshot(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        snapshot = await self._control.snapshot(site, request.match_info["id"])
+        doc = _snapshot_summary(snapshot)
+        doc["files"] = snapshot.files
+        doc["file_count"] = len(snapshot.files)
+        doc["settings"] = snapshot.settings
+        return json_response(doc)
+
+    # -- environments --------------------------------------------------------------
+
+    async def get_environments(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        pointers = await self._control.pointers(site)
+        return json_response({env: _pointer_doc(pointers[env]) for env in ENVS})
+
+    async def put_environment(self, request: web.Request) -> web.Response:
+        env = self._env(request)
+        site, principal = self._authorize(request, "editor" if env == "staging" else "publisher")
+        payload = decode(SetEnvironmentRequest, await self._json_body(request))
+        check = payload.expect is not msgspec.UNSET
+        await self._control.set_environment(
+            site,
+            env,
+            payload.snapshot,
+            expect=None if isinstance(payload.expect, msgspec.UnsetType) else payload.expect,
+            check_expect=check,
+            action=payload.action,
+            actor=principal.name,
+        )
+        pointers = await self._control.pointers(site)
+        return json_response({env: _pointer_doc(pointers[env])})
+
+    async def publish(self, request: web.Request) -> web.Response:
+        site, principal = self._authorize(request, "publisher")
+        payload = decode(PublishRequest, await self._json_body(request))
+        if payload.paths is not None:
+            raise BadRequest("partial publish ('paths') is not available yet")
+        new, previous = await self._control.publish(site, actor=principal.name)
+        return json_response({"production": new, "previous": previous})
+
+
+def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Application:
+    """The admin aiohttp application (routes and the JSON error middleware)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=max_request_bytes)
+    prefix = "/v1/sites/{site}"
+    app.router.add_post(f"{prefix}/blobs/missing", api.missing_blobs)
+    app.router.add_put(f"{prefix}/blobs/{{sha256}}", api.put_blob)
+    app.router.add_post(f"{prefix}/snapshots", api.create_snapshot)
+    app.router.add_get(f"{prefix}/snapshots", api.list_snapshots)
+    app.router.add_get(f"{prefix}/snapshots/{{id}}", api.get_snapshot)
+    app.router.add_get(f"{prefix}/environments", api.get_environments)
+    app.router.add_put(f"{prefix}/environments/{{env}}", api.put_environment)
+    app.router.add_post(f"{prefix}/publish", api.publish)
+    return app

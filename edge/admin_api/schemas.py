@@ -1,0 +1,70 @@
+"""Admin API payloads: frozen msgspec Structs with one decoder each, built once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from edge.errors import BadRequest
+
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+SnapshotId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[0-9a-z]+$")]
+ContentType = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e][\x20-\x7e]*$")
+]
+MAX_FILES = 200_000
+
+
+class _Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class MissingBlobsRequest(_Payload, frozen=True):
+    sha256: Annotated[list[Sha256], msgspec.Meta(max_length=MAX_FILES)]
+
+
+class FileSpec(_Payload, frozen=True):
+    sha256: Sha256
+    content_type: ContentType | None = None
+    noindex: bool = False
+
+
+class CreateSnapshotRequest(_Payload, frozen=True):
+    files: Annotated[dict[str, FileSpec], msgspec.Meta(max_length=MAX_FILES)] = {}
+    parent: SnapshotId | None = None
+    delete: Annotated[list[str], msgspec.Meta(max_length=MAX_FILES)] = []
+    settings: dict[str, Any] | None = None
+    message: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
+
+
+class SetEnvironmentRequest(_Payload, frozen=True):
+    snapshot: SnapshotId
+    expect: SnapshotId | msgspec.UnsetType | None = msgspec.UNSET
+    # Extension: how the history names this move ("push" from `edge push`).
+    action: Literal["set", "push"] = "set"
+
+
+class PublishRequest(_Payload, frozen=True):
+    paths: Annotated[list[str], msgspec.Meta(max_length=MAX_FILES)] | None = None
+    force: bool = False
+
+
+T = TypeVar("T")
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t)
+    for t in (MissingBlobsRequest, CreateSnapshotRequest, SetEnvironmentRequest, PublishRequest)
+}
+
+
+def decode(payload_type: type[T], body: bytes) -> T:
+    """Decode a JSON request body; 400 naming the field on any problem."""
+    if not body.strip():
+        body = b"{}"
+    try:
+        value: T = _decoders[payload_type].decode(body)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    return value

@@ -1,0 +1,61 @@
+"""A byte-bounded LRU (cachetools, sized by each entry's ``nbytes``)."""
+
+from __future__ import annotations
+
+from typing import Generic, Protocol, TypeVar
+
+from cachetools import LRUCache
+
+
+class Sized(Protocol):
+    @property
+    def nbytes(self) -> int: ...
+
+
+K = TypeVar("K")
+V = TypeVar("V", bound=Sized)
+
+
+def _nbytes(value: Sized) -> int:
+    return value.nbytes
+
+
+class ByteLRU(Generic[K, V]):
+    """Least-recently-used entries go first once their bytes pass ``max_bytes``.
+
+    An entry larger than the whole budget is served but not kept.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._lru: LRUCache[K, V] = LRUCache(maxsize=max_bytes, getsizeof=_nbytes)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: K) -> V | None:
+        value = self._lru.get(key)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: K, value: V) -> bool:
+        """Keep ``value``; ``False`` when it alone exceeds the budget."""
+        if value.nbytes > self._lru.maxsize:
+            return False
+        self._lru[key] = value
+        return True
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self._lru.maxsize)
+
+    @property
+    def current_bytes(self) -> int:
+        return int(self._lru.currsize)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._lru

@@ -1,0 +1,83 @@
+"""A small admin API client for the CLI (aiohttp)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import msgspec
+
+_encoder = msgspec.json.Encoder()
+
+
+class ApiError(Exception):
+    """The server refused a call; ``message`` is its own error text."""
+
+    def __init__(self, status: int, code: str, message: str, body: Mapping[str, Any]) -> None:
+        super().__init__(f"{message} (HTTP {status}, {code})")
+        self.status = status
+        self.code = code
+        self.body = body
+
+
+class AdminClient:
+    """Calls ``/v1`` on one admin listener with one bearer token."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AdminClient:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self._token}"},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API call; the decoded JSON answer, or :class:`ApiError`."""
+        assert self._session is not None, "use 'async with AdminClient(...)'"
+        headers = {}
+        if json is not None:
+            data = _encoder.encode(json)
+            headers["Content-Type"] = "application/json"
+        elif data is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        async with self._session.request(
+            method, self._base + path, data=data, headers=headers, params=params
+        ) as resp:
+            raw = await resp.read()
+            try:
+                body = msgspec.json.decode(raw) if raw else None
+            except msgspec.DecodeError:
+                body = None
+            if resp.status >= 400:
+                error = body.get("error", {}) if isinstance(body, dict) else {}
+                message = error.get("message") or raw.decode("utf-8", "replace")[:200]
+                raise ApiError(
+                    resp.status,
+                    str(error.get("code", "http_error")),
+                    str(message),
+                    body if isinstance(body, dict) else {},
+                )
+            return body

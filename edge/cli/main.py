@@ -1,0 +1,215 @@
+"""``edge``: serve, push, publish, status, token new, demo.
+
+Admin calls take the server from ``--admin-url`` or ``EDGE_ADMIN_URL`` and the
+token from ``--token`` or ``EDGE_TOKEN``. A refused call prints the server's own
+error text and exits 1; a configuration error exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from edge.admin_api.auth import new_token
+from edge.cli.client import AdminClient, ApiError
+from edge.cli.push import PushError, push
+from edge.config import load_config
+from edge.errors import ConfigError
+
+DEFAULT_ADMIN_URL = "http://127.0.0.1:8081"
+
+
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop where it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def _client(args: argparse.Namespace) -> AdminClient:
+    token = args.token or os.environ.get("EDGE_TOKEN")
+    if not token:
+        raise SystemExit("error: no admin token: pass --token or set EDGE_TOKEN")
+    return AdminClient(args.admin_url or os.environ.get("EDGE_ADMIN_URL", DEFAULT_ADMIN_URL), token)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.server import serve
+
+    settings = load_config(args.config)
+    return run_async(_serve(serve, settings))
+
+
+async def _serve(serve: Callable[..., Awaitable[None]], settings: Any) -> int:
+    await serve(settings)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge.cli.demo import run_demo
+
+    return run_async(run_demo(Path(args.config), Path(args.site_dir), args.site))
+
+
+async def _push(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        result = await push(
+            client,
+            args.site,
+            Path(args.dir),
+            env=args.env,
+            message=args.message,
+            show_progress=sys.stderr.isatty(),
+        )
+    print(
+        f"{args.site}: {args.env} -> {result.snapshot} ({result.files} files,"
+        f" {result.uploaded} uploaded, {result.uploaded_bytes} bytes)"
+    )
+    return 0
+
+
+async def _publish(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        answer = await client.call("POST", f"/v1/sites/{args.site}/publish", json={})
+    previous = answer.get("previous") or "(none)"
+    if previous == answer["production"]:
+        print(f"{args.site}: production already at {previous}")
+    else:
+        print(f"{args.site}: production {previous} -> {answer['production']}")
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        envs = await client.call("GET", f"/v1/sites/{args.site}/environments")
+    rows = [["environment", "snapshot", "base", "updated", "by"]]
+    for env in ("staging", "production"):
+        p = envs[env]
+        rows.append(
+            [
+                env,
+                p["snapshot"] or "-",
+                p.get("base") or "-",
+                p["updated_at"] or "-",
+                p.get("actor") or "-",
+            ]
+        )
+    print(_table(rows))
+    staging, production = envs["staging"], envs["production"]
+    if staging["snapshot"] and staging.get("base") != production["snapshot"]:
+        print("\nproduction moved since staging's base (drift): publish will merge")
+    return 0
+
+
+def cmd_token_new(args: argparse.Namespace) -> int:
+    token, digest = new_token()
+    sites = ", ".join(f'"{s}"' for s in args.sites)
+    print(f"token:  {token}\nsha256: {digest}\n")
+    print("Add to the configuration (the token itself is shown only now):\n")
+    print(
+        f'[[tokens]]\nname = "{args.name}"\nsha256 = "{digest}"\nrole = "{args.role}"\n'
+        f"sites = [{sites}]"
+    )
+    return 0
+
+
+AdminCommand = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _admin_command(fn: AdminCommand) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        return run_async(fn(args))
+
+    return run
+
+
+# -- parser -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def admin(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--admin-url", help=f"admin API (env EDGE_ADMIN_URL, default {DEFAULT_ADMIN_URL})"
+        )
+        p.add_argument("--token", help="bearer token (env EDGE_TOKEN)")
+        p.add_argument("--site", required=True, help="site id")
+        return p
+
+    p = sub.add_parser("serve", help="run the proxy and the admin API")
+    p.add_argument("--config", required=True, help="TOML configuration file")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="serve with the demo site pushed and published")
+    p.add_argument("--config", default="config/edge.toml")
+    p.add_argument("--site-dir", default="config/demo-site")
+    p.add_argument("--site", default="demo")
+    p.set_defaults(func=cmd_demo)
+
+    p = admin("push", "upload a directory as a new snapshot and point an environment at it")
+    p.add_argument("dir")
+    p.add_argument("--env", choices=["staging", "production"], default="staging")
+    p.add_argument("--message", "-m", default="")
+    p.set_defaults(func=_admin_command(_push))
+
+    p = admin("publish", "promote staging to production")
+    p.set_defaults(func=_admin_command(_publish))
+
+    p = admin("status", "show both environments of a site")
+    p.set_defaults(func=_admin_command(_status))
+
+    token = sub.add_parser("token", help="admin API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    p = token_sub.add_parser("new", help="make a token and print its sha256 for the config")
+    p.add_argument("--name", default="operator")
+    p.add_argument("--role", choices=["editor", "publisher", "admin"], default="publisher")
+    p.add_argument("--sites", nargs="+", default=["*"])
+    p.set_defaults(func=cmd_token_new)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"config error: {exc.message}", file=sys.stderr)
+        return 2
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (PushError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The configuration file: TOML decoded into frozen msgspec Structs, then checked.
+
+Anything wrong stops start-up with one line that names the key, e.g.
+``config/edge.toml: sites[1].staging.hosts[0]: host 'a.example' is already claimed
+by sites[0].production.hosts[0]``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from edge.errors import ConfigError
+from edge.router import ENVS, Route, RouteTable, normalize_host
+
+Role = Literal["editor", "publisher", "admin"]
+ROLE_RANK: dict[str, int] = {"editor": 1, "publisher": 2, "admin": 3}
+
+MiB = 1024 * 1024
+SITE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Frozen, frozen=True):
+    listen: str = "127.0.0.1:8080"
+    admin_listen: str = "127.0.0.1:8081"
+    data_dir: str = "var"
+    cache_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * MiB
+    staging_domain: str | None = None
+    max_blob_bytes: Annotated[int, msgspec.Meta(gt=0)] = 100 * MiB
+    max_request_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * MiB
+
+
+class TokenConfig(_Frozen, frozen=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    sha256: str
+    role: Role
+    sites: tuple[str, ...] = ()
+
+
+class EnvironmentConfig(_Frozen, frozen=True):
+    hosts: tuple[str, ...] = ()
+
+
+class SiteConfig(_Frozen, frozen=True):
+    id: str
+    production: EnvironmentConfig = EnvironmentConfig()
+    staging: EnvironmentConfig = EnvironmentConfig()
+
+
+class Config(_Frozen, frozen=True):
+    server: ServerConfig = ServerConfig()
+    tokens: tuple[TokenConfig, ...] = ()
+    sites: tuple[SiteConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The checked configuration plus what is derived from it once."""
+
+    config: Config
+    data_dir: Path
+    listen: ListenAddress
+    admin_listen: ListenAddress
+    routes: RouteTable
+
+    @property
+    def site_ids(self) -> frozenset[str]:
+        return frozenset(s.id for s in self.config.sites)
+
+
+def parse_listen(value: str) -> ListenAddress | None:
+    """``host:port`` or ``[v6]:port`` -> address, ``None`` when malformed."""
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            return None
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or ":" in host:
+            return None
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        return None
+    return ListenAddress(host, int(port))
+
+
+def _key(path: str) -> str:
+    """msgspec's ``$.sites[0].id`` -> ``sites[0].id``."""
+    return path.removeprefix("$").removeprefix(".") or "(top level)"
+
+
+def _decode(data: object) -> Config:
+    try:
+        return msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        message, _, where = text.partition(" - at `")
+        if where:
+            return _fail(_key(where.rstrip("`")), message)
+        # msgspec names unknown fields as "Object contains unknown field `x` - at `$.y`";
+        # without a location the problem is at the top level.
+        return _fail("(top level)", text)
+
+
+def _fail(key: str, message: str) -> Config:
+    raise ConfigError(f"{key}: {message}")
+
+
+def check(config: Config, base_dir: Path) -> Settings:
+    """Semantic checks msgspec cannot express; returns the derived :class:`Settings`."""
+    server = config.server
+    listen = parse_listen(server.listen)
+    if listen is None:
+        raise ConfigError(f"server.listen: expected 'host:port', got {server.listen!r}")
+    admin = parse_listen(server.admin_listen)
+    if admin is None:
+        raise ConfigError(f"server.admin_listen: expected 'host:port', got {server.admin_listen!r}")
+    if listen == admin:
+        raise ConfigError("server.admin_listen: must differ from server.listen")
+
+    staging_domain = None
+    if server.staging_domain is not None:
+        staging_domain = normalize_host(server.staging_domain)
+        if staging_domain is None or staging_domain.startswith("["):
+            raise ConfigError(
+                f"server.staging_domain: not a domain name: {server.staging_domain!r}"
+            )
+
+    claims: dict[str, tuple[str, Route]] = {}
+
+    def claim(host: str, route: Route, key: str) -> None:
+        norm = normalize_host(host)
+        if norm is None:
+            raise ConfigError(f"{key}: not a valid host: {host!r}")
+        if norm in claims:
+            other_key, _ = claims[norm]
+            raise ConfigError(f"{key}: host {norm!r} is already claimed by {other_key}")
+        claims[norm] = (key, route)
+
+    seen_ids: dict[str, int] = {}
+    for i, site in enumerate(config.sites):
+        if not SITE_ID.match(site.id):
+            raise ConfigError(
+                f"sites[{i}].id: {site.id!r} must be lowercase letters, digits and hyphens"
+                " (a DNS label)"
+            )
+        if site.id in seen_ids:
+            other = seen_ids[site.id]
+            raise ConfigError(f"sites[{i}].id: {site.id!r} is already used by sites[{other}]")
+        seen_ids[site.id] = i
+        for env in ENVS:
+            for j, host in enumerate(getattr(site, env).hosts):
+                claim(host, Route(site.id, env), f"sites[{i}].{env}.hosts[{j}]")
+    if staging_domain is not None:
+        for i, site in enumerate(config.sites):
+            claim(
+                f"{site.id}.{staging_domain}",
+                Route(site.id, "staging"),
+                f"sites[{i}] (via server.staging_domain)",
+            )
+
+    token_names: set[str] = set()
+    for i, token in enumerate(config.tokens):
+        if not SHA256_HEX.match(token.sha256):
+            raise ConfigError(f"tokens[{i}].sha256: expected 64 lowercase hex digits")
+        if token.name in token_names:
+            raise ConfigError(f"tokens[{i}].name: {token.name!r} is used twice")
+        token_names.add(token.name)
+        for j, site_id in enumerate(token.sites):
+            if site_id != "*" and site_id not in seen_ids:
+                raise ConfigError(f"tokens[{i}].sites[{j}]: no site with id {site_id!r}")
+
+    data_dir = Path(server.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = base_dir / data_dir
+    return Settings(
+        config=config,
+        data_dir=data_dir,
+        listen=listen,
+        admin_listen=admin,
+        routes=RouteTable.build((h, r) for h, (_, r) in claims.items()),
+    )
+
+
+def parse_config(text: str, base_dir: Path) -> Settings:
+    """Decode and check configuration text; relative paths resolve from ``base_dir``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    return check(_decode(data), base_dir)
+
+
+def load_config(path: str | Path) -> Settings:
+    """Read a configuration file; every problem is a :class:`ConfigError` naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return parse_config(text, path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None

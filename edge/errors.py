@@ -1,0 +1,101 @@
+"""The one error tree of edge.
+
+Every error a request can meet carries its HTTP status and a stable machine code;
+the admin API's middleware turns any of them into the SPEC's JSON error body
+``{"error": {"code": ..., "message": ...}}`` plus the error's ``extra`` fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class EdgeError(Exception):
+    """Base of every error edge answers with a status of its own."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error document for this error."""
+        doc: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}
+        doc.update(self.extra)
+        return doc
+
+
+class ConfigError(EdgeError):
+    """The configuration file is unusable; start-up stops with this message."""
+
+    code = "config"
+
+
+class BadRequest(EdgeError):
+    status = 400
+    code = "bad_request"
+
+
+class HashMismatch(BadRequest):
+    """Uploaded bytes do not hash to the address they were sent to."""
+
+    code = "hash_mismatch"
+
+
+class Unauthorized(EdgeError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(EdgeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(EdgeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(EdgeError):
+    """The request is valid but the state it assumed no longer holds."""
+
+    status = 409
+    code = "conflict"
+
+
+class PointerMoved(Conflict):
+    """A compare-and-swap on an environment pointer lost: it moved meanwhile."""
+
+    code = "pointer_moved"
+
+
+class Drift(Conflict):
+    """Production moved since staging's base and the same paths changed on both."""
+
+    code = "drift"
+
+
+class PreconditionFailed(EdgeError):
+    status = 412
+    code = "precondition_failed"
+
+
+class PayloadTooLarge(EdgeError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(EdgeError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class MissingBlobs(EdgeError):
+    """A snapshot names blobs the store does not hold; ``missing`` lists them."""
+
+    status = 422
+    code = "missing_blobs"

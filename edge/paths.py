@@ -1,0 +1,83 @@
+"""URL path handling shared by the proxy and the admin API. Pure functions.
+
+The proxy percent-decodes a request path exactly once, then normalises it (dot
+segments resolved inside the root, repeated slashes collapsed). Manifest lookups
+are dictionary lookups, so nothing here can reach a filesystem; ``None`` means
+"no such path" and is never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+# A raw path that needs the slow path: percent escapes, dot segments, empty
+# segments or characters that are never in a clean path. Checked with one regex
+# so the common case ("/about.html") costs a single scan.
+_NEEDS_WORK = re.compile(r"[%\\\x00-\x20\x7f]|/\.|//")
+MAX_PATH = 2048
+
+
+def decode_path(raw: str) -> str | None:
+    """Percent-decode a raw request target's path once; ``None`` if not UTF-8."""
+    path = raw.partition("?")[0].partition("#")[0]
+    if "%" not in path:
+        return path
+    try:
+        return unquote_to_bytes(path).decode("utf-8", "strict")
+    except UnicodeDecodeError:
+        return None
+
+
+def normalize_path(path: str) -> str | None:
+    """Resolve ``.``/``..`` within the root and collapse ``//``; ``None`` if unusable.
+
+    Idempotent: ``normalize_path(normalize_path(p)) == normalize_path(p)``.
+    Paths with NUL, control characters or backslashes are refused outright.
+    """
+    if not path.startswith("/") or len(path) > MAX_PATH or _CONTROL.search(path):
+        return None
+    parts: list[str] = []
+    segments = path.split("/")[1:]
+    for seg in segments:
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(seg)
+    trailing = segments[-1] in ("", ".", "..")
+    if not parts:
+        return "/"
+    return "/" + "/".join(parts) + ("/" if trailing else "")
+
+
+def request_path(raw: str) -> str | None:
+    """A raw request target -> the normalised, decoded path (``None``: bad request)."""
+    path = raw.partition("?")[0]
+    if not _NEEDS_WORK.search(path):
+        return path if path.startswith("/") and len(path) <= MAX_PATH else None
+    decoded = decode_path(path)
+    return None if decoded is None else normalize_path(decoded)
+
+
+def lookup_candidates(path: str) -> tuple[str, ...]:
+    """Manifest keys to try, in order: exact, ``/index.html``, ``.html``."""
+    if path == "/":
+        return ("/index.html",)
+    if path.endswith("/"):
+        return (path + "index.html", path[:-1] + ".html")
+    return (path, path + "/index.html", path + ".html")
+
+
+def is_manifest_path(path: str) -> bool:
+    """A path a snapshot may hold: absolute, normalised, a file (no trailing slash)."""
+    return (
+        len(path) > 1
+        and normalize_path(path) == path
+        and not path.endswith("/")
+        and "?" not in path
+        and "#" not in path
+    )

@@ -1,0 +1,375 @@
+"""The embedded store: one SQLite file in ``data_dir``, through aiosqlite.
+
+How this works:
+- WAL journal with ``synchronous=FULL``: a commit is on disk before it returns, and
+  readers never block the writer.
+- Two connections. Writes go through one connection under an asyncio lock, each
+  a single ``BEGIN IMMEDIATE`` ... ``COMMIT`` so coroutines never interleave
+  statements inside another's transaction. Reads (blob fetches on a cache miss,
+  listings) use the second connection and see only committed state.
+- The schema is versioned with ``PRAGMA user_version``; ``_MIGRATIONS[i]`` takes a
+  store from version ``i`` to ``i + 1``, so a file written by an older edge opens in
+  a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from edge.errors import MissingBlobs, PointerMoved
+from edge.router import ENVS, Env
+from edge.snapshots.model import (
+    HistoryEntry,
+    ManifestEntry,
+    Pointer,
+    PointerMove,
+    Snapshot,
+    SnapshotInfo,
+    utc_now,
+)
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE blobs (
+        site TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (site, sha256)
+    );
+    CREATE TABLE snapshots (
+        site TEXT NOT NULL,
+        id TEXT NOT NULL,
+        parent TEXT,
+        message TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        files_count INTEGER NOT NULL,
+        manifest BLOB NOT NULL,
+        settings BLOB NOT NULL,
+        PRIMARY KEY (site, id)
+    );
+    CREATE TABLE pointers (
+        site TEXT NOT NULL,
+        env TEXT NOT NULL CHECK (env IN ('staging', 'production')),
+        snapshot TEXT NOT NULL,
+        base TEXT,
+        updated_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (site, env)
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site TEXT NOT NULL,
+        env TEXT NOT NULL,
+        at TEXT NOT NULL,
+        from_snapshot TEXT,
+        to_snapshot TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL
+    );
+    CREATE INDEX history_by_site ON history (site, id);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_manifest_encoder = msgspec.json.Encoder()
+_manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
+_settings_decoder = msgspec.json.Decoder(dict[str, Any])
+_SQL_VARS = 500  # hashes per IN (...) query, below SQLite's variable limit
+
+
+class SqliteStore:
+    """:class:`edge.snapshots.store.Store` on one SQLite file."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        """Open (creating and migrating as needed) the store file at ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute("PRAGMA synchronous=FULL")
+            await writer.execute("PRAGMA busy_timeout=10000")
+            await _migrate(writer)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            await writer.close()
+            raise
+        await reader.execute("PRAGMA busy_timeout=10000")
+        await reader.execute("PRAGMA query_only=ON")
+        return cls(writer, reader)
+
+    async def close(self) -> None:
+        try:
+            await self._reader.close()
+        finally:
+            await self._writer.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    # -- blobs ---------------------------------------------------------------------
+
+    async def blob_sizes(self, site: str, hashes: Sequence[str]) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        unique = list(dict.fromkeys(hashes))
+        for i in range(0, len(unique), _SQL_VARS):
+            chunk = unique[i : i + _SQL_VARS]
+            marks = ",".join("?" * len(chunk))
+            async with self._reader.execute(
+                f"SELECT sha256, size FROM blobs WHERE site = ? AND sha256 IN ({marks})",
+                (site, *chunk),
+            ) as cur:
+                sizes.update({row[0]: row[1] async for row in cur})
+        return sizes
+
+    async def missing_blobs(self, site: str, hashes: Sequence[str]) -> list[str]:
+        present = await self.blob_sizes(site, hashes)
+        return [h for h in dict.fromkeys(hashes) if h not in present]
+
+    async def put_blob(self, site: str, sha256: str, data: bytes) -> bool:
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO blobs (site, sha256, size, data, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (site, sha256, len(data), data, utc_now()),
+            )
+            return cur.rowcount == 1
+
+    async def get_blob(self, site: str, sha256: str) -> bytes | None:
+        async with self._reader.execute(
+            "SELECT data FROM blobs WHERE site = ? AND sha256 = ?", (site, sha256)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    # -- snapshots -----------------------------------------------------------------
+
+    async def create_snapshot(self, snapshot: Snapshot) -> None:
+        manifest = _manifest_encoder.encode(snapshot.files)
+        settings = _manifest_encoder.encode(snapshot.settings)
+        hashes = sorted({e.sha256 for e in snapshot.files.values()})
+        async with self._transaction() as db:
+            # Checked inside the write transaction: blobs are never deleted while it
+            # holds the lock, so what is checked here is what the snapshot gets.
+            present: set[str] = set()
+            for i in range(0, len(hashes), _SQL_VARS):
+                chunk = hashes[i : i + _SQL_VARS]
+                marks = ",".join("?" * len(chunk))
+                async with db.execute(
+                    f"SELECT sha256 FROM blobs WHERE site = ? AND sha256 IN ({marks})",
+                    (snapshot.site, *chunk),
+                ) as cur:
+                    present.update([row[0] async for row in cur])
+            missing = [h for h in hashes if h not in present]
+            if missing:
+                raise MissingBlobs(f"{len(missing)} blob(s) are not uploaded", missing=missing)
+            await db.execute(
+                "INSERT INTO snapshots (site, id, parent, message, created_at, actor,"
+                " files_count, manifest, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    snapshot.site,
+                    snapshot.id,
+                    snapshot.parent,
+                    snapshot.message,
+                    snapshot.created_at,
+                    snapshot.actor,
+                    len(snapshot.files),
+                    manifest,
+                    settings,
+                ),
+            )
+
+    async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
+        async with self._reader.execute(
+            "SELECT parent, message, created_at, actor, manifest, settings"
+            " FROM snapshots WHERE site = ? AND id = ?",
+            (site, snapshot_id),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        parent, message, created_at, actor, manifest, settings = row
+        return Snapshot(
+            id=snapshot_id,
+            site=site,
+            parent=parent,
+            message=message,
+            created_at=created_at,
+            actor=actor,
+            files=_manifest_decoder.decode(manifest),
+            settings=_settings_decoder.decode(settings),
+        )
+
+    async def list_snapshots(
+        self, site: str, *, limit: int, before: str | None = None
+    ) -> list[SnapshotInfo]:
+        query = (
+            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots"
+            " WHERE site = ?"
+        )
+        args: list[Any] = [site]
+        if before is not None:
+            query += " AND id < ?"
+            args.append(before)
+        query += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        async with self._reader.execute(query, args) as cur:
+            return [
+                SnapshotInfo(
+                    id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
+                )
+                async for r in cur
+            ]
+
+    # -- pointers ------------------------------------------------------------------
+
+    async def get_pointers(self, site: str) -> dict[Env, Pointer]:
+        return await _read_pointers(self._reader, site)
+
+    async def all_pointers(self) -> list[Pointer]:
+        async with self._reader.execute(
+            "SELECT site, env, snapshot, base, updated_at, actor FROM pointers"
+        ) as cur:
+            return [_pointer(r) async for r in cur]
+
+    async def move_pointers(
+        self, site: str, moves: Sequence[PointerMove], *, action: str, actor: str
+    ) -> list[HistoryEntry]:
+        at = utc_now()
+        entries: list[HistoryEntry] = []
+        async with self._transaction() as db:
+            current = await _read_pointers(db, site)
+            for move in moves:
+                found = current[move.env].snapshot
+                if found != move.expect:
+                    raise PointerMoved(
+                        f"{move.env} points at {found!r}, not {move.expect!r}",
+                        env=move.env,
+                        current=found,
+                    )
+            for move in moves:
+                await db.execute(
+                    "INSERT INTO pointers (site, env, snapshot, base, updated_at, actor)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, env) DO UPDATE SET"
+                    " snapshot = excluded.snapshot, base = excluded.base,"
+                    " updated_at = excluded.updated_at, actor = excluded.actor",
+                    (site, move.env, move.to, move.base, at, actor),
+                )
+                if move.to == move.expect:
+                    continue  # a base-only update is no pointer move
+                cur = await db.execute(
+                    "INSERT INTO history (site, env, at, from_snapshot, to_snapshot, action,"
+                    " actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (site, move.env, at, move.expect, move.to, action, actor),
+                )
+                assert cur.lastrowid is not None
+                entries.append(
+                    HistoryEntry(
+                        id=cur.lastrowid,
+                        at=at,
+                        env=move.env,
+                        from_=move.expect,
+                        to=move.to,
+                        action=action,
+                        actor=actor,
+                    )
+                )
+        return entries
+
+    async def history(
+        self, site: str, *, env: Env | None, limit: int, before: int | None = None
+    ) -> list[HistoryEntry]:
+        query = (
+            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history"
+            " WHERE site = ?"
+        )
+        args: list[Any] = [site]
+        if env is not None:
+            query += " AND env = ?"
+            args.append(env)
+        if before is not None:
+            query += " AND id < ?"
+            args.append(before)
+        query += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        async with self._reader.execute(query, args) as cur:
+            return [
+                HistoryEntry(
+                    id=r[0], at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6]
+                )
+                async for r in cur
+            ]
+
+
+def _pointer(row: Any) -> Pointer:
+    return Pointer(
+        site=row[0], env=row[1], snapshot=row[2], base=row[3], updated_at=row[4], actor=row[5]
+    )
+
+
+async def _read_pointers(db: aiosqlite.Connection, site: str) -> dict[Env, Pointer]:
+    pointers: dict[Env, Pointer] = {env: Pointer(site=site, env=env) for env in ENVS}
+    async with db.execute(
+        "SELECT site, env, snapshot, base, updated_at, actor FROM pointers WHERE site = ?",
+        (site,),
+    ) as cur:
+        async for row in cur:
+            p = _pointer(row)
+            pointers[p.env] = p
+    return pointers
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the store was written by a newer edge (schema {version} > {SCHEMA_VERSION})"
+        )
+    for target in range(version, SCHEMA_VERSION):
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {target + 1}")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
+
+
+@asynccontextmanager
+async def open_sqlite_store(data_dir: Path) -> AsyncIterator[SqliteStore]:
+    """The store in ``data_dir/edge.sqlite3``, closed on exit."""
+    store = await SqliteStore.open(data_dir / "edge.sqlite3")
+    try:
+        yield store
+    finally:
+        await store.close()

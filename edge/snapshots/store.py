@@ -1,0 +1,77 @@
+"""The store protocol: everything durable edge keeps, behind one interface.
+
+The SQLite store (``edge.snapshots.sqlite``) is the embedded default; a networked
+backend shared by several machines implements the same protocol, and no handler
+knows which one it has. Every method that moves a pointer commits durably before
+it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from edge.router import Env
+from edge.snapshots.model import HistoryEntry, Pointer, PointerMove, Snapshot, SnapshotInfo
+
+
+class Store(Protocol):
+    """Durable state: content-addressed blobs, snapshots, pointers and their history."""
+
+    async def missing_blobs(self, site: str, hashes: Sequence[str]) -> list[str]:
+        """Those of ``hashes`` the site does not hold yet, in the order given."""
+        ...
+
+    async def blob_sizes(self, site: str, hashes: Sequence[str]) -> dict[str, int]:
+        """Sizes of those of ``hashes`` the site holds."""
+        ...
+
+    async def put_blob(self, site: str, sha256: str, data: bytes) -> bool:
+        """Store a blob whose hash the caller verified; ``True`` if it was new."""
+        ...
+
+    async def get_blob(self, site: str, sha256: str) -> bytes | None:
+        """A blob's bytes, or ``None``."""
+        ...
+
+    async def create_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot whole or not at all; :class:`MissingBlobs` if any blob is absent."""
+        ...
+
+    async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
+        """One snapshot with its manifest, or ``None``."""
+        ...
+
+    async def list_snapshots(
+        self, site: str, *, limit: int, before: str | None = None
+    ) -> list[SnapshotInfo]:
+        """Snapshots newest first; ``before`` continues a listing."""
+        ...
+
+    async def get_pointers(self, site: str) -> dict[Env, Pointer]:
+        """Both environment pointers of a site (unset ones with ``snapshot=None``)."""
+        ...
+
+    async def all_pointers(self) -> list[Pointer]:
+        """Every set pointer of every site."""
+        ...
+
+    async def move_pointers(
+        self, site: str, moves: Sequence[PointerMove], *, action: str, actor: str
+    ) -> list[HistoryEntry]:
+        """Apply ``moves`` in one durable transaction, each a compare-and-swap.
+
+        Raises :class:`edge.errors.PointerMoved` (and changes nothing) when any
+        pointer is not at its ``expect`` any more.
+        """
+        ...
+
+    async def history(
+        self, site: str, *, env: Env | None, limit: int, before: int | None = None
+    ) -> list[HistoryEntry]:
+        """Pointer moves newest first; ``before`` (an entry id) continues a listing."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; pending writes are already committed."""
+        ...

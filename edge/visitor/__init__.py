@@ -1,0 +1,1 @@
+"""The visitor-facing proxy: host and path resolution, representations, the handler."""

@@ -1,0 +1,78 @@
+"""Request header parsing for conditional and partial responses. Pure functions."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+@lru_cache(maxsize=512)
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value admits gzip (``q=0`` refuses it)."""
+    if not accept_encoding:
+        return False
+    star: bool | None = None
+    for item in accept_encoding.split(","):
+        name, _, params = item.partition(";")
+        name = name.strip().lower()
+        if name not in ("gzip", "x-gzip", "*"):
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        if name == "*":
+            star = q > 0
+        else:
+            return q > 0
+    return bool(star)
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """``If-None-Match`` weak comparison: any listed tag (or ``*``) equals ``etag``."""
+    if if_none_match.strip() == "*":
+        return True
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False
+
+
+UNSATISFIABLE = (-1, -1)
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=`` range -> inclusive ``(first, last)``.
+
+    ``None`` means "ignore the header and send the whole body" (syntax errors and
+    multiple ranges, as RFC 9110 allows); :data:`UNSATISFIABLE` means 416.
+    """
+    unit, sep, spec = header.partition("=")
+    if not sep or unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_s, dash, last_s = spec.strip().partition("-")
+    if not dash:
+        return None
+    first_s, last_s = first_s.strip(), last_s.strip()
+    if not (first_s.isdigit() or first_s == "") or not (last_s.isdigit() or last_s == ""):
+        return None
+    if first_s == "":
+        if last_s == "":
+            return None
+        suffix = int(last_s)
+        if suffix == 0 or size == 0:
+            return UNSATISFIABLE
+        return (max(size - suffix, 0), size - 1)
+    first = int(first_s)
+    last = size - 1 if last_s == "" else min(int(last_s), size - 1)
+    if last_s != "" and int(last_s) < first:
+        return None
+    if first >= size:
+        return UNSATISFIABLE
+    return (first, last)

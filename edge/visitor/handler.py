@@ -1,0 +1,167 @@
+"""The visitor request handler: the thin IO shell around the pure core.
+
+Per request: Host -> route (dict), route -> live snapshot (dict), raw path ->
+manifest entry (dict), then the cached representation for
+``(snapshot id, path, variant)``. SQLite is touched only on a cache miss, to read
+the blob, and concurrent misses for the same representation share that read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiohttp import hdrs, web
+
+from edge.cache import ByteLRU, CacheKey, variant_for
+from edge.paths import lookup_candidates, request_path
+from edge.router import Route, RouteTable
+from edge.snapshots.live import LivePointers
+from edge.snapshots.model import ManifestEntry, Snapshot
+from edge.snapshots.store import Store
+from edge.visitor.conditional import UNSATISFIABLE, accepts_gzip, etag_matches, parse_range
+from edge.visitor.representation import (
+    Representation,
+    build,
+    compressible,
+    env_headers,
+    staging_robots_txt,
+)
+
+log = logging.getLogger("edge.visitor")
+
+NOT_FOUND_PAGE = "/404.html"
+ROBOTS_TXT = "/robots.txt"
+RETRY_AFTER_SECONDS = "10"
+# Representations bigger than this are built off the event loop (gzip of a large
+# text file would otherwise stall every other request).
+_BUILD_IN_THREAD_BYTES = 256 * 1024
+_SERVED_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
+
+
+def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers=headers)
+
+
+class VisitorHandler:
+    """Serves visitors from the live snapshots; an aiohttp low-level handler."""
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        live: LivePointers,
+        store: Store,
+        cache: ByteLRU[CacheKey, Representation],
+    ) -> None:
+        self._routes = routes
+        self._live = live
+        self._store = store
+        self._cache = cache
+        self._building: dict[CacheKey, asyncio.Future[Representation]] = {}
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        route = self._routes.resolve(request.headers.get(hdrs.HOST))
+        if route is None:
+            return _plain(421, "Misdirected Request: no site is served at this host")
+        snapshot = self._live.get(route.key)
+        if snapshot is None:
+            headers = env_headers(route.env, None)
+            headers["Retry-After"] = RETRY_AFTER_SECONDS
+            return _plain(503, "This environment has no content yet", headers)
+        if request.method not in _SERVED_METHODS:
+            headers = env_headers(route.env, snapshot.id)
+            headers["Allow"] = "GET, HEAD"
+            return _plain(405, "Method Not Allowed", headers)
+        path = request_path(request.raw_path)
+        if path is None:
+            return _plain(400, "Bad Request: malformed path", env_headers(route.env, snapshot.id))
+
+        if route.env == "staging" and path == ROBOTS_TXT:
+            return self._respond(request, staging_robots_txt(snapshot.id), 200)
+        files = snapshot.files
+        for candidate in lookup_candidates(path):
+            entry = files.get(candidate)
+            if entry is not None:
+                rep = await self._representation(request, route, snapshot, candidate, entry)
+                return self._respond(request, rep, 200)
+        entry = files.get(NOT_FOUND_PAGE)
+        if entry is not None:
+            rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, entry)
+            return self._respond(request, rep, 404)
+        return _plain(404, "Not Found", env_headers(route.env, snapshot.id))
+
+    async def _representation(
+        self,
+        request: web.BaseRequest,
+        route: Route,
+        snapshot: Snapshot,
+        path: str,
+        entry: ManifestEntry,
+    ) -> Representation:
+        gzip = compressible(entry.content_type) and accepts_gzip(
+            request.headers.get(hdrs.ACCEPT_ENCODING)
+        )
+        key: CacheKey = (snapshot.id, path, variant_for(route.env, gzip))
+        rep = self._cache.get(key)
+        if rep is not None:
+            return rep
+        pending = self._building.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Representation] = asyncio.get_running_loop().create_future()
+        self._building[key] = future
+        try:
+            rep = await self._build(snapshot, entry, key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: only the waiters re-raise it
+            raise
+        finally:
+            del self._building[key]
+        self._cache.put(key, rep)
+        future.set_result(rep)
+        return rep
+
+    async def _build(
+        self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey
+    ) -> Representation:
+        blob = await self._store.get_blob(snapshot.site, entry.sha256)
+        if blob is None:
+            log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
+            raise web.HTTPInternalServerError(text="content unavailable\n")
+        if len(blob) > _BUILD_IN_THREAD_BYTES:
+            return await asyncio.to_thread(
+                build, blob, entry, snapshot_id=snapshot.id, variant=key[2]
+            )
+        return build(blob, entry, snapshot_id=snapshot.id, variant=key[2])
+
+    @staticmethod
+    def _respond(request: web.BaseRequest, rep: Representation, status: int) -> web.Response:
+        headers = request.headers
+        if status == 200:
+            if_none_match = headers.get(hdrs.IF_NONE_MATCH)
+            if if_none_match is not None and etag_matches(if_none_match, rep.etag):
+                return web.Response(status=304, headers=rep.not_modified_headers)
+            if rep.rangeable:
+                range_header = headers.get(hdrs.RANGE)
+                if range_header is not None:
+                    if_range = headers.get(hdrs.IF_RANGE)
+                    if if_range is None or if_range.strip() == rep.etag:
+                        return _partial(rep, range_header)
+        return web.Response(body=rep.body, status=status, headers=rep.headers)
+
+
+def _partial(rep: Representation, range_header: str) -> web.Response:
+    size = len(rep.body)
+    span = parse_range(range_header, size)
+    if span is None:
+        return web.Response(body=rep.body, status=200, headers=rep.headers)
+    if span == UNSATISFIABLE:
+        headers = dict(rep.not_modified_headers)
+        headers["Content-Range"] = f"bytes */{size}"
+        return web.Response(status=416, headers=headers)
+    first, last = span
+    headers = dict(rep.headers)
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return web.Response(body=rep.body[first : last + 1], status=206, headers=headers)

@@ -1,0 +1,137 @@
+"""Ready-to-send representations of manifest entries. Pure: bytes in, bytes out.
+
+A representation is what the cache holds: the final body (noindex injected for
+staging and for production entries marked ``noindex``, gzip-compressed once for
+the gzip variants) with every response header already computed, so a cache hit
+costs a dictionary lookup and a ``Response`` object.
+"""
+
+from __future__ import annotations
+
+import gzip as gzip_codec
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from edge.cache.keys import Variant
+from edge.content_types import is_compressible, is_html, is_media
+from edge.noindex import ROBOTS_HEADER, STAGING_ROBOTS_TXT, inject_robots_meta
+from edge.router import Env
+from edge.snapshots.model import ManifestEntry
+
+STAGING_CACHE_CONTROL = "no-store"
+# Production content may change at any publish, so clients revalidate (cheap: 304).
+PRODUCTION_CACHE_CONTROL = "public, max-age=0, must-revalidate"
+_ENTRY_OVERHEAD = 1024  # headers, key and object bookkeeping, counted against the budget
+_GZIP_MIN_BYTES = 256
+
+compressible = lru_cache(maxsize=256)(is_compressible)
+rangeable = lru_cache(maxsize=256)(is_media)
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """One cacheable response body with its headers."""
+
+    body: bytes
+    etag: str
+    headers: Mapping[str, str]
+    not_modified_headers: Mapping[str, str]
+    rangeable: bool
+    nbytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nbytes", len(self.body) + _ENTRY_OVERHEAD)
+
+
+def env_headers(env: Env, snapshot_id: str | None) -> dict[str, str]:
+    """Headers every response of an environment carries, whatever its status."""
+    headers: dict[str, str] = {"X-Edge-Env": env}
+    if snapshot_id is not None:
+        headers["X-Edge-Snapshot"] = snapshot_id
+    if env == "staging":
+        headers["X-Robots-Tag"] = ROBOTS_HEADER
+        headers["Cache-Control"] = STAGING_CACHE_CONTROL
+    return headers
+
+
+def build(
+    blob: bytes,
+    entry: ManifestEntry,
+    *,
+    snapshot_id: str,
+    variant: Variant,
+) -> Representation:
+    """The representation of ``entry`` (whose bytes are ``blob``) for ``variant``."""
+    env = variant.env
+    noindex = env == "staging" or entry.noindex
+    body = blob
+    injected = noindex and is_html(entry.content_type)
+    if injected:
+        body = inject_robots_meta(body)
+    can_compress = compressible(entry.content_type)
+    gzipped = False
+    if variant.gzip and can_compress and len(body) >= _GZIP_MIN_BYTES:
+        packed = gzip_codec.compress(body, compresslevel=6, mtime=0)
+        if len(packed) < len(body):
+            body, gzipped = packed, True
+    tag = ("n" if injected else "o") + ("z" if gzipped else "")
+    etag = f'"{entry.sha256[:40]}-{tag}"'
+    return _assemble(
+        body,
+        etag=etag,
+        content_type=entry.content_type,
+        env=env,
+        snapshot_id=snapshot_id,
+        noindex=noindex,
+        vary=can_compress,
+        gzipped=gzipped,
+        ranges=rangeable(entry.content_type),
+    )
+
+
+def staging_robots_txt(snapshot_id: str) -> Representation:
+    """Staging's synthesized robots.txt (the snapshot's own is never served there)."""
+    digest = hashlib.sha256(STAGING_ROBOTS_TXT).hexdigest()
+    return _assemble(
+        STAGING_ROBOTS_TXT,
+        etag=f'"{digest[:40]}-s"',
+        content_type="text/plain; charset=utf-8",
+        env="staging",
+        snapshot_id=snapshot_id,
+        noindex=True,
+        vary=False,
+        gzipped=False,
+        ranges=False,
+    )
+
+
+def _assemble(
+    body: bytes,
+    *,
+    etag: str,
+    content_type: str,
+    env: Env,
+    snapshot_id: str,
+    noindex: bool,
+    vary: bool,
+    gzipped: bool,
+    ranges: bool,
+) -> Representation:
+    common = env_headers(env, snapshot_id)
+    if noindex:
+        common["X-Robots-Tag"] = ROBOTS_HEADER
+    common.setdefault("Cache-Control", PRODUCTION_CACHE_CONTROL)
+    common["ETag"] = etag
+    if vary:
+        common["Vary"] = "Accept-Encoding"
+    full = dict(common)
+    full["Content-Type"] = content_type
+    if gzipped:
+        full["Content-Encoding"] = "gzip"
+    if ranges:
+        full["Accept-Ranges"] = "bytes"
+    return Representation(
+        body=body, etag=etag, headers=full, not_modified_headers=common, rangeable=ranges
+    )
