@@ -1,0 +1,99 @@
+"""The ``edge`` CLI as an operator runs it, against a real server."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, EdgeServer, Visitor
+
+
+def make_site(root: Path) -> Path:
+    site = root / "site"
+    (site / "docs").mkdir(parents=True)
+    (site / ".git").mkdir()
+    (site / "index.html").write_bytes(b"<html><head></head><body>home</body></html>")
+    (site / "docs" / "index.html").write_bytes(b"<html><head></head><body>docs</body></html>")
+    (site / "style.css").write_bytes(b"body { color: black }")
+    (site / ".git" / "config").write_bytes(b"secret")
+    (site / ".DS_Store").write_bytes(b"junk")
+    return site
+
+
+async def test_push_publish_status(server: EdgeServer, visitor: Visitor, tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    first = server.cli("push", str(site), "--site", "acme", "-m", "first")
+    assert first.returncode == 0, first.stderr
+    assert "3 files, 3 uploaded" in first.stdout
+
+    again = server.cli("push", str(site), "--site", "acme")
+    assert again.returncode == 0, again.stderr
+    assert "3 files, 0 uploaded" in again.stdout
+
+    (site / "index.html").write_bytes(b"<html><head></head><body>home v2</body></html>")
+    changed = server.cli("push", str(site), "--site", "acme")
+    assert "3 files, 1 uploaded" in changed.stdout
+
+    _, _, body = await visitor.get(STAGING_HOST, "/")
+    assert b"home v2" in body
+    status, _, _ = await visitor.get(STAGING_HOST, "/.git/config")
+    assert status == 404
+
+    published = server.cli("publish", "--site", "acme", token="publisher")
+    assert published.returncode == 0, published.stderr
+    assert "production (none) ->" in published.stdout
+    _, headers, body = await visitor.get(PRODUCTION_HOST, "/docs/")
+    assert b"docs" in body and "X-Robots-Tag" not in headers
+
+    status = server.cli("status", "--site", "acme")
+    assert status.returncode == 0
+    assert "staging" in status.stdout and "production" in status.stdout
+    assert headers["X-Edge-Snapshot"] in status.stdout
+
+
+async def test_refused_call_prints_server_message(server: EdgeServer, tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    result = server.cli("push", str(site), "--site", "acme", token="other")
+    assert result.returncode == 1
+    assert "no access to site 'acme'" in result.stderr
+    result = server.cli("publish", "--site", "acme", token="editor")
+    assert result.returncode == 1
+    assert "publisher role" in result.stderr
+    result = server.cli("status", "--site", "acme", token="wrong-token")
+    assert result.returncode == 1 and "unknown token" in result.stderr
+
+
+def test_token_new_prints_matching_hash() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "token", "new", "--name", "bot", "--sites", "acme"],
+        capture_output=True, text=True, check=True,
+    )
+    lines = dict(
+        line.split(":", 1) for line in result.stdout.splitlines()
+        if line.startswith(("token:", "sha256:"))
+    )
+    token, digest = lines["token"].strip(), lines["sha256"].strip()
+    assert hashlib.sha256(token.encode()).hexdigest() == digest
+    assert f'sha256 = "{digest}"' in result.stdout
+
+
+def test_bad_config_stops_startup_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    cases = {
+        '[server]\nlisten = "nope"\n': "server.listen",
+        "[server]\ncache_max_bytes = -1\n": "server.cache_max_bytes",
+        "[server]\ntypo = 1\n": "typo",
+        '[[sites]]\nid = "a"\n[sites.production]\nhosts = ["x.example"]\n'
+        '[sites.staging]\nhosts = ["X.example."]\n': "sites[0].staging.hosts[0]",
+    }
+    for text, key in cases.items():
+        config.write_text(text)
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "serve", "--config", str(config)],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert result.returncode == 2, text
+        assert key in result.stderr, (text, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
