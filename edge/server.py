@@ -25,6 +25,7 @@ from edge.cache import ByteLRU, CacheKey
 from edge.config import Settings
 from edge.snapshots.control import Control
 from edge.snapshots.live import LivePointers, SnapshotLoader
+from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.sqlite import open_sqlite_store
 from edge.snapshots.store import Store
 from edge.visitor.handler import VisitorHandler
@@ -43,6 +44,7 @@ class Runtime:
     loader: SnapshotLoader
     cache: ByteLRU[CacheKey, Representation]
     control: Control
+    scheduler: Scheduler
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -56,13 +58,17 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         loader = SnapshotLoader(store)
         await live.sync(await store.all_pointers(), loader)
         cache: ByteLRU[CacheKey, Representation] = ByteLRU(settings.config.server.cache_max_bytes)
+        control = Control(store, live, loader)
+        scheduler = Scheduler(store, control)
+        control.schedules_changed = scheduler.poke
         yield Runtime(
             settings=settings,
             store=store,
             live=live,
             loader=loader,
             cache=cache,
-            control=Control(store, live, loader),
+            control=control,
+            scheduler=scheduler,
         )
 
 
@@ -107,7 +113,18 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         log.info(
             "visitors on http://%s, admin API on http://%s", settings.listen, settings.admin_listen
         )
+        # Overdue schedules (due while the process was down) fire as soon as this runs.
+        timer = asyncio.create_task(runtime.scheduler.run(), name="edge-scheduler")
+        stack.push_async_callback(_cancel, timer)
         yield runtime
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 async def serve(

@@ -15,6 +15,9 @@ from edge.admin_api.schemas import (
     CreateSnapshotRequest,
     MissingBlobsRequest,
     PublishRequest,
+    RefreshRequest,
+    RollbackRequest,
+    ScheduleRequest,
     SetEnvironmentRequest,
     decode,
 )
@@ -28,8 +31,10 @@ from edge.errors import (
     UnsupportedMediaType,
 )
 from edge.router import ENVS, Env
-from edge.snapshots.control import Control, NewFile
-from edge.snapshots.model import Pointer, Snapshot
+from edge.snapshots.control import Control, Moved, NewFile
+from edge.snapshots.model import Pointer, Schedule, Snapshot
+from edge.snapshots.promotion import environments_etag
+from edge.snapshots.schedule import parse_moment
 from edge.snapshots.store import Store
 
 log = logging.getLogger("edge.admin")
@@ -224,7 +229,10 @@ class AdminApi:
     async def get_environments(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
         pointers = await self._control.pointers(site)
-        return json_response({env: _pointer_doc(pointers[env]) for env in ENVS})
+        return json_response(
+            {env: _pointer_doc(pointers[env]) for env in ENVS},
+            headers={hdrs.ETAG: environments_etag(pointers)},
+        )
 
     async def put_environment(self, request: web.Request) -> web.Response:
         env = self._env(request)
@@ -246,10 +254,128 @@ class AdminApi:
     async def publish(self, request: web.Request) -> web.Response:
         site, principal = self._authorize(request, "publisher")
         payload = decode(PublishRequest, await self._json_body(request))
-        if payload.paths is not None:
-            raise BadRequest("partial publish ('paths') is not available yet")
-        new, previous = await self._control.publish(site, actor=principal.name)
-        return json_response({"production": new, "previous": previous})
+        if payload.settings and payload.paths is None:
+            raise BadRequest("'settings' goes with 'paths' (a whole publish includes settings)")
+        moved = await self._control.publish(
+            site,
+            actor=principal.name,
+            paths=payload.paths,
+            settings=payload.settings,
+            force=payload.force,
+            if_match=request.headers.get(hdrs.IF_MATCH),
+        )
+        return json_response(
+            {"production": moved.to, "previous": moved.previous, "action": moved.action}
+        )
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        site, principal = self._authorize(request, "publisher")
+        payload = decode(RefreshRequest, await self._json_body(request))
+        moved = await self._control.refresh(
+            site,
+            actor=principal.name,
+            force=payload.force,
+            if_match=request.headers.get(hdrs.IF_MATCH),
+        )
+        return json_response(_moved_doc(moved))
+
+    async def rollback(self, request: web.Request) -> web.Response:
+        site, principal = self._authorize(request, "publisher")
+        payload = decode(RollbackRequest, await self._json_body(request))
+        moved = await self._control.rollback(
+            site,
+            actor=principal.name,
+            to=payload.to,
+            if_match=request.headers.get(hdrs.IF_MATCH),
+        )
+        return json_response(_moved_doc(moved))
+
+    # -- schedules -----------------------------------------------------------------
+
+    async def add_schedule(self, request: web.Request) -> web.Response:
+        site, principal = self._authorize(request, "publisher")
+        payload = decode(ScheduleRequest, await self._json_body(request))
+        if payload.settings and payload.paths is None:
+            raise BadRequest("'settings' goes with 'paths' (a whole publish includes settings)")
+        schedule = await self._control.add_schedule(
+            site,
+            at=parse_moment(payload.at),
+            paths=payload.paths,
+            settings=payload.settings,
+            actor=principal.name,
+        )
+        return json_response(_schedule_doc(schedule), status=201)
+
+    async def list_schedules(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        status = request.query.get("status")
+        if status not in (None, "pending", "done", "failed", "cancelled"):
+            raise BadRequest("status is one of pending, done, failed, cancelled")
+        limit = _int_query(request, "limit", 100, _MAX_PAGE)
+        found = await self._store.list_schedules(site, status=status, limit=limit)
+        return json_response({"schedules": [_schedule_doc(s) for s in found]})
+
+    async def get_schedule(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        found = await self._store.get_schedule(site, request.match_info["id"])
+        if found is None:
+            raise NotFound(f"site {site!r} has no schedule {request.match_info['id']!r}")
+        return json_response(_schedule_doc(found))
+
+    async def cancel_schedule(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "publisher")
+        await self._control.cancel_schedule(site, request.match_info["id"])
+        return web.Response(status=204)
+
+    # -- history and diff ----------------------------------------------------------
+
+    async def history(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        env: Env | None = None
+        match request.query.get("env") or None:
+            case None:
+                pass
+            case "staging":
+                env = "staging"
+            case "production":
+                env = "production"
+            case _:
+                raise BadRequest("env is staging or production")
+        before_raw = request.query.get("before")
+        before = None
+        if before_raw is not None:
+            if not before_raw.isascii() or not before_raw.isdigit():
+                raise BadRequest("before is a history entry id")
+            before = int(before_raw)
+        limit = _int_query(request, "limit", 100, _MAX_PAGE)
+        entries = await self._store.history(site, env=env, limit=limit, before=before)
+        more = len(entries) == limit
+        return json_response({"history": entries, "next": entries[-1].id if more else None})
+
+    async def diff(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        from_ = request.query.get("from", "production")
+        to = request.query.get("to", "staging")
+        return json_response(await self._control.diff(site, from_, to))
+
+
+def _moved_doc(moved: Moved) -> dict[str, Any]:
+    return {moved.env: moved.to, "previous": moved.previous, "action": moved.action}
+
+
+def _schedule_doc(s: Schedule) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "at": s.at,
+        "snapshot": s.snapshot,
+        "paths": s.paths,
+        "settings": s.settings,
+        "status": s.status,
+        "error": s.error,
+        "created_at": s.created_at,
+        "actor": s.actor,
+        "fired_at": s.fired_at,
+    }
 
 
 def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Application:
@@ -264,4 +390,12 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_get(f"{prefix}/environments", api.get_environments)
     app.router.add_put(f"{prefix}/environments/{{env}}", api.put_environment)
     app.router.add_post(f"{prefix}/publish", api.publish)
+    app.router.add_post(f"{prefix}/refresh", api.refresh)
+    app.router.add_post(f"{prefix}/rollback", api.rollback)
+    app.router.add_post(f"{prefix}/schedules", api.add_schedule)
+    app.router.add_get(f"{prefix}/schedules", api.list_schedules)
+    app.router.add_get(f"{prefix}/schedules/{{id}}", api.get_schedule)
+    app.router.add_delete(f"{prefix}/schedules/{{id}}", api.cancel_schedule)
+    app.router.add_get(f"{prefix}/history", api.history)
+    app.router.add_get(f"{prefix}/diff", api.diff)
     return app

@@ -45,15 +45,42 @@ class SetEnvironmentRequest(_Payload, frozen=True):
     action: Literal["set", "push"] = "set"
 
 
+Paths = Annotated[list[str], msgspec.Meta(max_length=MAX_FILES)]
+
+
 class PublishRequest(_Payload, frozen=True):
-    paths: Annotated[list[str], msgspec.Meta(max_length=MAX_FILES)] | None = None
+    paths: Paths | None = None
     force: bool = False
+    # Extension: with ``paths``, also publish staging's settings as a piece.
+    settings: bool = False
+
+
+class ScheduleRequest(_Payload, frozen=True):
+    at: Annotated[str, msgspec.Meta(max_length=64)]
+    paths: Paths | None = None
+    settings: bool = False
+
+
+class RefreshRequest(_Payload, frozen=True):
+    force: bool = False
+
+
+class RollbackRequest(_Payload, frozen=True):
+    to: SnapshotId | None = None
 
 
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     t: msgspec.json.Decoder(t)
-    for t in (MissingBlobsRequest, CreateSnapshotRequest, SetEnvironmentRequest, PublishRequest)
+    for t in (
+        MissingBlobsRequest,
+        CreateSnapshotRequest,
+        SetEnvironmentRequest,
+        PublishRequest,
+        ScheduleRequest,
+        RefreshRequest,
+        RollbackRequest,
+    )
 }
 
 

@@ -2,43 +2,83 @@
 
 This is the IO shell around :mod:`edge.snapshots.promotion`: it reads pointers,
 loads every snapshot a move needs (build, validate), commits the moves in one
-store transaction, and only then swaps the live pointers with no ``await``
+store transaction, and only then swaps the live pointers, with no ``await``
 between the commit returning and the swap, so the API answers after both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from edge.content_types import content_type_for
-from edge.errors import BadRequest, Conflict, Drift, MissingBlobs, NotFound
+from edge.errors import (
+    BadRequest,
+    Conflict,
+    Drift,
+    MissingBlobs,
+    NotFound,
+    PreconditionFailed,
+)
 from edge.router import Env
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.manifest import apply_changes, bad_paths
+from edge.snapshots.merge import changed_paths, unpublished_changes
 from edge.snapshots.model import (
     HistoryEntry,
     ManifestEntry,
     Pointer,
     PointerMove,
+    Schedule,
     Snapshot,
     new_snapshot_id,
     utc_now,
 )
-from edge.snapshots.promotion import is_fast_forward, plan_promote, plan_set
+from edge.snapshots.promotion import (
+    EMPTY,
+    Content,
+    Piece,
+    compose,
+    environments_etag,
+    if_match_holds,
+    is_fast_forward,
+    plan_production,
+    plan_promote,
+    plan_refresh,
+    plan_set,
+    same_content,
+)
 from edge.snapshots.store import Store
 
+log = logging.getLogger("edge.control")
+_HISTORY_SCAN = 10_000  # how far back rollback looks for "was production before"
 
+
+@dataclass(frozen=True, slots=True)
 class NewFile:
     """A file of a snapshot request: blob hash plus optional type and noindex."""
 
-    __slots__ = ("content_type", "noindex", "sha256")
+    sha256: str
+    content_type: str | None = None
+    noindex: bool = False
 
-    def __init__(self, sha256: str, content_type: str | None, noindex: bool) -> None:
-        self.sha256 = sha256
-        self.content_type = content_type
-        self.noindex = noindex
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """The outcome of a pointer-moving action."""
+
+    env: Env
+    to: str | None
+    previous: str | None
+    action: str | None  # None: nothing had to move
+
+
+def _content(snapshot: Snapshot | None) -> Content:
+    return EMPTY if snapshot is None else (snapshot.files, snapshot.settings)
 
 
 class Control:
@@ -51,12 +91,18 @@ class Control:
         # One pointer-moving operation per site at a time in this process; the
         # store's compare-and-swap guards against other processes.
         self._site_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.schedules_changed: Callable[[], None] = lambda: None
+
+    # -- snapshots -----------------------------------------------------------------
 
     async def snapshot(self, site: str, snapshot_id: str) -> Snapshot:
         found = await self._loader.load(site, snapshot_id)
         if found is None:
             raise NotFound(f"site {site!r} has no snapshot {snapshot_id!r}")
         return found
+
+    async def _maybe(self, site: str, snapshot_id: str | None) -> Snapshot | None:
+        return None if snapshot_id is None else await self.snapshot(site, snapshot_id)
 
     async def create_snapshot(
         self,
@@ -65,7 +111,7 @@ class Control:
         files: dict[str, NewFile],
         parent: str | None,
         delete: Sequence[str],
-        settings: dict[str, object] | None,
+        settings: dict[str, Any] | None,
         message: str,
         actor: str,
     ) -> Snapshot:
@@ -77,34 +123,49 @@ class Control:
                 " backslash, control characters or trailing '/')",
                 paths=bad[:100],
             )
-        base_files: dict[str, ManifestEntry] = {}
-        base_settings: dict[str, object] = {}
+        base: Content = EMPTY
         if parent is not None:
             parent_snapshot = await self._loader.load(site, parent)
             if parent_snapshot is None:
                 raise BadRequest(f"parent snapshot {parent!r} does not exist", parent=parent)
-            base_files, base_settings = parent_snapshot.files, parent_snapshot.settings
+            base = _content(parent_snapshot)
         sizes = await self._store.blob_sizes(site, [f.sha256 for f in files.values()])
-        upserts = {}
-        missing: dict[str, None] = {}
-        for path, f in files.items():
-            size = sizes.get(f.sha256)
-            if size is None:
-                missing[f.sha256] = None
-                continue
-            upserts[path] = ManifestEntry(
+        missing = [h for h in dict.fromkeys(f.sha256 for f in files.values()) if h not in sizes]
+        if missing:
+            raise MissingBlobs(f"{len(missing)} blob(s) are not uploaded", missing=missing)
+        upserts = {
+            path: ManifestEntry(
                 sha256=f.sha256,
                 content_type=f.content_type or content_type_for(path),
-                size=size,
+                size=sizes[f.sha256],
                 noindex=f.noindex,
             )
-        if missing:
-            raise MissingBlobs(f"{len(missing)} blob(s) are not uploaded", missing=list(missing))
+            for path, f in files.items()
+        }
+        return await self._derive(
+            site,
+            apply_changes(base[0], upserts, delete),
+            dict(base[1]) if settings is None else settings,
+            parent=parent,
+            message=message,
+            actor=actor,
+        )
+
+    async def _derive(
+        self,
+        site: str,
+        files: dict[str, ManifestEntry],
+        settings: dict[str, Any],
+        *,
+        parent: str | None,
+        message: str,
+        actor: str,
+    ) -> Snapshot:
         snapshot = Snapshot(
             id=new_snapshot_id(),
             site=site,
-            files=apply_changes(base_files, upserts, delete),
-            settings=dict(base_settings if settings is None else settings),
+            files=files,
+            settings=settings,
             parent=parent,
             message=message,
             created_at=utc_now(),
@@ -114,8 +175,39 @@ class Control:
         self._loader.remember(snapshot)
         return snapshot
 
+    async def diff(self, site: str, from_: str, to: str) -> dict[str, Any]:
+        """Paths added, removed and changed from one environment or snapshot to another."""
+        pointers = await self._store.get_pointers(site)
+
+        async def resolve(ref: str) -> Snapshot | None:
+            if ref in pointers:
+                return await self._maybe(site, pointers[ref].snapshot)
+            return await self.snapshot(site, ref)
+
+        old, new = await resolve(from_), await resolve(to)
+        added, removed, changed = changed_paths(_content(old)[0], _content(new)[0])
+        return {
+            "from": None if old is None else old.id,
+            "to": None if new is None else new.id,
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+            "settings_changed": _content(old)[1] != _content(new)[1],
+        }
+
+    # -- pointers ------------------------------------------------------------------
+
     async def pointers(self, site: str) -> dict[Env, Pointer]:
         return await self._store.get_pointers(site)
+
+    async def _locked_pointers(self, site: str, if_match: str | None) -> dict[Env, Pointer]:
+        pointers = await self._store.get_pointers(site)
+        if not if_match_holds(if_match, environments_etag(pointers)):
+            raise PreconditionFailed(
+                "the environments changed since you read them (If-Match does not match)",
+                etag=environments_etag(pointers),
+            )
+        return pointers
 
     async def set_environment(
         self,
@@ -138,36 +230,256 @@ class Control:
                     current=pointers[env].snapshot,
                 )
             moves = plan_set(pointers, env, target.id)
-            return await self._commit(site, moves, {target.id: target}, action, actor)
+            return await self._commit(site, moves, [target], action, actor)
 
-    async def publish(self, site: str, *, actor: str) -> tuple[str, str | None]:
-        """Whole publish: production := staging when production has not drifted."""
+    async def publish(
+        self,
+        site: str,
+        *,
+        actor: str,
+        paths: Sequence[str] | None = None,
+        settings: bool = False,
+        force: bool = False,
+        if_match: str | None = None,
+    ) -> Moved:
+        """Publish staging to production, whole (drift-safe) or only ``paths``."""
+        async with self._site_locks[site]:
+            pointers = await self._locked_pointers(site, if_match)
+            staging_ptr, production_ptr = pointers["staging"], pointers["production"]
+            if staging_ptr.snapshot is None:
+                raise Conflict("staging has no snapshot to publish")
+            staging = await self.snapshot(site, staging_ptr.snapshot)
+            production = await self._maybe(site, production_ptr.snapshot)
+            previous = production_ptr.snapshot
+            if paths is not None:
+                return await self._publish_paths(
+                    site, pointers, staging, production, paths, settings, actor
+                )
+            if staging.id == previous:
+                return Moved("production", previous, previous, None)
+            if is_fast_forward(pointers):
+                await self._commit(
+                    site, plan_promote(pointers, staging.id), [staging], "publish", actor
+                )
+                return Moved("production", staging.id, previous, "publish")
+            base = await self._maybe(site, staging_ptr.base)
+            result = compose(_content(production), [Piece(_content(staging), base=_content(base))])
+            if result.conflicts and not force:
+                raise Drift(
+                    "production changed since staging's base, and the same paths changed on"
+                    " staging: refresh staging, publish selected paths, or force",
+                    conflicts=result.conflicts,
+                )
+            merged = await self._derive(
+                site,
+                result.files,
+                result.settings,
+                parent=staging.id,
+                message=f"merge of production {previous} into staging {staging.id}",
+                actor=actor,
+            )
+            await self._commit(
+                site, plan_promote(pointers, merged.id), [merged], "merge-publish", actor
+            )
+            return Moved("production", merged.id, previous, "merge-publish")
+
+    async def _publish_paths(
+        self,
+        site: str,
+        pointers: dict[Env, Pointer],
+        staging: Snapshot,
+        production: Snapshot | None,
+        paths: Sequence[str],
+        settings: bool,
+        actor: str,
+    ) -> Moved:
+        unknown = [
+            p
+            for p in paths
+            if p not in staging.files and (production is None or p not in production.files)
+        ]
+        if bad_paths(paths) or unknown:
+            raise BadRequest(
+                "paths must be paths of staging's or production's snapshot",
+                paths=sorted(set(bad_paths(paths)) | set(unknown))[:100],
+            )
+        previous = None if production is None else production.id
+        result = compose(
+            _content(production), [Piece(_content(staging), paths=paths, settings=settings)]
+        )
+        if production is not None and same_content(
+            (result.files, result.settings), _content(production)
+        ):
+            return Moved("production", previous, previous, None)
+        published = await self._derive(
+            site,
+            result.files,
+            result.settings,
+            parent=previous,
+            message=f"publish of {len(paths)} path(s) from staging {staging.id}",
+            actor=actor,
+        )
+        await self._commit(
+            site, plan_production(pointers, published.id), [published], "publish", actor
+        )
+        return Moved("production", published.id, previous, "publish")
+
+    async def refresh(
+        self, site: str, *, actor: str, force: bool = False, if_match: str | None = None
+    ) -> Moved:
+        """Staging := production; 409 listing staging's unpublished work unless forced."""
+        async with self._site_locks[site]:
+            pointers = await self._locked_pointers(site, if_match)
+            moves = plan_refresh(pointers)
+            staging_ptr, production_ptr = pointers["staging"], pointers["production"]
+            previous = staging_ptr.snapshot
+            if previous == production_ptr.snapshot and staging_ptr.base == previous:
+                return Moved("staging", previous, previous, None)
+            production = await self.snapshot(site, moves[0].to)
+            if previous is not None and not force:
+                staging = await self.snapshot(site, previous)
+                base = await self._maybe(site, staging_ptr.base)
+                lost = unpublished_changes(_content(base), _content(production), _content(staging))
+                if lost:
+                    raise Conflict(
+                        "staging holds changes production lacks; publish them first or"
+                        " force the refresh (the old staging snapshot stays in history)",
+                        paths=lost,
+                    )
+            await self._commit(site, moves, [production], "refresh", actor)
+            return Moved("staging", production.id, previous, "refresh")
+
+    async def rollback(
+        self, site: str, *, actor: str, to: str | None = None, if_match: str | None = None
+    ) -> Moved:
+        """Production := its previous snapshot, or ``to`` if it was production before."""
+        async with self._site_locks[site]:
+            pointers = await self._locked_pointers(site, if_match)
+            current = pointers["production"].snapshot
+            history = await self._store.history(site, env="production", limit=_HISTORY_SCAN)
+            if to is None:
+                target_id = history[0].from_ if history else None
+                if target_id is None:
+                    raise Conflict("production has no previous snapshot to roll back to")
+            else:
+                await self.snapshot(site, to)  # 404 for an unknown id
+                if not any(to in (h.from_, h.to) for h in history):
+                    raise Conflict(f"snapshot {to} was never production")
+                target_id = to
+            if target_id == current:
+                return Moved("production", current, current, None)
+            target = await self.snapshot(site, target_id)
+            await self._commit(
+                site, plan_production(pointers, target.id), [target], "rollback", actor
+            )
+            return Moved("production", target.id, current, "rollback")
+
+    # -- schedules -----------------------------------------------------------------
+
+    async def add_schedule(
+        self, site: str, *, at: str, paths: Sequence[str] | None, settings: bool, actor: str
+    ) -> Schedule:
+        """Capture staging now, to go live at ``at`` (canonical UTC)."""
+        pointers = await self._store.get_pointers(site)
+        staging_ptr = pointers["staging"]
+        if staging_ptr.snapshot is None:
+            raise Conflict("staging has no snapshot to schedule")
+        if paths is not None and bad_paths(paths):
+            raise BadRequest("paths must be clean absolute URL paths", paths=bad_paths(paths))
+        schedule = Schedule(
+            id=new_snapshot_id(),
+            site=site,
+            at=at,
+            snapshot=staging_ptr.snapshot,
+            base=staging_ptr.base,
+            paths=None if paths is None else list(paths),
+            settings=settings,
+            created_at=utc_now(),
+            actor=actor,
+        )
+        await self._store.add_schedule(schedule)
+        self.schedules_changed()
+        return schedule
+
+    async def cancel_schedule(self, site: str, schedule_id: str) -> None:
+        await self._store.cancel_schedule(site, schedule_id)
+        self.schedules_changed()
+
+    async def fire(self, group: Sequence[Schedule]) -> Moved:
+        """Fire schedules of one site due at one moment as ONE pointer swap.
+
+        On drift conflicts nothing goes live and every schedule of the group is
+        marked failed with the conflicting paths: never half a launch.
+        """
+        site = group[0].site
+        ids = [s.id for s in group]
         async with self._site_locks[site]:
             pointers = await self._store.get_pointers(site)
-            staging, production = pointers["staging"], pointers["production"]
-            if staging.snapshot is None:
-                raise Conflict("staging has no snapshot to publish")
-            if staging.snapshot == production.snapshot:
-                return staging.snapshot, production.snapshot
-            if not is_fast_forward(pointers):
-                raise Drift(
-                    "production moved since staging's base; refresh staging first",
-                    conflicts=[],
+            production = await self._maybe(site, pointers["production"].snapshot)
+            previous = None if production is None else production.id
+            pieces = []
+            captured: list[Snapshot] = []
+            for s in group:
+                snap = await self.snapshot(site, s.snapshot)
+                captured.append(snap)
+                base = await self._maybe(site, s.base)
+                pieces.append(
+                    Piece(_content(snap), base=_content(base), paths=s.paths, settings=s.settings)
                 )
-            target = await self.snapshot(site, staging.snapshot)
-            moves = plan_promote(pointers, target.id)
-            await self._commit(site, moves, {target.id: target}, "publish", actor)
-            return target.id, production.snapshot
+            whole_ff = len(group) == 1 and group[0].paths is None and group[0].base == previous
+            if whole_ff:
+                target = captured[0]  # a fast-forward: the reviewed snapshot itself
+            else:
+                result = compose(_content(production), pieces)
+                if result.conflicts:
+                    error = "drift: " + ", ".join(result.conflicts[:50])
+                    await self._store.fail_schedules(site, ids, error)
+                    log.warning("schedules %s of %s failed: %s", ids, site, error)
+                    return Moved("production", previous, previous, None)
+                same = next(
+                    (
+                        c
+                        for c in captured
+                        if same_content((result.files, result.settings), _content(c))
+                    ),
+                    None,
+                )
+                target = same or await self._derive(
+                    site,
+                    result.files,
+                    result.settings,
+                    parent=previous,
+                    message=f"scheduled launch at {group[0].at} ({len(group)} schedule(s))",
+                    actor=group[0].actor,
+                )
+            moves: list[PointerMove] = []
+            if target.id != previous:
+                moves.extend(plan_production(pointers, target.id))
+            staging_ptr = pointers["staging"]
+            if staging_ptr.snapshot == target.id and staging_ptr.base != target.id:
+                # Staging is what went live: it is in sync with production now.
+                moves.append(
+                    PointerMove(env="staging", expect=target.id, to=target.id, base=target.id)
+                )
+            await self._commit(site, moves, [target], "schedule", group[0].actor, complete=ids)
+            action = "schedule" if target.id != previous else None
+            return Moved("production", target.id, previous, action)
+
+    # -- commit --------------------------------------------------------------------
 
     async def _commit(
         self,
         site: str,
         moves: Sequence[PointerMove],
-        loaded: dict[str, Snapshot],
+        loaded: Sequence[Snapshot],
         action: str,
         actor: str,
+        complete: Sequence[str] = (),
     ) -> list[HistoryEntry]:
-        entries = await self._store.move_pointers(site, moves, action=action, actor=actor)
+        by_id = {s.id: s for s in loaded}
+        entries = await self._store.move_pointers(
+            site, moves, action=action, actor=actor, complete=complete
+        )
         # Swap right after the durable commit, before anything else can run.
-        self._live.swap((m.env, loaded[m.to]) for m in moves)
+        self._live.swap((m.env, by_id[m.to]) for m in moves)
         return entries

@@ -97,3 +97,24 @@ def new_snapshot_id() -> str:
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+class Schedule(msgspec.Struct, frozen=True, kw_only=True):
+    """A publish captured now to go live at ``at`` (canonical UTC).
+
+    ``snapshot`` is staging's snapshot when the schedule was made (what was reviewed
+    is what goes live) and ``base`` staging's base then, for the drift rules.
+    """
+
+    id: str
+    site: str
+    at: str
+    snapshot: str
+    base: str | None
+    paths: list[str] | None = None
+    settings: bool = False
+    status: str = "pending"  # pending | done | failed | cancelled
+    error: str | None = None
+    created_at: str
+    actor: str
+    fired_at: str | None = None

@@ -23,13 +23,14 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from edge.errors import MissingBlobs, PointerMoved
+from edge.errors import Conflict, MissingBlobs, NotFound, PointerMoved
 from edge.router import ENVS, Env
 from edge.snapshots.model import (
     HistoryEntry,
     ManifestEntry,
     Pointer,
     PointerMove,
+    Schedule,
     Snapshot,
     SnapshotInfo,
     utc_now,
@@ -78,12 +79,34 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX history_by_site ON history (site, id);
     """,
+    """
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        site TEXT NOT NULL,
+        at TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        base TEXT,
+        paths BLOB,
+        settings INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed', 'cancelled')),
+        error TEXT,
+        created_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        fired_at TEXT
+    );
+    CREATE INDEX schedules_pending ON schedules (status, at);
+    CREATE INDEX schedules_by_site ON schedules (site, id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _manifest_encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
 _settings_decoder = msgspec.json.Decoder(dict[str, Any])
+_paths_decoder = msgspec.json.Decoder(list[str])
+_SCHEDULE_COLUMNS = (
+    "id, site, at, snapshot, base, paths, settings, status, error, created_at, actor, fired_at"
+)
 _SQL_VARS = 500  # hashes per IN (...) query, below SQLite's variable limit
 
 
@@ -258,11 +281,25 @@ class SqliteStore:
             return [_pointer(r) async for r in cur]
 
     async def move_pointers(
-        self, site: str, moves: Sequence[PointerMove], *, action: str, actor: str
+        self,
+        site: str,
+        moves: Sequence[PointerMove],
+        *,
+        action: str,
+        actor: str,
+        complete: Sequence[str] = (),
     ) -> list[HistoryEntry]:
         at = utc_now()
         entries: list[HistoryEntry] = []
         async with self._transaction() as db:
+            for schedule_id in complete:
+                cur = await db.execute(
+                    "UPDATE schedules SET status = 'done', fired_at = ?"
+                    " WHERE id = ? AND site = ? AND status = 'pending'",
+                    (at, schedule_id, site),
+                )
+                if cur.rowcount != 1:
+                    raise Conflict(f"schedule {schedule_id} is no longer pending")
             current = await _read_pointers(db, site)
             for move in moves:
                 found = current[move.env].snapshot
@@ -324,6 +361,97 @@ class SqliteStore:
                 )
                 async for r in cur
             ]
+
+    # -- schedules -----------------------------------------------------------------
+
+    async def add_schedule(self, schedule: Schedule) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    schedule.id,
+                    schedule.site,
+                    schedule.at,
+                    schedule.snapshot,
+                    schedule.base,
+                    None if schedule.paths is None else _manifest_encoder.encode(schedule.paths),
+                    int(schedule.settings),
+                    schedule.status,
+                    schedule.error,
+                    schedule.created_at,
+                    schedule.actor,
+                    schedule.fired_at,
+                ),
+            )
+
+    async def list_schedules(
+        self, site: str, *, status: str | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        query = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = ?"
+        args: list[Any] = [site]
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status)
+        query += " ORDER BY at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        async with self._reader.execute(query, args) as cur:
+            return [_schedule(r) async for r in cur]
+
+    async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
+        async with self._reader.execute(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?",
+            (site, schedule_id),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _schedule(row)
+
+    async def pending_schedules(self) -> list[Schedule]:
+        async with self._reader.execute(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
+        ) as cur:
+            return [_schedule(r) async for r in cur]
+
+    async def cancel_schedule(self, site: str, schedule_id: str) -> None:
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT status FROM schedules WHERE site = ? AND id = ?", (site, schedule_id)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"site {site!r} has no schedule {schedule_id!r}")
+            if row[0] != "pending":
+                raise Conflict(f"schedule {schedule_id} is {row[0]}, not pending")
+            await db.execute(
+                "UPDATE schedules SET status = 'cancelled' WHERE id = ?", (schedule_id,)
+            )
+
+    async def fail_schedules(self, site: str, schedule_ids: Sequence[str], error: str) -> None:
+        at = utc_now()
+        async with self._transaction() as db:
+            for schedule_id in schedule_ids:
+                await db.execute(
+                    "UPDATE schedules SET status = 'failed', error = ?, fired_at = ?"
+                    " WHERE id = ? AND site = ? AND status = 'pending'",
+                    (error, at, schedule_id, site),
+                )
+
+
+def _schedule(row: Any) -> Schedule:
+    return Schedule(
+        id=row[0],
+        site=row[1],
+        at=row[2],
+        snapshot=row[3],
+        base=row[4],
+        paths=None if row[5] is None else _paths_decoder.decode(row[5]),
+        settings=bool(row[6]),
+        status=row[7],
+        error=row[8],
+        created_at=row[9],
+        actor=row[10],
+        fired_at=row[11],
+    )
 
 
 def _pointer(row: Any) -> Pointer:

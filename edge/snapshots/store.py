@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from edge.router import Env
-from edge.snapshots.model import HistoryEntry, Pointer, PointerMove, Snapshot, SnapshotInfo
+from edge.snapshots.model import (
+    HistoryEntry,
+    Pointer,
+    PointerMove,
+    Schedule,
+    Snapshot,
+    SnapshotInfo,
+)
 
 
 class Store(Protocol):
@@ -57,12 +64,21 @@ class Store(Protocol):
         ...
 
     async def move_pointers(
-        self, site: str, moves: Sequence[PointerMove], *, action: str, actor: str
+        self,
+        site: str,
+        moves: Sequence[PointerMove],
+        *,
+        action: str,
+        actor: str,
+        complete: Sequence[str] = (),
     ) -> list[HistoryEntry]:
         """Apply ``moves`` in one durable transaction, each a compare-and-swap.
 
         Raises :class:`edge.errors.PointerMoved` (and changes nothing) when any
-        pointer is not at its ``expect`` any more.
+        pointer is not at its ``expect`` any more. The schedules named in
+        ``complete`` are marked done in the same transaction, and it fails with
+        :class:`edge.errors.Conflict` if any is no longer pending: a schedule
+        fires once, even with several processes racing for it.
         """
         ...
 
@@ -70,6 +86,30 @@ class Store(Protocol):
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
         """Pointer moves newest first; ``before`` (an entry id) continues a listing."""
+        ...
+
+    async def add_schedule(self, schedule: Schedule) -> None:
+        """Store a new pending schedule durably."""
+        ...
+
+    async def list_schedules(
+        self, site: str, *, status: str | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        """A site's schedules, latest moment first, optionally of one status."""
+        ...
+
+    async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None: ...
+
+    async def pending_schedules(self) -> list[Schedule]:
+        """Every pending schedule of every site, earliest first."""
+        ...
+
+    async def cancel_schedule(self, site: str, schedule_id: str) -> None:
+        """Cancel a pending schedule: NotFound, or Conflict when it is not pending."""
+        ...
+
+    async def fail_schedules(self, site: str, schedule_ids: Sequence[str], error: str) -> None:
+        """Record that pending schedules could not fire, and why."""
         ...
 
     async def close(self) -> None:

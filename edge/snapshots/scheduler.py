@@ -1,0 +1,85 @@
+"""The schedule timer: sleeps until the next due moment, then fires.
+
+No polling: the task waits on an event with a timeout equal to the time left
+until the earliest pending schedule; adding or cancelling a schedule sets the
+event, which re-arms the timer. After a restart every overdue schedule fires at
+once, in time order. Firing is exactly-once even with several processes: the
+store marks a schedule done in the same transaction as the pointer move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from edge.errors import Conflict
+from edge.snapshots.control import Control
+from edge.snapshots.model import utc_now
+from edge.snapshots.schedule import due_groups, moment_epoch, next_moment
+from edge.snapshots.store import Store
+
+log = logging.getLogger("edge.scheduler")
+# After losing a race for a due schedule, try again this soon (not at once: that
+# would spin while the other process finishes).
+RETRY_SECONDS = 0.05
+# Sleep at most this long before re-reading the store, so a wall-clock jump or a
+# schedule added by another process is noticed within this bound.
+MAX_SLEEP_SECONDS = 30.0
+
+
+class Scheduler:
+    def __init__(self, store: Store, control: Control) -> None:
+        self._store = store
+        self._control = control
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Re-read the pending schedules now (one was added or cancelled)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self._fire_due()
+            except Exception:
+                # The store failed (disk full, locked): keep the timer alive.
+                log.exception("schedule timer pass failed; retrying")
+                delay = 1.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def _fire_due(self) -> float:
+        """Fire everything due; the seconds until the next moment (capped)."""
+        pending = await self._store.pending_schedules()
+        retry = False
+        for group in due_groups(pending, utc_now()):
+            ids = [s.id for s in group]
+            try:
+                moved = await self._control.fire(group)
+            except Conflict as exc:
+                # Lost a race (another process fired it, or a pointer moved under
+                # us): the next pass re-reads the store and sees what is left.
+                log.info("schedule group %s not fired now: %s", ids, exc)
+                retry = True
+                continue
+            except Exception as exc:
+                log.exception("schedule group %s failed", ids)
+                await self._store.fail_schedules(group[0].site, ids, f"could not fire: {exc}")
+                continue
+            log.info(
+                "schedules %s of %s fired: production %s -> %s",
+                [s.id for s in group],
+                group[0].site,
+                moved.previous,
+                moved.to,
+            )
+        pending = await self._store.pending_schedules()
+        moment = next_moment(pending)
+        delay = MAX_SLEEP_SECONDS
+        if moment is not None:
+            delay = min(max(moment_epoch(moment) - time.time(), 0.0), MAX_SLEEP_SECONDS)
+        return max(delay, RETRY_SECONDS) if retry else delay
