@@ -26,7 +26,7 @@ def decode_path(raw: str) -> str | None:
         return path
     try:
         return unquote_to_bytes(path).decode("utf-8", "strict")
-    except UnicodeDecodeError:
+    except UnicodeError:  # not UTF-8 once decoded, or undecodable bytes in the target
         return None
 
 
@@ -56,7 +56,7 @@ def normalize_path(path: str) -> str | None:
 
 def request_path(raw: str) -> str | None:
     """A raw request target -> the normalised, decoded path (``None``: bad request)."""
-    path = raw.partition("?")[0]
+    path = raw.partition("?")[0].partition("#")[0]
     if not _NEEDS_WORK.search(path):
         return path if path.startswith("/") and len(path) <= MAX_PATH else None
     decoded = decode_path(path)

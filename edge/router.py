@@ -62,6 +62,8 @@ def normalize_host(value: str | None) -> str | None:
     if not host:
         return None
     if host.startswith("["):
+        if "%" in host:  # a zone id is local to the client; it never names a site
+            return None
         try:
             addr = ipaddress.IPv6Address(host[1:-1])
         except ValueError:

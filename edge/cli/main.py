@@ -1,4 +1,4 @@
-"""``edge``: serve, push, publish, status, token new, demo.
+"""``edge``: serve and demo, the admin commands, and token new.
 
 Admin calls take the server from ``--admin-url`` or ``EDGE_ADMIN_URL`` and the
 token from ``--token`` or ``EDGE_TOKEN``. A refused call prints the server's own
@@ -12,15 +12,16 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from edge.admin_api.auth import new_token
+from edge.cli import commands
 from edge.cli.client import AdminClient, ApiError
-from edge.cli.push import PushError, push
+from edge.cli.push import PushError
 from edge.config import load_config
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:8081"
 
@@ -42,13 +43,6 @@ def _client(args: argparse.Namespace) -> AdminClient:
     return AdminClient(args.admin_url or os.environ.get("EDGE_ADMIN_URL", DEFAULT_ADMIN_URL), token)
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
 # -- commands -----------------------------------------------------------------------
 
 
@@ -56,68 +50,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from edge.server import serve
 
     settings = load_config(args.config)
-    return run_async(_serve(serve, settings))
 
+    async def run() -> int:
+        await serve(settings)
+        return 0
 
-async def _serve(serve: Callable[..., Awaitable[None]], settings: Any) -> int:
-    await serve(settings)
-    return 0
+    return run_async(run())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge.cli.demo import run_demo
 
     return run_async(run_demo(Path(args.config), Path(args.site_dir), args.site))
-
-
-async def _push(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        result = await push(
-            client,
-            args.site,
-            Path(args.dir),
-            env=args.env,
-            message=args.message,
-            show_progress=sys.stderr.isatty(),
-        )
-    print(
-        f"{args.site}: {args.env} -> {result.snapshot} ({result.files} files,"
-        f" {result.uploaded} uploaded, {result.uploaded_bytes} bytes)"
-    )
-    return 0
-
-
-async def _publish(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        answer = await client.call("POST", f"/v1/sites/{args.site}/publish", json={})
-    previous = answer.get("previous") or "(none)"
-    if previous == answer["production"]:
-        print(f"{args.site}: production already at {previous}")
-    else:
-        print(f"{args.site}: production {previous} -> {answer['production']}")
-    return 0
-
-
-async def _status(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        envs = await client.call("GET", f"/v1/sites/{args.site}/environments")
-    rows = [["environment", "snapshot", "base", "updated", "by"]]
-    for env in ("staging", "production"):
-        p = envs[env]
-        rows.append(
-            [
-                env,
-                p["snapshot"] or "-",
-                p.get("base") or "-",
-                p["updated_at"] or "-",
-                p.get("actor") or "-",
-            ]
-        )
-    print(_table(rows))
-    staging, production = envs["staging"], envs["production"]
-    if staging["snapshot"] and staging.get("base") != production["snapshot"]:
-        print("\nproduction moved since staging's base (drift): publish will merge")
-    return 0
 
 
 def cmd_token_new(args: argparse.Namespace) -> int:
@@ -132,12 +76,16 @@ def cmd_token_new(args: argparse.Namespace) -> int:
     return 0
 
 
-AdminCommand = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+AdminCommand = Callable[[AdminClient, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def _admin_command(fn: AdminCommand) -> Callable[[argparse.Namespace], int]:
+    async def call(args: argparse.Namespace) -> int:
+        async with _client(args) as client:
+            return await fn(client, args)
+
     def run(args: argparse.Namespace) -> int:
-        return run_async(fn(args))
+        return run_async(call(args))
 
     return run
 
@@ -172,13 +120,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--env", choices=["staging", "production"], default="staging")
     p.add_argument("--message", "-m", default="")
-    p.set_defaults(func=_admin_command(_push))
+    p.set_defaults(func=_admin_command(commands.cmd_push))
 
-    p = admin("publish", "promote staging to production")
-    p.set_defaults(func=_admin_command(_publish))
+    p = admin("publish", "promote staging to production (whole, or --path pieces)")
+    p.add_argument("--path", action="append", help="publish only this path (repeatable)")
+    p.add_argument("--settings", action="store_true", help="publish staging's settings too")
+    p.add_argument("--force", action="store_true", help="on drift conflicts, staging wins")
+    p.set_defaults(func=_admin_command(commands.cmd_publish))
+
+    p = admin("schedule", "capture staging now, publish it at AT (RFC 3339 with offset)")
+    p.add_argument("at", help="e.g. 2026-12-01T10:00:00+01:00")
+    p.add_argument("--path", action="append", help="schedule only this path (repeatable)")
+    p.set_defaults(func=_admin_command(commands.cmd_schedule))
+
+    p = admin("schedules", "list schedules with their status")
+    p.add_argument("--status", choices=["pending", "done", "failed", "cancelled"])
+    p.set_defaults(func=_admin_command(commands.cmd_schedules))
+
+    p = admin("unschedule", "cancel a pending schedule")
+    p.add_argument("id")
+    p.set_defaults(func=_admin_command(commands.cmd_unschedule))
+
+    p = admin("refresh", "staging := production (refuses to drop unpublished work)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_admin_command(commands.cmd_refresh))
+
+    p = admin("rollback", "production := its previous snapshot (or --to ID)")
+    p.add_argument("--to")
+    p.set_defaults(func=_admin_command(commands.cmd_rollback))
+
+    p = admin("history", "every pointer move, newest first")
+    p.add_argument("--env", choices=["staging", "production"])
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_admin_command(commands.cmd_history))
+
+    p = admin("diff", "paths that differ between environments or snapshots")
+    p.add_argument("--from", dest="from_", default="production")
+    p.add_argument("--to", default="staging")
+    p.set_defaults(func=_admin_command(commands.cmd_diff))
 
     p = admin("status", "show both environments of a site")
-    p.set_defaults(func=_admin_command(_status))
+    p.set_defaults(func=_admin_command(commands.cmd_status))
 
     token = sub.add_parser("token", help="admin API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -202,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except EdgeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 1
     except (PushError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -97,3 +97,64 @@ def test_bad_config_stops_startup_naming_the_key(tmp_path: Path) -> None:
         assert result.returncode == 2, text
         assert key in result.stderr, (text, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+async def test_moving_content_with_the_cli(
+    server: EdgeServer, visitor: Visitor, tmp_path: Path
+) -> None:
+    site = make_site(tmp_path)
+    assert server.cli("push", str(site), "--site", "acme").returncode == 0
+    assert server.cli("publish", "--site", "acme").returncode == 0
+
+    # An emergency fix straight to production, a conflicting edit on staging.
+    fix = tmp_path / "fix"
+    fix.mkdir()
+    (fix / "index.html").write_bytes(b"<html><head></head><body>FIXED</body></html>")
+    (fix / "style.css").write_bytes((site / "style.css").read_bytes())
+    (fix / "docs").mkdir()
+    (fix / "docs" / "index.html").write_bytes((site / "docs" / "index.html").read_bytes())
+    assert server.cli("push", str(fix), "--site", "acme", "--env", "production").returncode == 0
+    (site / "index.html").write_bytes(b"<html><head></head><body>staging edit</body></html>")
+    (site / "style.css").write_bytes(b"body { color: navy }")
+    assert server.cli("push", str(site), "--site", "acme").returncode == 0
+
+    diff = server.cli("diff", "--site", "acme")
+    assert diff.returncode == 0
+    assert "changed  /index.html" in diff.stdout and "changed  /style.css" in diff.stdout
+
+    refused = server.cli("publish", "--site", "acme")
+    assert refused.returncode == 1
+    assert "/index.html" in refused.stderr and "--force" in refused.stderr
+
+    partial = server.cli("publish", "--site", "acme", "--path", "/style.css")
+    assert partial.returncode == 0, partial.stderr
+    _, _, css = await visitor.get(PRODUCTION_HOST, "/style.css")
+    assert css == b"body { color: navy }"
+    _, _, home = await visitor.get(PRODUCTION_HOST, "/")
+    assert b"FIXED" in home
+
+    refresh = server.cli("refresh", "--site", "acme")
+    assert refresh.returncode == 1 and "/index.html" in refresh.stderr
+    assert server.cli("refresh", "--site", "acme", "--force").returncode == 0
+    _, _, home = await visitor.get(STAGING_HOST, "/")
+    assert b"FIXED" in home
+
+    rollback = server.cli("rollback", "--site", "acme")
+    assert rollback.returncode == 0 and "(rollback)" in rollback.stdout
+    _, _, css = await visitor.get(PRODUCTION_HOST, "/style.css")
+    assert css == b"body { color: black }"
+
+    history = server.cli("history", "--site", "acme", "--env", "production")
+    actions = [line.split()[2] for line in history.stdout.splitlines()[1:]]
+    assert actions == ["rollback", "publish", "push", "publish"]
+
+    bad = server.cli("schedule", "2030-01-01T10:00:00", "--site", "acme")
+    assert bad.returncode == 1 and "offset" in bad.stderr
+    scheduled = server.cli("schedule", "2030-01-01T10:00:00+01:00", "--site", "acme")
+    assert scheduled.returncode == 0, scheduled.stderr
+    schedule_id = scheduled.stdout.split()[2].rstrip(":")
+    listing = server.cli("schedules", "--site", "acme")
+    assert schedule_id in listing.stdout and "2030-01-01T09:00:00.000Z" in listing.stdout
+    assert server.cli("unschedule", schedule_id, "--site", "acme").returncode == 0
+    listing = server.cli("schedules", "--site", "acme", "--status", "cancelled")
+    assert schedule_id in listing.stdout

@@ -1,0 +1,170 @@
+"""The admin commands of the CLI: one coroutine each, printing readable tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge.cli.client import AdminClient, ApiError
+from edge.cli.push import push
+from edge.snapshots.schedule import parse_moment
+
+
+def table(rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _show_refusal(exc: ApiError) -> None:
+    """Print the paths a 409 names (drift conflicts, unpublished staging work)."""
+    paths = exc.body.get("conflicts") or exc.body.get("paths")
+    if paths:
+        print(table([["path"], *[[p] for p in paths]]), file=sys.stderr)
+    if exc.code == "drift":
+        print(
+            "production changed since staging's base and these paths changed on both sides.\n"
+            "Choose: `edge refresh` (staging takes production, then redo the work), publish\n"
+            "other paths with --path, or `edge publish --force` (staging's version wins).",
+            file=sys.stderr,
+        )
+
+
+async def _call(client: AdminClient, method: str, path: str, **kw: Any) -> Any:
+    try:
+        return await client.call(method, path, **kw)
+    except ApiError as exc:
+        _show_refusal(exc)
+        raise
+
+
+def _moved(site: str, env: str, answer: dict[str, Any]) -> str:
+    if answer.get("action") is None:
+        return f"{site}: {env} unchanged at {answer.get(env) or '(none)'}"
+    return (
+        f"{site}: {env} {answer.get('previous') or '(none)'} -> {answer[env]} ({answer['action']})"
+    )
+
+
+async def cmd_push(client: AdminClient, args: argparse.Namespace) -> int:
+    result = await push(
+        client,
+        args.site,
+        Path(args.dir),
+        env=args.env,
+        message=args.message,
+        show_progress=sys.stderr.isatty(),
+    )
+    print(
+        f"{args.site}: {args.env} -> {result.snapshot} ({result.files} files,"
+        f" {result.uploaded} uploaded, {result.uploaded_bytes} bytes)"
+    )
+    return 0
+
+
+async def cmd_publish(client: AdminClient, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"force": args.force}
+    if args.path:
+        body["paths"] = args.path
+        body["settings"] = args.settings
+    elif args.settings:
+        body["paths"], body["settings"] = [], True
+    answer = await _call(client, "POST", f"/v1/sites/{args.site}/publish", json=body)
+    print(_moved(args.site, "production", answer))
+    return 0
+
+
+async def cmd_schedule(client: AdminClient, args: argparse.Namespace) -> int:
+    at = parse_moment(args.at)  # refuse an offset-less time before asking the server
+    body: dict[str, Any] = {"at": at}
+    if args.path:
+        body["paths"] = args.path
+    s = await _call(client, "POST", f"/v1/sites/{args.site}/schedules", json=body)
+    what = "whole staging" if s["paths"] is None else ", ".join(s["paths"])
+    print(f"{args.site}: schedule {s['id']} at {s['at']}: {what} of snapshot {s['snapshot']}")
+    return 0
+
+
+async def cmd_schedules(client: AdminClient, args: argparse.Namespace) -> int:
+    params = {"status": args.status} if args.status else None
+    answer = await _call(client, "GET", f"/v1/sites/{args.site}/schedules", params=params)
+    rows = [["id", "at (UTC)", "status", "snapshot", "paths", "by", "error"]]
+    for s in answer["schedules"]:
+        paths = "(all)" if s["paths"] is None else ",".join(s["paths"])
+        rows.append(
+            [s["id"], s["at"], s["status"], s["snapshot"], paths, s["actor"], s["error"] or ""]
+        )
+    print(table(rows))
+    return 0
+
+
+async def cmd_unschedule(client: AdminClient, args: argparse.Namespace) -> int:
+    await _call(client, "DELETE", f"/v1/sites/{args.site}/schedules/{args.id}")
+    print(f"{args.site}: schedule {args.id} cancelled")
+    return 0
+
+
+async def cmd_refresh(client: AdminClient, args: argparse.Namespace) -> int:
+    answer = await _call(
+        client, "POST", f"/v1/sites/{args.site}/refresh", json={"force": args.force}
+    )
+    print(_moved(args.site, "staging", answer))
+    return 0
+
+
+async def cmd_rollback(client: AdminClient, args: argparse.Namespace) -> int:
+    body = {"to": args.to} if args.to else {}
+    answer = await _call(client, "POST", f"/v1/sites/{args.site}/rollback", json=body)
+    print(_moved(args.site, "production", answer))
+    return 0
+
+
+async def cmd_history(client: AdminClient, args: argparse.Namespace) -> int:
+    params = {"limit": str(args.limit)}
+    if args.env:
+        params["env"] = args.env
+    answer = await _call(client, "GET", f"/v1/sites/{args.site}/history", params=params)
+    rows = [["at (UTC)", "env", "action", "from", "to", "by"]]
+    for h in answer["history"]:
+        rows.append([h["at"], h["env"], h["action"], h["from"] or "-", h["to"], h["actor"]])
+    print(table(rows))
+    return 0
+
+
+async def cmd_diff(client: AdminClient, args: argparse.Namespace) -> int:
+    params = {"from": args.from_, "to": args.to}
+    d = await _call(client, "GET", f"/v1/sites/{args.site}/diff", params=params)
+    print(f"{args.from_} ({d['from'] or 'none'}) -> {args.to} ({d['to'] or 'none'})")
+    rows = [["change", "path"]]
+    rows += [["added", p] for p in d["added"]]
+    rows += [["removed", p] for p in d["removed"]]
+    rows += [["changed", p] for p in d["changed"]]
+    if d["settings_changed"]:
+        rows.append(["changed", "(settings)"])
+    print(table(rows) if len(rows) > 1 else "no differences")
+    return 0
+
+
+async def cmd_status(client: AdminClient, args: argparse.Namespace) -> int:
+    envs = await _call(client, "GET", f"/v1/sites/{args.site}/environments")
+    rows = [["environment", "snapshot", "base", "updated (UTC)", "by"]]
+    for env in ("staging", "production"):
+        p = envs[env]
+        rows.append(
+            [
+                env,
+                p["snapshot"] or "-",
+                p.get("base") or "-",
+                p["updated_at"] or "-",
+                p.get("actor") or "-",
+            ]
+        )
+    print(table(rows))
+    staging, production = envs["staging"], envs["production"]
+    if staging["snapshot"] and staging.get("base") != production["snapshot"]:
+        print("\nproduction moved since staging's base (drift): publish will merge")
+    return 0
