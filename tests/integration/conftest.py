@@ -132,8 +132,9 @@ hosts = ["other.example"]
         path = self.root / "server.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def cli(self, *args: str, token: str = "admin", env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, token: str = "admin", env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the ``edge`` CLI against this server."""
         environ = dict(os.environ)
         environ.update(
@@ -157,8 +158,14 @@ class Api:
         self.session = session
 
     async def call(
-        self, method: str, path: str, *, as_: str = "admin", json: Any = None,
-        data: bytes | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        as_: str = "admin",
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         hdrs = {"Authorization": f"Bearer {self.server.tokens[as_]}"} if as_ else {}
         hdrs.update(headers or {})
@@ -223,7 +230,10 @@ class Visitor:
         hdrs = {"Host": host, "Accept-Encoding": "identity"}
         hdrs.update(headers or {})
         async with self.session.request(
-            method, self.server.url + path, headers=hdrs, auto_decompress=False,
+            method,
+            self.server.url + path,
+            headers=hdrs,
+            auto_decompress=False,
             allow_redirects=False,
         ) as resp:
             return resp.status, resp.headers, await resp.read()

@@ -24,7 +24,9 @@ async def test_authentication_and_roles(api: Api) -> None:
     assert status == 401
     assert_error(doc, "unauthorized")
     status, doc = await api.call(
-        "GET", "/v1/sites/acme/environments", as_="",
+        "GET",
+        "/v1/sites/acme/environments",
+        as_="",
         headers={"Authorization": "Bearer not-a-token"},
     )
     assert status == 401
@@ -116,14 +118,17 @@ async def test_snapshot_creation_errors(api: Api) -> None:
 
     for body in (b"{not json", b"[]", b'{"files": 3}', b'{"files": {}, "surprise": 1}'):
         status, doc = await api.call(
-            "POST", "/v1/sites/acme/snapshots", data=body,
+            "POST",
+            "/v1/sites/acme/snapshots",
+            data=body,
             headers={"Content-Type": "application/json"},
         )
         assert status == 400, body
         assert_error(doc, "bad_request")
 
     status, doc = await api.call(
-        "POST", "/v1/sites/acme/snapshots",
+        "POST",
+        "/v1/sites/acme/snapshots",
         json={"files": {"/a.html": {"sha256": sha(PAGE), "content_type": "text/html\r\nX: y"}}},
     )
     assert status == 400
@@ -140,7 +145,8 @@ async def test_snapshot_on_top_of_parent(api: Api, visitor: Visitor) -> None:
     new_page = b"<html><head></head><body>edited</body></html>"
     await api.upload("acme", {"/index.html": new_page})
     status, doc = await api.call(
-        "POST", "/v1/sites/acme/snapshots",
+        "POST",
+        "/v1/sites/acme/snapshots",
         json={
             "parent": base,
             "files": {"/index.html": {"sha256": sha(new_page)}},
@@ -160,7 +166,7 @@ async def test_snapshot_on_top_of_parent(api: Api, visitor: Visitor) -> None:
     assert [s["id"] for s in listing["snapshots"]] == [doc["id"], base]
     status, _ = await api.call("GET", "/v1/sites/acme/snapshots/doesnotexist")
     assert status == 404
-    status, err = await api.call(
+    status, _err = await api.call(
         "POST", "/v1/sites/acme/snapshots", json={"parent": "doesnotexist", "files": {}}
     )
     assert status == 400
@@ -193,9 +199,7 @@ async def test_environments_expect_and_base(api: Api) -> None:
         "PUT", "/v1/sites/acme/environments/staging", json={"snapshot": "missing"}
     )
     assert status == 404
-    status, doc = await api.call(
-        "PUT", "/v1/sites/acme/environments/qa", json={"snapshot": one}
-    )
+    status, doc = await api.call("PUT", "/v1/sites/acme/environments/qa", json={"snapshot": one})
     assert status == 404
 
     status, doc = await api.publish()

@@ -68,10 +68,13 @@ async def test_refused_call_prints_server_message(server: EdgeServer, tmp_path: 
 def test_token_new_prints_matching_hash() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edge", "token", "new", "--name", "bot", "--sites", "acme"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     lines = dict(
-        line.split(":", 1) for line in result.stdout.splitlines()
+        line.split(":", 1)
+        for line in result.stdout.splitlines()
         if line.startswith(("token:", "sha256:"))
     )
     token, digest = lines["token"].strip(), lines["sha256"].strip()
@@ -92,7 +95,9 @@ def test_bad_config_stops_startup_naming_the_key(tmp_path: Path) -> None:
         config.write_text(text)
         result = subprocess.run(
             [sys.executable, "-m", "edge", "serve", "--config", str(config)],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert result.returncode == 2, text
         assert key in result.stderr, (text, result.stderr)

@@ -33,9 +33,9 @@ async def emergency_fix(api: Api, path: str, body: bytes) -> str:
     production = (await envs(api))["production"]["snapshot"]
     await api.upload("acme", {path: body})
     status, doc = await api.call(
-        "POST", "/v1/sites/acme/snapshots",
-        json={"parent": production,
-              "files": {path: {"sha256": hashlib.sha256(body).hexdigest()}}},
+        "POST",
+        "/v1/sites/acme/snapshots",
+        json={"parent": production, "files": {path: {"sha256": hashlib.sha256(body).hexdigest()}}},
     )
     assert status == 201, doc
     await api.set_env("acme", "production", doc["id"])
@@ -134,9 +134,12 @@ async def test_settings_publish_as_a_piece(api: Api) -> None:
     assert status == 200, doc
     status, manifest = await api.call("GET", f"/v1/sites/acme/snapshots/{doc['production']}")
     assert manifest["settings"] == {"media_prefix": "/assets/"}
-    assert manifest["files"]["/about.html"]["sha256"] != (
-        await api.call("GET", f"/v1/sites/acme/snapshots/{changed}")
-    )[1]["files"]["/about.html"]["sha256"]
+    assert (
+        manifest["files"]["/about.html"]["sha256"]
+        != (await api.call("GET", f"/v1/sites/acme/snapshots/{changed}"))[1]["files"][
+            "/about.html"
+        ]["sha256"]
+    )
 
 
 async def test_refresh_guard_and_force(api: Api, visitor: Visitor) -> None:
@@ -149,8 +152,9 @@ async def test_refresh_guard_and_force(api: Api, visitor: Visitor) -> None:
     assert doc["staging"] == fix
     assert b"about FIXED" in await body_of(visitor, STAGING_HOST, "/about")
 
-    work = await api.push("acme", {**SITE, "/about.html": page("about FIXED"),
-                                   "/pricing.html": page("pricing v2")})
+    work = await api.push(
+        "acme", {**SITE, "/about.html": page("about FIXED"), "/pricing.html": page("pricing v2")}
+    )
     status, doc = await api.call("POST", "/v1/sites/acme/refresh", json={})
     assert status == 409
     assert doc["paths"] == ["/pricing.html"]
@@ -182,7 +186,11 @@ async def test_rollback_and_roll_forward(api: Api, visitor: Visitor) -> None:
     assert status == 409
     status, history = await api.call("GET", "/v1/sites/acme/history?env=production")
     assert [h["action"] for h in history["history"]] == [
-        "rollback", "rollback", "rollback", "publish", "publish"
+        "rollback",
+        "rollback",
+        "rollback",
+        "publish",
+        "publish",
     ]
 
 
@@ -214,7 +222,9 @@ async def test_diff_between_environments(api: Api) -> None:
     status, doc = await api.call("GET", "/v1/sites/acme/diff?from=production&to=staging")
     assert status == 200
     assert (doc["added"], doc["removed"], doc["changed"]) == (
-        ["/new.html"], ["/pricing.html"], ["/about.html"]
+        ["/new.html"],
+        ["/pricing.html"],
+        ["/about.html"],
     )
     assert doc["settings_changed"] is False
 
@@ -282,12 +292,12 @@ async def test_schedule_due_while_stopped_fires_once_on_restart(
 
 
 async def test_schedule_validation_cancel_and_failure(api: Api, visitor: Visitor) -> None:
-    status, doc = await api.call("POST", "/v1/sites/acme/schedules", json={"at": moment(60)})
+    status, _ = await api.call("POST", "/v1/sites/acme/schedules", json={"at": moment(60)})
     assert status == 409  # staging has nothing to schedule
     await api.push("acme", SITE)
     await api.publish()
     for bad in ("2026-12-01T10:00:00", "tomorrow", ""):
-        status, doc = await api.call("POST", "/v1/sites/acme/schedules", json={"at": bad})
+        status, _doc = await api.call("POST", "/v1/sites/acme/schedules", json={"at": bad})
         assert status == 400, bad
     status, s = await api.call("POST", "/v1/sites/acme/schedules", json={"at": moment(60)})
     status, _ = await api.call("DELETE", f"/v1/sites/acme/schedules/{s['id']}")

@@ -15,7 +15,11 @@ from tests.integration.conftest import (
 )
 
 META = b'<meta name="robots" content="noindex, nofollow">'
-HOME = b"<!doctype html><html><head><title>Acme</title></head><body>" + b"hello " * 100 + b"</body></html>"
+HOME = (
+    b"<!doctype html><html><head><title>Acme</title></head><body>"
+    + b"hello " * 100
+    + b"</body></html>"
+)
 ABOUT = b"<html><head><meta name='robots' content='index'></head><body>about</body></html>"
 DOCS = b"<html><head></head><body>docs</body></html>"
 NOT_FOUND = b"<html><head></head><body>custom 404</body></html>"
@@ -155,9 +159,7 @@ async def test_etag_304_head_gzip_and_ranges(api: Api, visitor: Visitor) -> None
     status, headers, body = await visitor.get(PRODUCTION_HOST, "/")
     etag = headers["ETag"]
     assert etag.startswith('"') and not etag.startswith("W/")
-    status, headers, body = await visitor.get(
-        PRODUCTION_HOST, "/", headers={"If-None-Match": etag}
-    )
+    status, headers, body = await visitor.get(PRODUCTION_HOST, "/", headers={"If-None-Match": etag})
     assert status == 304 and body == b"" and headers["ETag"] == etag
     status, _, _ = await visitor.get(PRODUCTION_HOST, "/", headers={"If-None-Match": '"other"'})
     assert status == 200
