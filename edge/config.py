@@ -39,6 +39,7 @@ class ServerConfig(_Frozen, frozen=True):
     staging_domain: str | None = None
     max_blob_bytes: Annotated[int, msgspec.Meta(gt=0)] = 100 * MiB
     max_request_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * MiB
+    access_log: bool = True  # one log line per visitor request (logger "aiohttp.access")
 
 
 class TokenConfig(_Frozen, frozen=True):

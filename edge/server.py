@@ -88,7 +88,9 @@ def build_admin_app(runtime: Runtime) -> web.Application:
 
 def build_visitor_server(runtime: Runtime) -> web.Server:
     handler = VisitorHandler(runtime.settings.routes, runtime.live, runtime.store, runtime.cache)
-    return web.Server(handler)
+    if runtime.settings.config.server.access_log:
+        return web.Server(handler)
+    return web.Server(handler, access_log=None)
 
 
 @asynccontextmanager

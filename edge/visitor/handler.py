@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 
-from edge.cache import ByteLRU, CacheKey, variant_for
+from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.paths import lookup_candidates, request_path
 from edge.router import Route, RouteTable
 from edge.snapshots.live import LivePointers
@@ -78,7 +78,7 @@ class VisitorHandler:
             return _plain(400, "Bad Request: malformed path", env_headers(route.env, snapshot.id))
 
         if route.env == "staging" and path == ROBOTS_TXT:
-            return self._respond(request, staging_robots_txt(snapshot.id), 200)
+            return self._respond(request, self._staging_robots(snapshot.id), 200)
         files = snapshot.files
         for candidate in lookup_candidates(path):
             entry = files.get(candidate)
@@ -90,6 +90,15 @@ class VisitorHandler:
             rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, entry)
             return self._respond(request, rep, 404)
         return _plain(404, "Not Found", env_headers(route.env, snapshot.id))
+
+    def _staging_robots(self, snapshot_id: str) -> Representation:
+        # Staging never serves the snapshot's own robots.txt, so this key is free.
+        key: CacheKey = (snapshot_id, ROBOTS_TXT, Variant.STAGING)
+        rep = self._cache.get(key)
+        if rep is None:
+            rep = staging_robots_txt(snapshot_id)
+            self._cache.put(key, rep)
+        return rep
 
     async def _representation(
         self,
