@@ -108,6 +108,24 @@ def parse_listen(value: str) -> ListenAddress | None:
     return ListenAddress(host, int(port))
 
 
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _bind_host(host: str) -> str:
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host.lower()
+
+
+def _clash(a: ListenAddress, b: ListenAddress) -> bool:
+    """Two listeners the OS would refuse to bind together (same port, same or any host)."""
+    if a.port != b.port:
+        return False
+    ha, hb = _bind_host(a.host), _bind_host(b.host)
+    return ha == hb or ha in _WILDCARDS or hb in _WILDCARDS
+
+
 def _key(path: str) -> str:
     """msgspec's ``$.sites[0].id`` -> ``sites[0].id``."""
     return path.removeprefix("$").removeprefix(".") or "(top level)"
@@ -139,8 +157,8 @@ def check(config: Config, base_dir: Path) -> Settings:
     admin = parse_listen(server.admin_listen)
     if admin is None:
         raise ConfigError(f"server.admin_listen: expected 'host:port', got {server.admin_listen!r}")
-    if listen == admin:
-        raise ConfigError("server.admin_listen: must differ from server.listen")
+    if _clash(listen, admin):
+        raise ConfigError("server.admin_listen: must not share server.listen's address and port")
 
     staging_domain = None
     if server.staging_domain is not None:

@@ -22,7 +22,7 @@ STAGING_ROBOTS_TXT = (
 )
 
 _EXISTING_META = re.compile(
-    rb"""<meta\b(?=[^>]*\bname\s*=\s*["']?robots["'\s/>])[^>]*>""", re.IGNORECASE
+    rb"""<meta\b(?=[^>]*\sname\s*=\s*["']?robots["'\s/>])[^>]*>""", re.IGNORECASE
 )
 _HEAD_OPEN = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
 _HTML_OPEN = re.compile(rb"<html(?:\s[^>]*)?>", re.IGNORECASE)

@@ -47,6 +47,11 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 UNSATISFIABLE = (-1, -1)
 
 
+def _digits(text: str) -> bool:
+    # str.isdigit() alone admits "²", which int() refuses.
+    return text.isascii() and text.isdigit()
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """One ``bytes=`` range -> inclusive ``(first, last)``.
 
@@ -60,7 +65,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if not dash:
         return None
     first_s, last_s = first_s.strip(), last_s.strip()
-    if not (first_s.isdigit() or first_s == "") or not (last_s.isdigit() or last_s == ""):
+    if not (_digits(first_s) or first_s == "") or not (_digits(last_s) or last_s == ""):
         return None
     if first_s == "":
         if last_s == "":
