@@ -39,7 +39,9 @@ class ServerConfig(_Frozen, frozen=True):
     staging_domain: str | None = None
     max_blob_bytes: Annotated[int, msgspec.Meta(gt=0)] = 100 * MiB
     max_request_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * MiB
-    access_log: bool = True  # one log line per visitor request (logger "aiohttp.access")
+    # One log line per visitor request (logger "aiohttp.access"). Off by default: the
+    # stdlib formatting costs more than the rest of a cached hit (bench/throughput.py).
+    access_log: bool = False
 
 
 class TokenConfig(_Frozen, frozen=True):

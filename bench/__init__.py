@@ -1,0 +1,1 @@
+"""Load benchmarks of edge (wrk); see bench/README.md."""
