@@ -251,16 +251,13 @@ class SqliteStore:
     async def list_snapshots(
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
-        query = (
-            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots"
-            " WHERE site = ?"
+        query, args = _page(
+            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
+            site,
+            [("id < ?", before)],
+            order="id DESC",
+            limit=limit,
         )
-        args: list[Any] = [site]
-        if before is not None:
-            query += " AND id < ?"
-            args.append(before)
-        query += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
         async with self._reader.execute(query, args) as cur:
             return [
                 SnapshotInfo(
@@ -341,19 +338,13 @@ class SqliteStore:
     async def history(
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
-        query = (
-            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history"
-            " WHERE site = ?"
+        query, args = _page(
+            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
+            site,
+            [("env = ?", env), ("id < ?", before)],
+            order="id DESC",
+            limit=limit,
         )
-        args: list[Any] = [site]
-        if env is not None:
-            query += " AND env = ?"
-            args.append(env)
-        if before is not None:
-            query += " AND id < ?"
-            args.append(before)
-        query += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
         async with self._reader.execute(query, args) as cur:
             return [
                 HistoryEntry(
@@ -388,13 +379,13 @@ class SqliteStore:
     async def list_schedules(
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
-        query = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = ?"
-        args: list[Any] = [site]
-        if status is not None:
-            query += " AND status = ?"
-            args.append(status)
-        query += " ORDER BY at DESC, id DESC LIMIT ?"
-        args.append(limit)
+        query, args = _page(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules",
+            site,
+            [("status = ?", status)],
+            order="at DESC, id DESC",
+            limit=limit,
+        )
         async with self._reader.execute(query, args) as cur:
             return [_schedule(r) async for r in cur]
 
@@ -435,6 +426,18 @@ class SqliteStore:
                     " WHERE id = ? AND site = ? AND status = 'pending'",
                     (error, at, schedule_id, site),
                 )
+
+
+def _page(
+    select: str, site: str, filters: Sequence[tuple[str, Any]], *, order: str, limit: int
+) -> tuple[str, list[Any]]:
+    """``select`` for one site, with each ``(clause, value)`` whose value is set."""
+    query, args = select + " WHERE site = ?", [site]
+    for clause, value in filters:
+        if value is not None:
+            query += " AND " + clause
+            args.append(value)
+    return query + f" ORDER BY {order} LIMIT ?", [*args, limit]
 
 
 def _schedule(row: Any) -> Schedule:
