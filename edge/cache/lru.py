@@ -39,6 +39,14 @@ class ByteLRU(Generic[K, V]):
             self.hits += 1
         return value
 
+    def peek(self, key: K) -> V | None:
+        """A value without counting a hit or a miss."""
+        return self._lru.get(key)
+
+    def keys(self) -> list[K]:
+        """A copy of the keys, for a scan that may await between steps."""
+        return list(self._lru.keys())
+
     def put(self, key: K, value: V) -> bool:
         """Keep ``value``; ``False`` when it alone exceeds the budget."""
         if value.nbytes > self._lru.maxsize:

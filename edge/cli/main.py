@@ -48,11 +48,17 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from edge.server import serve
+    from edge.supervisor import supervise
 
     settings = load_config(args.config)
+    workers = args.workers
+    if workers < 1:
+        raise SystemExit("error: --workers must be at least 1")
+    if workers > 1 and args.worker_index is None:
+        return supervise(Path(args.config), settings, workers)
 
     async def run() -> int:
-        await serve(settings)
+        await serve(settings, worker=args.worker_index or 0, workers=workers)
         return 0
 
     return run_async(run())
@@ -108,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the proxy and the admin API")
     p.add_argument("--config", required=True, help="TOML configuration file")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes serving the same ports (default: the number of cores)",
+    )
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="serve with the demo site pushed and published")

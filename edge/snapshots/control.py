@@ -477,9 +477,14 @@ class Control:
         complete: Sequence[str] = (),
     ) -> list[HistoryEntry]:
         by_id = {s.id: s for s in loaded}
-        entries = await self._store.move_pointers(
-            site, moves, action=action, actor=actor, complete=complete
-        )
-        # Swap right after the durable commit, before anything else can run.
-        self._live.swap((m.env, by_id[m.to]) for m in moves)
+        changes = [(m.env, by_id[m.to]) for m in moves]
+        async with self._live.lock:
+            await self._live.prepare_swap(changes)
+            entries = await self._store.move_pointers(
+                site, moves, action=action, actor=actor, complete=complete
+            )
+            # Swap right after the durable commit, before anything else can run,
+            # then tell the other processes (before the caller answers).
+            self._live.swap(changes)
+            self._live.committed()
         return entries

@@ -2,26 +2,30 @@
 
 How this works: the store holds the truth; this process keeps, per (site, env), a
 reference to the fully loaded :class:`Snapshot` its pointer names. A move is
-"build, validate, swap": the new snapshot is loaded (manifest decoded) before the
-durable commit, and after the commit the reference is replaced by plain
-assignments with no ``await`` in between, so a request sees either the old or the
-new snapshot, never a mix, and a request that starts after the API answered sees
-the new one. A request takes its snapshot reference once and finishes on it.
+"build, validate, swap": the new snapshot is loaded (manifest decoded) and its
+hottest representations prepared before the durable commit; after the commit the
+references are replaced by plain assignments with no ``await`` in between, so a
+request sees either the old or the new snapshot, never a mix, and a request that
+starts after the API answered sees the new one. A request takes its snapshot
+reference once and finishes on it.
 
-Another process or machine that shares the store converges by calling
-:meth:`LivePointers.sync` with the pointers it reads (the fan-out that triggers it
-comes with the multi-worker work).
+Several processes share one store: each compares the shared pointer generation
+(:mod:`edge.snapshots.generation`) with the one it last synced at, and catches up
+from the store when they differ, before serving the request that noticed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from edge.router import Env, Route
+from edge.snapshots.generation import SharedCounters
 from edge.snapshots.model import Pointer, Snapshot
 from edge.snapshots.store import Store
+
+Prepare = Callable[[Env, Snapshot | None, Snapshot], Awaitable[None]]
 
 
 def pointer_key(site: str, env: Env) -> str:
@@ -75,33 +79,87 @@ class SnapshotLoader:
 
 
 class LivePointers:
-    """Per (site, env): the snapshot being served right now."""
+    """Per (site, env): the snapshot being served right now, kept in step with the store."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, store: Store, loader: SnapshotLoader, counters: SharedCounters | None = None
+    ) -> None:
+        self._store = store
+        self._loader = loader
+        self._counters = counters
         self._current: dict[str, Snapshot] = {}
+        self._generation = -1 if counters is not None else 0
+        self._catching_up: asyncio.Task[None] | None = None
+        # Held while pointers are read from the store and swapped in, and while this
+        # process commits a move, so a catch-up never swaps in pointers it read
+        # before a local commit.
+        self.lock = asyncio.Lock()
+        self.prepare: Prepare | None = None
+
+    # -- the hot path --------------------------------------------------------------
 
     def get(self, key: str) -> Snapshot | None:
-        """The snapshot a route serves, by :func:`pointer_key`; the hot path."""
+        """The snapshot a route serves, by :func:`pointer_key`."""
         return self._current.get(key)
+
+    def is_current(self) -> bool:
+        """No other process moved a pointer since this one last caught up."""
+        return self._counters is None or self._counters.pointers() == self._generation
+
+    # -- changes -------------------------------------------------------------------
 
     def current(self, site: str, env: Env) -> Snapshot | None:
         return self._current.get(pointer_key(site, env))
+
+    async def prepare_swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
+        """Warm what the new snapshots will serve first (before the commit)."""
+        if self.prepare is None:
+            return
+        for env, snapshot in changes:
+            old = self.current(snapshot.site, env)
+            if old is None or old.id != snapshot.id:
+                await self.prepare(env, old, snapshot)
 
     def swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
         """Point environments at already loaded snapshots. Synchronous by design."""
         for env, snapshot in changes:
             self._current[pointer_key(snapshot.site, env)] = snapshot
 
-    async def sync(self, pointers: Iterable[Pointer], loader: SnapshotLoader) -> None:
-        """Converge on the store's pointers: load every snapshot first, then swap."""
-        loaded: list[tuple[Env, Snapshot]] = []
-        for p in pointers:
-            if p.snapshot is None:
-                continue
-            current = self.current(p.site, p.env)
-            if current is not None and current.id == p.snapshot:
-                continue
-            snapshot = await loader.load(p.site, p.snapshot)
-            if snapshot is not None:
-                loaded.append((p.env, snapshot))
-        self.swap(loaded)
+    def committed(self) -> None:
+        """This process committed (and swapped) a move: tell the other processes."""
+        if self._counters is None:
+            return
+        generation = self._counters.bump_pointers()
+        if generation == self._generation + 1:
+            # Nobody else moved anything since we caught up: we are current.
+            self._generation = generation
+
+    async def catch_up(self) -> None:
+        """Re-read every pointer from the store and swap in what changed.
+
+        Concurrent callers share one catch-up.
+        """
+        task = self._catching_up
+        if task is None or task.done():
+            task = self._catching_up = asyncio.ensure_future(self._catch_up())
+        await asyncio.shield(task)
+
+    async def _catch_up(self) -> None:
+        async with self.lock:
+            generation = self._counters.pointers() if self._counters is not None else 0
+            loaded: list[tuple[Env, Snapshot]] = []
+            for p in await self._store.all_pointers():
+                snapshot = await self._load(p)
+                if snapshot is not None:
+                    loaded.append((p.env, snapshot))
+            await self.prepare_swap(loaded)
+            self.swap(loaded)
+            self._generation = generation
+
+    async def _load(self, p: Pointer) -> Snapshot | None:
+        if p.snapshot is None:
+            return None
+        current = self.current(p.site, p.env)
+        if current is not None and current.id == p.snapshot:
+            return current
+        return await self._loader.load(p.site, p.snapshot)

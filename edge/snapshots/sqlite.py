@@ -126,9 +126,9 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await aiosqlite.connect(path, isolation_level=None)
         try:
+            await writer.execute("PRAGMA busy_timeout=10000")
             await writer.execute("PRAGMA journal_mode=WAL")
             await writer.execute("PRAGMA synchronous=FULL")
-            await writer.execute("PRAGMA busy_timeout=10000")
             await _migrate(writer)
             reader = await aiosqlite.connect(path, isolation_level=None)
         except BaseException:
@@ -476,24 +476,26 @@ async def _read_pointers(db: aiosqlite.Connection, site: str) -> dict[Env, Point
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:
-    async with db.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    version = int(row[0]) if row else 0
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the store was written by a newer edge (schema {version} > {SCHEMA_VERSION})"
-        )
-    for target in range(version, SCHEMA_VERSION):
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+    # The version is read inside the write transaction: several processes opening
+    # a new store at once migrate it exactly once.
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the store was written by a newer edge (schema {version} > {SCHEMA_VERSION})"
+            )
+        for target in range(version, SCHEMA_VERSION):
             for statement in _MIGRATIONS[target].split(";"):
                 if statement.strip():
                     await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {target + 1}")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        await db.execute("COMMIT")
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.paths import lookup_candidates, request_path
-from edge.router import Route, RouteTable
+from edge.router import Env, Route, RouteTable
 from edge.snapshots.live import LivePointers
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.store import Store
@@ -38,6 +38,9 @@ RETRY_AFTER_SECONDS = "10"
 # text file would otherwise stall every other request).
 _BUILD_IN_THREAD_BYTES = 256 * 1024
 _SERVED_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
+# How long a swap may spend rebuilding changed pages for the new snapshot before
+# the commit (unchanged pages are copied, which costs next to nothing).
+WARM_BUILD_SECONDS = 0.003
 
 
 def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -64,6 +67,8 @@ class VisitorHandler:
         route = self._routes.resolve(request.headers.get(hdrs.HOST))
         if route is None:
             return _plain(421, "Misdirected Request: no site is served at this host")
+        if not self._live.is_current():
+            await self._live.catch_up()  # another process moved a pointer
         snapshot = self._live.get(route.key)
         if snapshot is None:
             headers = env_headers(route.env, None)
@@ -90,6 +95,33 @@ class VisitorHandler:
             rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, entry)
             return self._respond(request, rep, 404)
         return _plain(404, "Not Found", env_headers(route.env, snapshot.id))
+
+    async def warm(self, env: Env, old: Snapshot | None, new: Snapshot) -> None:
+        """Before ``env`` moves from ``old`` to ``new``: fill the cache for ``new``.
+
+        Every representation of ``old`` still cached (the LRU holds what visitors
+        asked for lately) is made for ``new`` too: copied with a new snapshot header
+        when the entry is unchanged, rebuilt from the store when it changed, for as
+        long as :data:`WARM_BUILD_SECONDS` allows. The first visitors after a swap
+        then hit a warm cache.
+        """
+        if old is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WARM_BUILD_SECONDS
+        for key in self._cache.keys():
+            snapshot_id, path, variant = key
+            if snapshot_id != old.id or variant.env != env:
+                continue
+            new_key: CacheKey = (new.id, path, variant)
+            rep = self._cache.peek(key)
+            if rep is None or new_key in self._cache:
+                continue
+            entry = new.files.get(path)
+            if entry == old.files.get(path) or (env == "staging" and path == ROBOTS_TXT):
+                self._cache.put(new_key, rep.for_snapshot(new.id))
+            elif entry is not None and loop.time() < deadline:
+                self._cache.put(new_key, await self._build(new, entry, new_key))
 
     def _staging_robots(self, snapshot_id: str) -> Representation:
         # Staging never serves the snapshot's own robots.txt, so this key is free.

@@ -44,6 +44,20 @@ class Representation:
     def __post_init__(self) -> None:
         object.__setattr__(self, "nbytes", len(self.body) + _ENTRY_OVERHEAD)
 
+    def for_snapshot(self, snapshot_id: str) -> Representation:
+        """The same bytes as served from another snapshot (only the header differs)."""
+        headers = dict(self.headers)
+        headers["X-Edge-Snapshot"] = snapshot_id
+        short = dict(self.not_modified_headers)
+        short["X-Edge-Snapshot"] = snapshot_id
+        return Representation(
+            body=self.body,
+            etag=self.etag,
+            headers=headers,
+            not_modified_headers=short,
+            rangeable=self.rangeable,
+        )
+
 
 def env_headers(env: Env, snapshot_id: str | None) -> dict[str, str]:
     """Headers every response of an environment carries, whatever its status."""

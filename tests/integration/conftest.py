@@ -49,6 +49,7 @@ class EdgeServer:
     admin_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     extra_config: str = ""
+    workers: int = 2
 
     @property
     def config_path(self) -> Path:
@@ -97,7 +98,16 @@ hosts = ["other.example"]
         self.write_config()
         with (self.root / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "edge", "serve", "--config", str(self.config_path)],
+                [
+                    sys.executable,
+                    "-m",
+                    "edge",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--workers",
+                    str(self.workers),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -123,6 +133,19 @@ hosts = ["other.example"]
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+    def worker_pids(self) -> list[int]:
+        """Processes whose parent is the server (its workers, with --workers > 1)."""
+        assert self.process is not None
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
 
     def restart(self) -> None:
         self.stop()

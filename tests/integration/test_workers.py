@@ -1,0 +1,76 @@
+"""Several worker processes on one port: a publish is seen by every worker at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import aiohttp
+
+from tests.integration.conftest import PRODUCTION_HOST, Api, EdgeServer
+
+
+def page(text: str) -> bytes:
+    return f"<html><head></head><body>{text}</body></html>".encode()
+
+
+async def fresh_get(server: EdgeServer, path: str = "/") -> tuple[int, str | None]:
+    """One request on a new connection (the kernel picks the worker per connection)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+        async with s.get(server.url + path, headers={"Host": PRODUCTION_HOST}) as resp:
+            await resp.read()
+            return resp.status, resp.headers.get("X-Edge-Snapshot")
+
+
+async def exited(pid: int) -> None:
+    """Wait until ``pid`` is gone or a zombie (its sockets are closed then)."""
+    for _ in range(100):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"process {pid} did not exit")
+
+
+async def test_every_request_after_publish_sees_the_new_snapshot(
+    server: EdgeServer, api: Api
+) -> None:
+    assert len(server.worker_pids()) == 2
+    one = await api.snapshot("acme", {"/index.html": page("one")})
+    two = await api.snapshot("acme", {"/index.html": page("two")})
+    stale = 0
+    for i in range(20):
+        target = (one, two)[i % 2]
+        await api.set_env("acme", "staging", target)
+        status, doc = await api.publish()
+        assert status == 200, doc
+        answers = await asyncio.gather(*(fresh_get(server) for _ in range(8)))
+        stale += sum(1 for status, snap in answers if (status, snap) != (200, target))
+    assert stale == 0
+
+
+async def test_a_dead_worker_is_replaced_and_the_others_keep_serving(
+    server: EdgeServer, api: Api
+) -> None:
+    snap = await api.push("acme", {"/index.html": page("up")})
+    await api.publish()
+    before = server.worker_pids()
+    assert len(before) == 2
+    os.kill(before[0], signal.SIGKILL)
+    await exited(before[0])
+    # Meanwhile visitors are served by the survivor (or the replacement). Only
+    # connections queued on the dead worker's socket when it died were lost.
+    for _ in range(20):
+        assert await fresh_get(server) == (200, snap)
+    for _ in range(100):
+        after = server.worker_pids()
+        if len(after) == 2 and before[0] not in after:
+            break
+        await asyncio.sleep(0.1)
+    assert len(after) == 2 and before[0] not in after
+    assert server.stop() == 0
