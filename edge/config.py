@@ -7,6 +7,7 @@ by sites[0].production.hosts[0]``.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import tomllib
@@ -31,8 +32,17 @@ class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     pass
 
 
+class TlsFiles(_Frozen, frozen=True):
+    """A PEM certificate chain and its private key (paths relative to the config file)."""
+
+    cert: Annotated[str, msgspec.Meta(min_length=1)]
+    key: Annotated[str, msgspec.Meta(min_length=1)]
+
+
 class ServerConfig(_Frozen, frozen=True):
     listen: str = "127.0.0.1:8080"
+    listen_tls: str | None = None  # HTTPS for visitors, certificates chosen by SNI
+    default_tls: TlsFiles | None = None  # for SNI names without a certificate of their own
     admin_listen: str = "127.0.0.1:8081"
     data_dir: str = "var"
     cache_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * MiB
@@ -53,6 +63,10 @@ class TokenConfig(_Frozen, frozen=True):
 
 class EnvironmentConfig(_Frozen, frozen=True):
     hosts: tuple[str, ...] = ()
+    tls: TlsFiles | None = None
+    # Strict-Transport-Security max-age on HTTPS responses; default: one year on
+    # production, off on staging; 0 turns it off.
+    hsts_max_age: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class SiteConfig(_Frozen, frozen=True):
@@ -85,6 +99,14 @@ class Settings:
     listen: ListenAddress
     admin_listen: ListenAddress
     routes: RouteTable
+    listen_tls: ListenAddress | None = None
+    base_dir: Path = Path(".")
+    source: Path | None = None  # the file it was read from, for reloads
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the serving process records its pid (for ``edge reload``)."""
+        return self.data_dir / "edge.pid"
 
     @property
     def site_ids(self) -> frozenset[str]:
@@ -161,6 +183,20 @@ def check(config: Config, base_dir: Path) -> Settings:
         raise ConfigError(f"server.admin_listen: expected 'host:port', got {server.admin_listen!r}")
     if _clash(listen, admin):
         raise ConfigError("server.admin_listen: must not share server.listen's address and port")
+    listen_tls = None
+    if server.listen_tls is not None:
+        listen_tls = parse_listen(server.listen_tls)
+        if listen_tls is None:
+            raise ConfigError(f"server.listen_tls: expected 'host:port', got {server.listen_tls!r}")
+        if _clash(listen_tls, listen) or _clash(listen_tls, admin):
+            raise ConfigError("server.listen_tls: must not share another listener's port")
+        if server.default_tls is None:
+            raise ConfigError(
+                "server.default_tls: required with server.listen_tls (the certificate for"
+                " names that have none of their own)"
+            )
+    elif server.default_tls is not None:
+        raise ConfigError("server.default_tls: only used with server.listen_tls")
 
     staging_domain = None
     if server.staging_domain is not None:
@@ -193,8 +229,11 @@ def check(config: Config, base_dir: Path) -> Settings:
             raise ConfigError(f"sites[{i}].id: {site.id!r} is already used by sites[{other}]")
         seen_ids[site.id] = i
         for env in ENVS:
-            for j, host in enumerate(getattr(site, env).hosts):
+            env_config: EnvironmentConfig = getattr(site, env)
+            for j, host in enumerate(env_config.hosts):
                 claim(host, Route(site.id, env), f"sites[{i}].{env}.hosts[{j}]")
+            if env_config.tls is not None and listen_tls is None:
+                raise ConfigError(f"sites[{i}].{env}.tls: needs server.listen_tls")
     if staging_domain is not None:
         for i, site in enumerate(config.sites):
             claim(
@@ -223,6 +262,8 @@ def check(config: Config, base_dir: Path) -> Settings:
         listen=listen,
         admin_listen=admin,
         routes=RouteTable.build((h, r) for h, (_, r) in claims.items()),
+        listen_tls=listen_tls,
+        base_dir=base_dir,
     )
 
 
@@ -243,6 +284,7 @@ def load_config(path: str | Path) -> Settings:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     try:
-        return parse_config(text, path.resolve().parent)
+        settings = parse_config(text, path.resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
+    return dataclasses.replace(settings, source=path.resolve())

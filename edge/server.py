@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -25,14 +26,17 @@ from aiohttp import web
 from edge.admin_api.app import AdminApi, create_admin_app
 from edge.admin_api.auth import TokenBook
 from edge.cache import ByteLRU, CacheKey
-from edge.config import Settings
+from edge.config import ListenAddress, Settings, load_config
+from edge.errors import ConfigError
 from edge.snapshots.control import Control
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.sqlite import open_sqlite_store
 from edge.snapshots.store import Store
+from edge.tls import SniSelector, load_certificates
 from edge.visitor.handler import VisitorHandler
+from edge.visitor.hosts import host_policy
 from edge.visitor.representation import Representation
 
 log = logging.getLogger("edge")
@@ -43,7 +47,7 @@ log = logging.getLogger("edge")
 WATCH_SECONDS = 0.02
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Runtime:
     """Everything one edge process serves from."""
 
@@ -56,6 +60,7 @@ class Runtime:
     visitor: VisitorHandler
     control: Control
     scheduler: Scheduler | None
+    reloader: Reloader | None = None
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -79,7 +84,7 @@ async def open_runtime(
         cache: ByteLRU[CacheKey, Representation] = ByteLRU(
             max(settings.config.server.cache_max_bytes // workers, 1)
         )
-        visitor = VisitorHandler(settings.routes, live, store, cache)
+        visitor = VisitorHandler(host_policy(settings), live, store, cache)
         live.prepare = visitor.warm
         await live.catch_up()
         control = Control(store, live, loader)
@@ -135,12 +140,6 @@ def build_admin_app(runtime: Runtime) -> web.Application:
     return app
 
 
-def build_visitor_server(runtime: Runtime) -> web.Server:
-    if runtime.settings.config.server.access_log:
-        return web.Server(runtime.visitor)
-    return web.Server(runtime.visitor, access_log=None)
-
-
 def _background(stack: AsyncExitStack, coro: Awaitable[None], name: str) -> None:
     task = asyncio.ensure_future(coro)
     task.set_name(name)
@@ -155,43 +154,115 @@ async def _cancel(task: asyncio.Future[None]) -> None:
         pass
 
 
+class Reloader:
+    """Applies a re-read configuration: host tables and certificates.
+
+    Everything new is built and checked first; a bad file leaves what is serving
+    untouched. Listen addresses, the store and tokens need a restart.
+    """
+
+    def __init__(
+        self, settings: Settings, handlers: list[VisitorHandler], sni: SniSelector | None
+    ) -> None:
+        self._settings = settings
+        self._handlers = handlers
+        self._sni = sni
+
+    def reload(self) -> bool:
+        source = self._settings.source
+        if source is None:
+            log.warning("reload: no configuration file to re-read")
+            return False
+        try:
+            settings = load_config(source)
+            certificates = load_certificates(settings)
+        except ConfigError as exc:
+            log.error("reload refused, still serving the previous configuration: %s", exc)
+            return False
+        if (certificates is None) != (self._sni is None) or (
+            settings.listen,
+            settings.admin_listen,
+            settings.listen_tls,
+        ) != (self._settings.listen, self._settings.admin_listen, self._settings.listen_tls):
+            log.warning("reload: listeners changed; restart edge to apply that part")
+        policy = host_policy(settings)
+        for handler in self._handlers:
+            handler.policy = policy
+        if self._sni is not None and certificates is not None:
+            self._sni.replace(certificates)
+        self._settings = settings
+        log.info("reloaded %s", source)
+        return True
+
+
+async def _listen(
+    stack: AsyncExitStack,
+    handler: VisitorHandler | web.Application,
+    address: ListenAddress,
+    *,
+    access_log: bool,
+    reuse_port: bool,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    runner: web.BaseRunner
+    if isinstance(handler, web.Application):
+        runner = web.AppRunner(handler, handle_signals=False)
+    elif access_log:
+        runner = web.ServerRunner(web.Server(handler), handle_signals=False)
+    else:
+        runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(
+        runner,
+        address.host,
+        address.port,
+        reuse_address=True,
+        reuse_port=reuse_port,
+        ssl_context=ssl_context,
+    )
+    await site.start()
+
+
 @asynccontextmanager
 async def running(
     settings: Settings, *, worker: int = 0, workers: int = 1
 ) -> AsyncIterator[Runtime]:
     """Both listeners up, serving ``settings``; everything torn down on exit."""
     reuse_port = workers > 1
+    certificates = load_certificates(settings)  # refuse bad certificates before binding
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(
             open_runtime(settings, worker=worker, workers=workers)
         )
-
-        visitor = web.ServerRunner(build_visitor_server(runtime), handle_signals=False)
-        await visitor.setup()
-        stack.push_async_callback(visitor.cleanup)
-        await web.TCPSite(
-            visitor,
-            settings.listen.host,
-            settings.listen.port,
-            reuse_address=True,
+        access_log = settings.config.server.access_log
+        handlers = [runtime.visitor]
+        await _listen(
+            stack, runtime.visitor, settings.listen, access_log=access_log, reuse_port=reuse_port
+        )
+        sni = None
+        if certificates is not None and settings.listen_tls is not None:
+            sni = SniSelector(certificates)
+            handlers.append(runtime.visitor.over_tls())
+            await _listen(
+                stack,
+                handlers[-1],
+                settings.listen_tls,
+                access_log=access_log,
+                reuse_port=reuse_port,
+                ssl_context=sni.context,
+            )
+        await _listen(
+            stack, build_admin_app(runtime), settings.admin_listen, access_log=True,
             reuse_port=reuse_port,
-        ).start()
-
-        admin = web.AppRunner(build_admin_app(runtime), handle_signals=False)
-        await admin.setup()
-        stack.push_async_callback(admin.cleanup)
-        await web.TCPSite(
-            admin,
-            settings.admin_listen.host,
-            settings.admin_listen.port,
-            reuse_address=True,
-            reuse_port=reuse_port,
-        ).start()
+        )  # fmt: skip
+        runtime.reloader = Reloader(settings, handlers, sni)
         log.info(
-            "worker %d/%d: visitors on http://%s, admin API on http://%s",
+            "worker %d/%d: visitors on http://%s%s, admin API on http://%s",
             worker + 1,
             workers,
             settings.listen,
+            f" and https://{settings.listen_tls}" if sni is not None else "",
             settings.admin_listen,
         )
         _background(stack, watch(runtime), "edge-watch")
@@ -214,6 +285,9 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings, worker=worker, workers=workers) as runtime:
+        reloader = runtime.reloader
+        if reloader is not None:
+            loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         if ready is not None:
             await ready(runtime)
         await stop.wait()

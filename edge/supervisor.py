@@ -3,8 +3,9 @@
 The supervisor checks the configuration and migrates the store once, then starts
 N copies of ``edge serve`` (each told its index) that bind the visitor and admin
 ports with ``SO_REUSEPORT``, so the kernel spreads connections over them. It
-forwards SIGINT/SIGTERM, restarts a worker that dies (with backoff; the others
-keep serving), and gives up only if a worker cannot even start.
+forwards SIGINT/SIGTERM and SIGHUP (reload), restarts a worker that dies (with
+backoff; the others keep serving), and gives up only if a worker cannot even
+start.
 """
 
 from __future__ import annotations
@@ -62,9 +63,15 @@ def supervise(config: Path, settings: Settings, workers: int) -> int:
             if w.process is not None and w.process.poll() is None:
                 w.process.send_signal(signal.SIGTERM)
 
+    def reload(signum: int, _frame: object) -> None:
+        for w in pool:
+            if w.process is not None and w.process.poll() is None:
+                w.process.send_signal(signal.SIGHUP)
+
     pool = [_Worker(i) for i in range(workers)]
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     began = time.monotonic()
 
     def start(w: _Worker) -> None:

@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +51,50 @@ def _client(args: argparse.Namespace) -> AdminClient:
 def cmd_serve(args: argparse.Namespace) -> int:
     from edge.server import serve
     from edge.supervisor import supervise
+    from edge.tls import load_certificates
 
     settings = load_config(args.config)
     workers = args.workers
     if workers < 1:
         raise SystemExit("error: --workers must be at least 1")
-    if workers > 1 and args.worker_index is None:
-        return supervise(Path(args.config), settings, workers)
+    if args.worker_index is not None:  # one worker of a supervisor
+        return run_async(_serve(serve, settings, args.worker_index, workers))
+    load_certificates(settings)  # a bad certificate stops start-up here, naming the file
+    with _pid_file(settings.pid_file):
+        if workers > 1:
+            return supervise(Path(args.config), settings, workers)
+        return run_async(_serve(serve, settings, 0, 1))
 
-    async def run() -> int:
-        await serve(settings, worker=args.worker_index or 0, workers=workers)
-        return 0
 
-    return run_async(run())
+async def _serve(
+    serve: Callable[..., Awaitable[None]], settings: Any, worker: int, workers: int
+) -> int:
+    await serve(settings, worker=worker, workers=workers)
+    return 0
+
+
+@contextmanager
+def _pid_file(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    settings = load_config(args.config)  # refuse a broken file before signalling
+    from edge.tls import load_certificates
+
+    load_certificates(settings)
+    try:
+        pid = int(settings.pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: no running edge for {args.config} ({exc})") from None
+    print(f"asked edge (pid {pid}) to reload {args.config}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -122,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("reload", help="re-read certificates and host tables without a restart")
+    p.add_argument("--config", required=True, help="the running edge's configuration file")
+    p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("demo", help="serve with the demo site pushed and published")
     p.add_argument("--config", default="config/edge.toml")

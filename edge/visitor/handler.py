@@ -16,11 +16,12 @@ from aiohttp import hdrs, web
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.paths import lookup_candidates, request_path
-from edge.router import Env, Route, RouteTable
+from edge.router import Env, Route, normalize_host
 from edge.snapshots.live import LivePointers
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.store import Store
 from edge.visitor.conditional import UNSATISFIABLE, accepts_gzip, etag_matches, parse_range
+from edge.visitor.hosts import HostPolicy, https_location
 from edge.visitor.representation import (
     Representation,
     build,
@@ -52,21 +53,31 @@ class VisitorHandler:
 
     def __init__(
         self,
-        routes: RouteTable,
+        policy: HostPolicy,
         live: LivePointers,
         store: Store,
         cache: ByteLRU[CacheKey, Representation],
+        *,
+        tls: bool = False,
     ) -> None:
-        self._routes = routes
+        self.policy = policy
+        self._tls = tls
         self._live = live
         self._store = store
         self._cache = cache
         self._building: dict[CacheKey, asyncio.Future[Representation]] = {}
 
+    def over_tls(self) -> VisitorHandler:
+        """The handler for the HTTPS listener: same state, HSTS, no HTTPS redirect."""
+        return TlsVisitorHandler(self.policy, self._live, self._store, self._cache, tls=True)
+
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        route = self._routes.resolve(request.headers.get(hdrs.HOST))
+        policy = self.policy
+        route = policy.routes.resolve(request.headers.get(hdrs.HOST))
         if route is None:
             return _plain(421, "Misdirected Request: no site is served at this host")
+        if policy.https_port is not None and not self._tls and route.key in policy.https_only:
+            return _to_https(request, policy.https_port)
         if not self._live.is_current():
             await self._live.catch_up()  # another process moved a pointer
         snapshot = self._live.get(route.key)
@@ -191,6 +202,27 @@ class VisitorHandler:
                     if if_range is None or if_range.strip() == rep.etag:
                         return _partial(rep, range_header)
         return web.Response(body=rep.body, status=status, headers=rep.headers)
+
+
+class TlsVisitorHandler(VisitorHandler):
+    """Adds Strict-Transport-Security where the environment asks for it."""
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        response = await super().__call__(request)
+        route = self.policy.routes.resolve(request.headers.get(hdrs.HOST))
+        if route is not None:
+            hsts = self.policy.hsts.get(route.key)
+            if hsts is not None:
+                response.headers["Strict-Transport-Security"] = hsts
+        return response
+
+
+def _to_https(request: web.BaseRequest, port: int) -> web.Response:
+    # The target host is the configured one the request resolved to (normalised),
+    # never the raw Host header.
+    host = normalize_host(request.headers.get(hdrs.HOST)) or ""
+    location = https_location(host, port, request.raw_path)
+    return web.Response(status=308, headers={hdrs.LOCATION: location})
 
 
 def _partial(rep: Representation, range_header: str) -> web.Response:

@@ -47,9 +47,12 @@ class EdgeServer:
     tokens: dict[str, str]
     port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
+    tls_port: int = field(default_factory=free_port)  # used when a test configures HTTPS
     process: subprocess.Popen[bytes] | None = None
     extra_config: str = ""
     workers: int = 2
+    # Extra lines per environment table, keyed "acme.production" etc.
+    env_extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -84,13 +87,16 @@ staging_domain = "staging.example"
 id = "acme"
 [sites.production]
 hosts = ["{PRODUCTION_HOST}", "www.acme.example"]
+{self.env_extra.get("acme.production", "")}
 [sites.staging]
 hosts = ["{STAGING_HOST}"]
+{self.env_extra.get("acme.staging", "")}
 
 [[sites]]
 id = "other"
 [sites.production]
 hosts = ["other.example"]
+{self.env_extra.get("other.production", "")}
 """
         )
 
