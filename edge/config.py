@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -52,6 +53,12 @@ class ServerConfig(_Frozen, frozen=True):
     # One log line per visitor request (logger "aiohttp.access"). Off by default: the
     # stdlib formatting costs more than the rest of a cached hit (bench/throughput.py).
     access_log: bool = False
+    # Outbound webhooks and upstreams may reach these networks (CIDRs) although they
+    # are private, loopback or link-local; everything else of that kind is refused.
+    allow_private_targets: tuple[str, ...] = ()
+    upstream_connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    upstream_read_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    analytics_flush_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
 
 
 class TokenConfig(_Frozen, frozen=True):
@@ -61,8 +68,31 @@ class TokenConfig(_Frozen, frozen=True):
     sites: tuple[str, ...] = ()
 
 
+WebhookEvent = Literal["form.submitted", "environment.updated", "publish.failed"]
+
+
+class WebhookConfig(_Frozen, frozen=True):
+    """An endpoint told about this environment's events, signed with HMAC-SHA256."""
+
+    url: str
+    events: tuple[WebhookEvent, ...]
+    secret_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class UpstreamConfig(_Frozen, frozen=True):
+    """Requests under ``prefix`` are reverse-proxied to ``origin``."""
+
+    prefix: str
+    origin: str
+
+
 class EnvironmentConfig(_Frozen, frozen=True):
     hosts: tuple[str, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    # Staging only: visitors must give this password (HTTP Basic, any user name),
+    # read from the named environment variable; preview links also let them in.
+    password_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     tls: TlsFiles | None = None
     # Strict-Transport-Security max-age on HTTPS responses; default: one year on
     # production, off on staging; 0 turns it off.
@@ -73,6 +103,9 @@ class SiteConfig(_Frozen, frozen=True):
     id: str
     production: EnvironmentConfig = EnvironmentConfig()
     staging: EnvironmentConfig = EnvironmentConfig()
+    # A staging webhook or upstream on the same origin as a production one is a
+    # configuration error unless this says it is intended.
+    allow_shared_endpoints: bool = False
 
 
 class Config(_Frozen, frozen=True):
@@ -234,6 +267,13 @@ def check(config: Config, base_dir: Path) -> Settings:
                 claim(host, Route(site.id, env), f"sites[{i}].{env}.hosts[{j}]")
             if env_config.tls is not None and listen_tls is None:
                 raise ConfigError(f"sites[{i}].{env}.tls: needs server.listen_tls")
+            _check_endpoints(env_config, f"sites[{i}].{env}")
+        if site.production.password_env is not None:
+            raise ConfigError(
+                f"sites[{i}].production.password_env: production is never password-protected"
+            )
+        if not site.allow_shared_endpoints:
+            _check_isolation(site, f"sites[{i}]")
     if staging_domain is not None:
         for i, site in enumerate(config.sites):
             claim(
@@ -241,6 +281,14 @@ def check(config: Config, base_dir: Path) -> Settings:
                 Route(site.id, "staging"),
                 f"sites[{i}] (via server.staging_domain)",
             )
+
+    for j, cidr in enumerate(server.allow_private_targets):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.allow_private_targets[{j}]: not a network: {cidr!r}"
+            ) from None
 
     token_names: set[str] = set()
     for i, token in enumerate(config.tokens):
@@ -265,6 +313,61 @@ def check(config: Config, base_dir: Path) -> Settings:
         listen_tls=listen_tls,
         base_dir=base_dir,
     )
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host:port`` of an http(s) URL (default ports made explicit), else None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    port = port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
+
+
+def _check_endpoints(env: EnvironmentConfig, key: str) -> None:
+    for j, hook in enumerate(env.webhooks):
+        if origin_of(hook.url) is None:
+            raise ConfigError(f"{key}.webhooks[{j}].url: not an http(s) URL: {hook.url!r}")
+        if not hook.events:
+            raise ConfigError(f"{key}.webhooks[{j}].events: name at least one event")
+    prefixes: set[str] = set()
+    for j, up in enumerate(env.upstreams):
+        if origin_of(up.origin) is None or urlsplit(up.origin).path not in ("", "/"):
+            raise ConfigError(
+                f"{key}.upstreams[{j}].origin: expected scheme://host[:port], got {up.origin!r}"
+            )
+        if not (up.prefix.startswith("/") and up.prefix.endswith("/")) or "//" in up.prefix:
+            raise ConfigError(
+                f"{key}.upstreams[{j}].prefix: a path prefix like '/api/', got {up.prefix!r}"
+            )
+        if up.prefix.startswith("/_edge/"):
+            raise ConfigError(f"{key}.upstreams[{j}].prefix: /_edge/ is edge's own")
+        if up.prefix in prefixes:
+            raise ConfigError(f"{key}.upstreams[{j}].prefix: {up.prefix!r} is used twice")
+        prefixes.add(up.prefix)
+
+
+def _check_isolation(site: SiteConfig, key: str) -> None:
+    """A staging integration must not reach a production endpoint."""
+    production = {origin_of(h.url) for h in site.production.webhooks}
+    production |= {origin_of(u.origin) for u in site.production.upstreams}
+    for j, hook in enumerate(site.staging.webhooks):
+        if origin_of(hook.url) in production:
+            raise ConfigError(
+                f"{key}.staging.webhooks[{j}].url: {origin_of(hook.url)} is also a production"
+                " endpoint (staging events must not reach production; set"
+                " allow_shared_endpoints = true if this is intended)"
+            )
+    for j, up in enumerate(site.staging.upstreams):
+        if origin_of(up.origin) in production:
+            raise ConfigError(
+                f"{key}.staging.upstreams[{j}].origin: {origin_of(up.origin)} is also a"
+                " production endpoint (set allow_shared_endpoints = true if this is intended)"
+            )
 
 
 def parse_config(text: str, base_dir: Path) -> Settings:

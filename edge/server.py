@@ -27,7 +27,9 @@ from edge.admin_api.app import AdminApi, create_admin_app
 from edge.admin_api.auth import TokenBook
 from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
-from edge.errors import ConfigError
+from edge.errors import ConfigError, NotFound
+from edge.integrations.webhooks import Deliverer, Webhooks
+from edge.netguard import check_url, guarded_session, parse_networks
 from edge.snapshots.control import Control
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
@@ -35,9 +37,11 @@ from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.sqlite import open_sqlite_store
 from edge.snapshots.store import Store
 from edge.tls import SniSelector, load_certificates
-from edge.visitor.handler import VisitorHandler
+from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
+from edge.visitor.preview import LINK_PATH, PreviewSigner, load_key
 from edge.visitor.representation import Representation
+from edge.visitor.upstream import UpstreamTable
 
 log = logging.getLogger("edge")
 
@@ -60,6 +64,8 @@ class Runtime:
     visitor: VisitorHandler
     control: Control
     scheduler: Scheduler | None
+    services: Services
+    deliverer: Deliverer | None
     reloader: Reloader | None = None
 
 
@@ -84,11 +90,36 @@ async def open_runtime(
         cache: ByteLRU[CacheKey, Representation] = ByteLRU(
             max(settings.config.server.cache_max_bytes // workers, 1)
         )
-        visitor = VisitorHandler(host_policy(settings), live, store, cache)
+        server = settings.config.server
+        session = guarded_session(
+            server.allow_private_targets,
+            connect_timeout=server.upstream_connect_timeout,
+            read_timeout=server.upstream_read_timeout,
+        )
+        stack.push_async_callback(session.close)
+        webhooks = Webhooks(settings)
+        services = Services(
+            live=live,
+            loader=loader,
+            store=store,
+            cache=cache,
+            webhooks=webhooks,
+            upstreams=UpstreamTable.build(settings),
+            session=session,
+            signer=PreviewSigner(load_key(settings.data_dir)),
+        )
+        # Registered after the store: on the way out, counts are written before it closes.
+        stack.push_async_callback(services.views.flush, store)
+        visitor = VisitorHandler(host_policy(settings), services)
         live.prepare = visitor.warm
         await live.catch_up()
         control = Control(store, live, loader)
+        control.events = webhooks.events
         scheduler = Scheduler(store, control) if worker == 0 else None
+        deliverer = None
+        if worker == 0:
+            allow = parse_networks(server.allow_private_targets)
+            deliverer = Deliverer(store, session, check_url=lambda url: check_url(url, allow))
 
         def schedules_changed() -> None:
             counters.bump_schedules()
@@ -106,6 +137,8 @@ async def open_runtime(
             visitor=visitor,
             control=control,
             scheduler=scheduler,
+            services=services,
+            deliverer=deliverer,
         )
 
 
@@ -127,17 +160,34 @@ async def watch(runtime: Runtime) -> None:
 
 
 def build_admin_app(runtime: Runtime) -> web.Application:
-    server = runtime.settings.config.server
+    settings = runtime.settings
+    server = settings.config.server
     api = AdminApi(
         runtime.control,
         runtime.store,
-        TokenBook(runtime.settings.config.tokens),
-        runtime.settings.site_ids,
+        TokenBook(settings.config.tokens),
+        settings.site_ids,
         max_blob_bytes=server.max_blob_bytes,
+        signer=runtime.services.signer,
+        preview_url=lambda site, token: preview_url(settings, site, token),
     )
     app = create_admin_app(api, max_request_bytes=server.max_request_bytes)
     app[RUNTIME] = runtime
     return app
+
+
+def preview_url(settings: Settings, site: str, token: str) -> str:
+    """A preview link on the site's first staging host (HTTPS when it has a certificate)."""
+    hosts = settings.routes.hosts_of(site, "staging")
+    if not hosts:
+        raise NotFound(f"site {site!r} has no staging host")
+    staging = next(s for s in settings.config.sites if s.id == site).staging
+    if staging.tls is not None and settings.listen_tls is not None:
+        scheme, port, default = "https", settings.listen_tls.port, 443
+    else:
+        scheme, port, default = "http", settings.listen.port, 80
+    authority = hosts[0] if port == default else f"{hosts[0]}:{port}"
+    return f"{scheme}://{authority}{LINK_PATH}?token={token}"
 
 
 def _background(stack: AsyncExitStack, coro: Awaitable[None], name: str) -> None:
@@ -269,6 +319,15 @@ async def running(
         if runtime.scheduler is not None:
             # Overdue schedules (due while edge was down) fire as soon as this runs.
             _background(stack, runtime.scheduler.run(), "edge-scheduler")
+        if runtime.deliverer is not None:
+            _background(stack, runtime.deliverer.run(), "edge-webhooks")
+        _background(
+            stack,
+            runtime.services.views.run(
+                runtime.store, settings.config.server.analytics_flush_seconds
+            ),
+            "edge-analytics",
+        )
         yield runtime
 
 

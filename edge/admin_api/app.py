@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +16,7 @@ from edge.admin_api.auth import Principal, TokenBook
 from edge.admin_api.schemas import (
     CreateSnapshotRequest,
     MissingBlobsRequest,
+    PreviewLinkRequest,
     PublishRequest,
     RefreshRequest,
     RollbackRequest,
@@ -24,6 +27,7 @@ from edge.admin_api.schemas import (
 from edge.config import Role
 from edge.errors import (
     BadRequest,
+    Conflict,
     EdgeError,
     HashMismatch,
     NotFound,
@@ -36,6 +40,7 @@ from edge.snapshots.model import Pointer, Schedule, Snapshot
 from edge.snapshots.promotion import environments_etag
 from edge.snapshots.schedule import parse_moment
 from edge.snapshots.store import Store
+from edge.visitor.preview import PreviewSigner
 
 log = logging.getLogger("edge.admin")
 
@@ -43,6 +48,7 @@ _encoder = msgspec.json.Encoder()
 _BLOB_CHUNK = 256 * 1024
 _MAX_PAGE = 500
 _SHA256_HEX = frozenset("0123456789abcdef")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -110,6 +116,9 @@ def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
     return int(raw)
 
 
+PreviewUrl = Callable[[str, str], str]
+
+
 class AdminApi:
     """The v1 handlers, bound to one process's control, store and tokens."""
 
@@ -120,12 +129,16 @@ class AdminApi:
         tokens: TokenBook,
         sites: frozenset[str],
         max_blob_bytes: int,
+        signer: PreviewSigner | None = None,
+        preview_url: PreviewUrl | None = None,
     ) -> None:
         self._control = control
         self._store = store
         self._tokens = tokens
         self._sites = sites
         self._max_blob_bytes = max_blob_bytes
+        self._signer = signer
+        self._preview_url = preview_url
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -358,6 +371,96 @@ class AdminApi:
         to = request.query.get("to", "staging")
         return json_response(await self._control.diff(site, from_, to))
 
+    # -- what stays per environment: inboxes, analytics, webhooks, previews ----------
+
+    async def list_forms(self, request: web.Request) -> web.Response:
+        env = self._env(request)
+        site, _ = self._authorize(request, "editor" if env == "staging" else "publisher")
+        limit = _int_query(request, "limit", 50, _MAX_PAGE)
+        before = _int_query(request, "before", 0, 2**62) or None
+        found = await self._store.list_form_submissions(
+            site, env, form=request.query.get("form"), limit=limit, before=before
+        )
+        more = len(found) == limit
+        return json_response({"submissions": found, "next": found[-1].id if more else None})
+
+    async def analytics(self, request: web.Request) -> web.Response:
+        env = self._env(request)
+        site, _ = self._authorize(request, "editor")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        month_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86_400))
+        first, last = request.query.get("from", month_ago), request.query.get("to", today)
+        for name, day in (("from", first), ("to", last)):
+            if not _DAY.match(day):
+                raise BadRequest(f"{name} is a day like 2026-11-26")
+        rows = await self._store.page_views(
+            site,
+            env,
+            first_day=first,
+            last_day=last,
+            limit=_int_query(request, "limit", 10_000, 100_000),
+        )
+        days: dict[str, int] = {}
+        for row in rows:
+            days[row.day] = days.get(row.day, 0) + row.views
+        return json_response(
+            {
+                "env": env,
+                "from": first,
+                "to": last,
+                "total": sum(days.values()),
+                "days": [{"day": d, "views": n} for d, n in sorted(days.items())],
+                "paths": rows,
+            }
+        )
+
+    async def webhook_deliveries(self, request: web.Request) -> web.Response:
+        env = self._env(request)
+        site, _ = self._authorize(request, "publisher")
+        limit = _int_query(request, "limit", 50, _MAX_PAGE)
+        before = _int_query(request, "before", 0, 2**62) or None
+        items = await self._store.list_outbox(site, env, limit=limit, before=before)
+        return json_response(
+            {
+                "deliveries": [
+                    {
+                        "id": i.id,
+                        "event": i.event,
+                        "url": i.url,
+                        "status": i.status,
+                        "attempts": i.attempts,
+                        "created_at": i.created_at,
+                        "delivered_at": i.delivered_at,
+                        "last_error": i.last_error,
+                    }
+                    for i in items
+                ],
+                "next": items[-1].id if len(items) == limit else None,
+            }
+        )
+
+    async def preview_link(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "editor")
+        payload = decode(PreviewLinkRequest, await self._json_body(request))
+        if self._signer is None or self._preview_url is None:
+            raise NotFound("preview links are not available")
+        snapshot_id = payload.snapshot
+        if snapshot_id is None:
+            snapshot_id = (await self._control.pointers(site))["staging"].snapshot
+            if snapshot_id is None:
+                raise Conflict("staging has no snapshot to preview")
+        await self._control.snapshot(site, snapshot_id)  # 404 for an unknown one
+        token = self._signer.sign(site, snapshot_id, payload.ttl)
+        expires = int(time.time()) + payload.ttl
+        return json_response(
+            {
+                "url": self._preview_url(site, token),
+                "snapshot": snapshot_id,
+                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            },
+            status=201,
+        )
+
 
 def _moved_doc(moved: Moved) -> dict[str, Any]:
     return {moved.env: moved.to, "previous": moved.previous, "action": moved.action}
@@ -398,4 +501,8 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_delete(f"{prefix}/schedules/{{id}}", api.cancel_schedule)
     app.router.add_get(f"{prefix}/history", api.history)
     app.router.add_get(f"{prefix}/diff", api.diff)
+    app.router.add_get(f"{prefix}/forms/{{env}}", api.list_forms)
+    app.router.add_get(f"{prefix}/analytics/{{env}}", api.analytics)
+    app.router.add_get(f"{prefix}/webhooks/{{env}}", api.webhook_deliveries)
+    app.router.add_post(f"{prefix}/preview-links", api.preview_link)
     return app

@@ -69,6 +69,11 @@ class RollbackRequest(_Payload, frozen=True):
     to: SnapshotId | None = None
 
 
+class PreviewLinkRequest(_Payload, frozen=True):
+    ttl: Annotated[int, msgspec.Meta(ge=60, le=30 * 86_400)]
+    snapshot: SnapshotId | None = None  # default: staging's current snapshot
+
+
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     t: msgspec.json.Decoder(t)
@@ -80,6 +85,7 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
         ScheduleRequest,
         RefreshRequest,
         RollbackRequest,
+        PreviewLinkRequest,
     )
 }
 

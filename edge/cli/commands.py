@@ -168,3 +168,19 @@ async def cmd_status(client: AdminClient, args: argparse.Namespace) -> int:
     if staging["snapshot"] and staging.get("base") != production["snapshot"]:
         print("\nproduction moved since staging's base (drift): publish will merge")
     return 0
+
+
+async def cmd_inbox(client: AdminClient, args: argparse.Namespace) -> int:
+    params = {"limit": str(args.limit)}
+    if args.form:
+        params["form"] = args.form
+    answer = await _call(client, "GET", f"/v1/sites/{args.site}/forms/{args.env}", params=params)
+    rows = [["id", "at (UTC)", "form", "fields"]]
+    for s in answer["submissions"]:
+        fields = ", ".join(
+            f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in s["fields"].items()
+        )
+        rows.append([str(s["id"]), s["at"], s["form"], fields[:120]])
+    print(f"{args.site} {args.env} inbox")
+    print(table(rows) if len(rows) > 1 else "(empty)")
+    return 0

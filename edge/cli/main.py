@@ -209,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", default="staging")
     p.set_defaults(func=_admin_command(commands.cmd_diff))
 
+    p = admin("inbox", "form submissions of one environment, newest first")
+    p.add_argument("--env", choices=["staging", "production"], default="production")
+    p.add_argument("--form", help="only this form")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_admin_command(commands.cmd_inbox))
+
     p = admin("status", "show both environments of a site")
     p.set_defaults(func=_admin_command(commands.cmd_status))
 

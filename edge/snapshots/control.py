@@ -31,6 +31,7 @@ from edge.snapshots.merge import changed_paths, unpublished_changes
 from edge.snapshots.model import (
     HistoryEntry,
     ManifestEntry,
+    OutboxEvent,
     Pointer,
     PointerMove,
     Schedule,
@@ -52,9 +53,11 @@ from edge.snapshots.promotion import (
     plan_set,
     same_content,
 )
+from edge.snapshots.settings import validate_settings
 from edge.snapshots.store import Store
 
 log = logging.getLogger("edge.control")
+EventBuilder = Callable[[str, Env, str, dict[str, Any]], list[OutboxEvent]]
 _HISTORY_SCAN = 10_000  # how far back rollback looks for "was production before"
 
 
@@ -92,6 +95,8 @@ class Control:
         # store's compare-and-swap guards against other processes.
         self._site_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.schedules_changed: Callable[[], None] = lambda: None
+        # Builds webhook outbox rows for an event in one environment (none by default).
+        self.events: EventBuilder = lambda site, env, event, data: []
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -123,6 +128,8 @@ class Control:
                 " backslash, control characters or trailing '/')",
                 paths=bad[:100],
             )
+        if settings is not None:
+            validate_settings(settings)
         base: Content = EMPTY
         if parent is not None:
             parent_snapshot = await self._loader.load(site, parent)
@@ -433,7 +440,13 @@ class Control:
                 result = compose(_content(production), pieces)
                 if result.conflicts:
                     error = "drift: " + ", ".join(result.conflicts[:50])
-                    await self._store.fail_schedules(site, ids, error)
+                    events = self.events(
+                        site,
+                        "production",
+                        "publish.failed",
+                        {"schedules": ids, "at": group[0].at, "conflicts": result.conflicts},
+                    )
+                    await self._store.fail_schedules(site, ids, error, events)
                     log.warning("schedules %s of %s failed: %s", ids, site, error)
                     return Moved("production", previous, previous, None)
                 same = next(
@@ -478,10 +491,21 @@ class Control:
     ) -> list[HistoryEntry]:
         by_id = {s.id: s for s in loaded}
         changes = [(m.env, by_id[m.to]) for m in moves]
+        events = [
+            event
+            for m in moves
+            if m.to != m.expect
+            for event in self.events(
+                site,
+                m.env,
+                "environment.updated",
+                {"from": m.expect, "to": m.to, "action": action, "actor": actor},
+            )
+        ]
         async with self._live.lock:
             await self._live.prepare_swap(changes)
             entries = await self._store.move_pointers(
-                site, moves, action=action, actor=actor, complete=complete
+                site, moves, action=action, actor=actor, complete=complete, events=events
             )
             # Swap right after the durable commit, before anything else can run,
             # then tell the other processes (before the caller answers).

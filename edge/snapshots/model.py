@@ -118,3 +118,46 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     actor: str
     fired_at: str | None = None
+
+
+class FormSubmission(msgspec.Struct, frozen=True, kw_only=True):
+    """One visitor's form post, kept in its environment's inbox."""
+
+    id: int
+    site: str
+    env: Env
+    form: str
+    at: str
+    fields: dict[str, str | list[str]]
+
+
+class OutboxEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook delivery to make: written in the transaction of the change it reports."""
+
+    site: str
+    env: Env
+    event: str
+    url: str
+    secret_env: str
+    payload: bytes
+
+
+class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    site: str
+    env: Env
+    event: str
+    url: str
+    secret_env: str
+    payload: bytes
+    attempts: int
+    status: str  # pending | delivered | failed
+    created_at: str
+    last_error: str | None = None
+    delivered_at: str | None = None
+
+
+class PageViews(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    day: str
+    views: int

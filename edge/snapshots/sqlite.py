@@ -15,6 +15,7 @@ How this works:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,8 +27,12 @@ import msgspec
 from edge.errors import Conflict, MissingBlobs, NotFound, PointerMoved
 from edge.router import ENVS, Env
 from edge.snapshots.model import (
+    FormSubmission,
     HistoryEntry,
     ManifestEntry,
+    OutboxEvent,
+    OutboxItem,
+    PageViews,
     Pointer,
     PointerMove,
     Schedule,
@@ -97,6 +102,43 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX schedules_pending ON schedules (status, at);
     CREATE INDEX schedules_by_site ON schedules (site, id);
     """,
+    """
+    CREATE TABLE form_submissions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site TEXT NOT NULL,
+        env TEXT NOT NULL,
+        form TEXT NOT NULL,
+        at TEXT NOT NULL,
+        fields BLOB NOT NULL
+    );
+    CREATE INDEX form_submissions_inbox ON form_submissions (site, env, id);
+    CREATE TABLE page_views (
+        site TEXT NOT NULL,
+        env TEXT NOT NULL,
+        path TEXT NOT NULL,
+        day TEXT NOT NULL,
+        views INTEGER NOT NULL,
+        PRIMARY KEY (site, env, day, path)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site TEXT NOT NULL,
+        env TEXT NOT NULL,
+        event TEXT NOT NULL,
+        url TEXT NOT NULL,
+        secret_env TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        lease_until REAL NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_at);
+    CREATE INDEX outbox_by_site ON outbox (site, env, id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -104,6 +146,7 @@ _manifest_encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
 _settings_decoder = msgspec.json.Decoder(dict[str, Any])
 _paths_decoder = msgspec.json.Decoder(list[str])
+_fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
 _SCHEDULE_COLUMNS = (
     "id, site, at, snapshot, base, paths, settings, status, error, created_at, actor, fired_at"
 )
@@ -285,10 +328,12 @@ class SqliteStore:
         action: str,
         actor: str,
         complete: Sequence[str] = (),
+        events: Sequence[OutboxEvent] = (),
     ) -> list[HistoryEntry]:
         at = utc_now()
         entries: list[HistoryEntry] = []
         async with self._transaction() as db:
+            await _enqueue(db, events)
             for schedule_id in complete:
                 cur = await db.execute(
                     "UPDATE schedules SET status = 'done', fired_at = ?"
@@ -417,15 +462,179 @@ class SqliteStore:
                 "UPDATE schedules SET status = 'cancelled' WHERE id = ?", (schedule_id,)
             )
 
-    async def fail_schedules(self, site: str, schedule_ids: Sequence[str], error: str) -> None:
+    async def fail_schedules(
+        self,
+        site: str,
+        schedule_ids: Sequence[str],
+        error: str,
+        events: Sequence[OutboxEvent] = (),
+    ) -> None:
         at = utc_now()
         async with self._transaction() as db:
+            await _enqueue(db, events)
             for schedule_id in schedule_ids:
                 await db.execute(
                     "UPDATE schedules SET status = 'failed', error = ?, fired_at = ?"
                     " WHERE id = ? AND site = ? AND status = 'pending'",
                     (error, at, schedule_id, site),
                 )
+
+    # -- forms, analytics ------------------------------------------------------------
+
+    async def add_form_submission(
+        self,
+        site: str,
+        env: Env,
+        form: str,
+        fields: dict[str, str | list[str]],
+        events: Sequence[OutboxEvent] = (),
+    ) -> FormSubmission:
+        at = utc_now()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO form_submissions (site, env, form, at, fields) VALUES (?, ?, ?, ?, ?)",
+                (site, env, form, at, _manifest_encoder.encode(fields)),
+            )
+            assert cur.lastrowid is not None
+            await _enqueue(db, events)
+        return FormSubmission(id=cur.lastrowid, site=site, env=env, form=form, at=at, fields=fields)
+
+    async def list_form_submissions(
+        self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
+    ) -> list[FormSubmission]:
+        query, args = _page(
+            "SELECT id, env, form, at, fields FROM form_submissions",
+            site,
+            [("env = ?", env), ("form = ?", form), ("id < ?", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        async with self._reader.execute(query, args) as cur:
+            return [
+                FormSubmission(
+                    id=r[0],
+                    site=site,
+                    env=r[1],
+                    form=r[2],
+                    at=r[3],
+                    fields=_fields_decoder.decode(r[4]),
+                )
+                async for r in cur
+            ]
+
+    async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
+        if not counts:
+            return
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO page_views (site, env, path, day, views) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (site, env, day, path) DO UPDATE SET views = views + excluded.views",
+                counts,
+            )
+
+    async def page_views(
+        self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
+    ) -> list[PageViews]:
+        async with self._reader.execute(
+            "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
+            " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
+            (site, env, first_day, last_day, limit),
+        ) as cur:
+            return [PageViews(path=r[0], day=r[1], views=r[2]) async for r in cur]
+
+    # -- webhook outbox ------------------------------------------------------------
+
+    async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxItem]:
+        async with self._transaction() as db:
+            async with db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
+                " AND next_at <= ? AND lease_until <= ? ORDER BY next_at, id LIMIT ?",
+                (now, now, limit),
+            ) as cur:
+                items = [_outbox_item(r) async for r in cur]
+            await db.executemany(
+                "UPDATE outbox SET lease_until = ? WHERE id = ?",
+                [(now + lease, item.id) for item in items],
+            )
+        return items
+
+    async def next_outbox_due(self) -> float | None:
+        async with self._reader.execute(
+            "SELECT MIN(MAX(next_at, lease_until)) FROM outbox WHERE status = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def record_delivery(
+        self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
+    ) -> None:
+        async with self._transaction() as db:
+            if delivered:
+                await db.execute(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
+                    " delivered_at = ?, last_error = NULL, lease_until = 0 WHERE id = ?",
+                    (utc_now(), item_id),
+                )
+            elif retry_at is None:
+                await db.execute(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1,"
+                    " last_error = ?, lease_until = 0 WHERE id = ?",
+                    (error, item_id),
+                )
+            else:
+                await db.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ?,"
+                    " lease_until = 0 WHERE id = ?",
+                    (error, retry_at, item_id),
+                )
+
+    async def list_outbox(
+        self, site: str, env: Env, *, limit: int, before: int | None
+    ) -> list[OutboxItem]:
+        query, args = _page(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox",
+            site,
+            [("env = ?", env), ("id < ?", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        async with self._reader.execute(query, args) as cur:
+            return [_outbox_item(r) async for r in cur]
+
+
+_OUTBOX_COLUMNS = (
+    "id, site, env, event, url, secret_env, payload, attempts, status, created_at, last_error,"
+    " delivered_at"
+)
+
+
+def _outbox_item(r: Any) -> OutboxItem:
+    return OutboxItem(
+        id=r[0],
+        site=r[1],
+        env=r[2],
+        event=r[3],
+        url=r[4],
+        secret_env=r[5],
+        payload=bytes(r[6]),
+        attempts=r[7],
+        status=r[8],
+        created_at=r[9],
+        last_error=r[10],
+        delivered_at=r[11],
+    )
+
+
+async def _enqueue(db: aiosqlite.Connection, events: Sequence[OutboxEvent]) -> None:
+    if not events:
+        return
+    created = utc_now()
+    now = time.time()
+    await db.executemany(
+        "INSERT INTO outbox (site, env, event, url, secret_env, payload, status, next_at,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        [(e.site, e.env, e.event, e.url, e.secret_env, e.payload, now, created) for e in events],
+    )
 
 
 def _page(

@@ -13,7 +13,11 @@ from typing import Protocol
 
 from edge.router import Env
 from edge.snapshots.model import (
+    FormSubmission,
     HistoryEntry,
+    OutboxEvent,
+    OutboxItem,
+    PageViews,
     Pointer,
     PointerMove,
     Schedule,
@@ -71,8 +75,11 @@ class Store(Protocol):
         action: str,
         actor: str,
         complete: Sequence[str] = (),
+        events: Sequence[OutboxEvent] = (),
     ) -> list[HistoryEntry]:
         """Apply ``moves`` in one durable transaction, each a compare-and-swap.
+
+        ``events`` (webhook deliveries announcing the move) join the same transaction.
 
         Raises :class:`edge.errors.PointerMoved` (and changes nothing) when any
         pointer is not at its ``expect`` any more. The schedules named in
@@ -108,8 +115,59 @@ class Store(Protocol):
         """Cancel a pending schedule: NotFound, or Conflict when it is not pending."""
         ...
 
-    async def fail_schedules(self, site: str, schedule_ids: Sequence[str], error: str) -> None:
+    async def fail_schedules(
+        self,
+        site: str,
+        schedule_ids: Sequence[str],
+        error: str,
+        events: Sequence[OutboxEvent] = (),
+    ) -> None:
         """Record that pending schedules could not fire, and why."""
+        ...
+
+    async def add_form_submission(
+        self,
+        site: str,
+        env: Env,
+        form: str,
+        fields: dict[str, str | list[str]],
+        events: Sequence[OutboxEvent] = (),
+    ) -> FormSubmission:
+        """Store a submission (and its webhook events) durably in one transaction."""
+        ...
+
+    async def list_form_submissions(
+        self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
+    ) -> list[FormSubmission]:
+        """An inbox, newest first."""
+        ...
+
+    async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
+        """Add ``(site, env, path, day, views)`` counts."""
+        ...
+
+    async def page_views(
+        self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
+    ) -> list[PageViews]: ...
+
+    async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxItem]:
+        """Due pending deliveries, leased to the caller for ``lease`` seconds."""
+        ...
+
+    async def next_outbox_due(self) -> float | None:
+        """When the next pending delivery is due (epoch seconds)."""
+        ...
+
+    async def record_delivery(
+        self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
+    ) -> None:
+        """The outcome of one attempt: delivered, retry at ``retry_at``, or given up."""
+        ...
+
+    async def list_outbox(
+        self, site: str, env: Env, *, limit: int, before: int | None
+    ) -> list[OutboxItem]:
+        """The delivery log of an environment, newest first."""
         ...
 
     async def close(self) -> None:

@@ -4,31 +4,46 @@ Per request: Host -> route (dict), route -> live snapshot (dict), raw path ->
 manifest entry (dict), then the cached representation for
 ``(snapshot id, path, variant)``. SQLite is touched only on a cache miss, to read
 the blob, and concurrent misses for the same representation share that read.
+
+Before content come, in order: HTTPS redirects, staging's preview gate, edge's
+own endpoints under ``/_edge/`` (forms, preview links), the environment's
+upstreams, and the snapshot's redirects. After content: staging's read-through
+to production's media, then the 404 page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import hdrs, web
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
+from edge.integrations.webhooks import Webhooks
 from edge.paths import lookup_candidates, request_path
 from edge.router import Env, Route, normalize_host
-from edge.snapshots.live import LivePointers
+from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.model import ManifestEntry, Snapshot
+from edge.snapshots.settings import EMPTY_SETTINGS, CompiledSettings, compile_settings
 from edge.snapshots.store import Store
+from edge.visitor.analytics import PageViewCounter
 from edge.visitor.conditional import UNSATISFIABLE, accepts_gzip, etag_matches, parse_range
+from edge.visitor.forms import FormError, parse_form
 from edge.visitor.hosts import HostPolicy, https_location
+from edge.visitor.preview import COOKIE, LINK_PATH, PreviewSigner, password_matches
 from edge.visitor.representation import (
     Representation,
     build,
     compressible,
     env_headers,
+    html,
     staging_robots_txt,
 )
+from edge.visitor.upstream import Upstream, UpstreamTable, forward
 
 log = logging.getLogger("edge.visitor")
 
@@ -42,34 +57,46 @@ _SERVED_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
 # How long a swap may spend rebuilding changed pages for the new snapshot before
 # the commit (unchanged pages are copied, which costs next to nothing).
 WARM_BUILD_SECONDS = 0.003
+FORMS_PREFIX = "/_edge/forms/"
+_COMPILED_KEEP = 64  # compiled settings kept per process (a few per site)
 
 
 def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, text=text + "\n", headers=headers)
 
 
+@dataclass(slots=True)
+class Services:
+    """What both visitor handlers (plain and HTTPS) serve from."""
+
+    live: LivePointers
+    loader: SnapshotLoader
+    store: Store
+    cache: ByteLRU[CacheKey, Representation]
+    views: PageViewCounter = field(default_factory=PageViewCounter)
+    webhooks: Webhooks | None = None
+    upstreams: UpstreamTable | None = None
+    session: aiohttp.ClientSession | None = None
+    signer: PreviewSigner | None = None
+    building: dict[CacheKey, asyncio.Future[Representation]] = field(default_factory=dict)
+    compiled: dict[str, CompiledSettings] = field(default_factory=dict)
+
+
 class VisitorHandler:
     """Serves visitors from the live snapshots; an aiohttp low-level handler."""
 
-    def __init__(
-        self,
-        policy: HostPolicy,
-        live: LivePointers,
-        store: Store,
-        cache: ByteLRU[CacheKey, Representation],
-        *,
-        tls: bool = False,
-    ) -> None:
+    def __init__(self, policy: HostPolicy, services: Services, *, tls: bool = False) -> None:
         self.policy = policy
         self._tls = tls
-        self._live = live
-        self._store = store
-        self._cache = cache
-        self._building: dict[CacheKey, asyncio.Future[Representation]] = {}
+        self._services = services
+        self._live = services.live
+        self._store = services.store
+        self._cache = services.cache
+        self._building = services.building
 
     def over_tls(self) -> VisitorHandler:
         """The handler for the HTTPS listener: same state, HSTS, no HTTPS redirect."""
-        return TlsVisitorHandler(self.policy, self._live, self._store, self._cache, tls=True)
+        return TlsVisitorHandler(self.policy, self._services, tls=True)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         policy = self.policy
@@ -81,18 +108,38 @@ class VisitorHandler:
         if not self._live.is_current():
             await self._live.catch_up()  # another process moved a pointer
         snapshot = self._live.get(route.key)
+        path = request_path(request.raw_path)
+        if route.env == "staging" and (
+            route.key in policy.passwords or request.cookies.get(COOKIE) or path == LINK_PATH
+        ):
+            gate = await self._preview_gate(request, route, path)
+            if isinstance(gate, web.StreamResponse):
+                return gate
+            snapshot = gate or snapshot
         if snapshot is None:
             headers = env_headers(route.env, None)
             headers["Retry-After"] = RETRY_AFTER_SECONDS
             return _plain(503, "This environment has no content yet", headers)
+        if path is None:
+            return _plain(400, "Bad Request: malformed path", env_headers(route.env, snapshot.id))
+        if path.startswith("/_edge/"):
+            return await self._edge_endpoint(request, route, snapshot, path)
+        upstreams = self._services.upstreams
+        if upstreams is not None:
+            upstream = upstreams.match(route.key, path)
+            if upstream is not None:
+                return await self._forward(request, route, snapshot, upstream)
         if request.method not in _SERVED_METHODS:
             headers = env_headers(route.env, snapshot.id)
             headers["Allow"] = "GET, HEAD"
             return _plain(405, "Method Not Allowed", headers)
-        path = request_path(request.raw_path)
-        if path is None:
-            return _plain(400, "Bad Request: malformed path", env_headers(route.env, snapshot.id))
-
+        settings = self._settings(snapshot)
+        if settings.redirects:
+            target = settings.redirects.get(path)
+            if target is not None:
+                headers = env_headers(route.env, snapshot.id)
+                headers[hdrs.LOCATION] = target[0]
+                return web.Response(status=target[1], headers=headers)
         if route.env == "staging" and path == ROBOTS_TXT:
             return self._respond(request, self._staging_robots(snapshot.id), 200)
         files = snapshot.files
@@ -100,12 +147,145 @@ class VisitorHandler:
             entry = files.get(candidate)
             if entry is not None:
                 rep = await self._representation(request, route, snapshot, candidate, entry)
+                if request.method == hdrs.METH_GET and html(entry.content_type):
+                    self._services.views.count(route, candidate)
                 return self._respond(request, rep, 200)
+        if route.env == "staging" and path.startswith(settings.media_prefix):
+            found = await self._production_media(request, route, path)
+            if found is not None:
+                return found
         entry = files.get(NOT_FOUND_PAGE)
         if entry is not None:
             rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, entry)
             return self._respond(request, rep, 404)
         return _plain(404, "Not Found", env_headers(route.env, snapshot.id))
+
+    # -- settings, media, upstreams --------------------------------------------------
+
+    def _settings(self, snapshot: Snapshot) -> CompiledSettings:
+        if not snapshot.settings:
+            return EMPTY_SETTINGS
+        compiled = self._services.compiled
+        found = compiled.get(snapshot.id)
+        if found is None:
+            if len(compiled) >= _COMPILED_KEEP:
+                compiled.pop(next(iter(compiled)))
+            found = compiled[snapshot.id] = compile_settings(snapshot.settings)
+        return found
+
+    async def _production_media(
+        self, request: web.BaseRequest, route: Route, path: str
+    ) -> web.Response | None:
+        """Staging lacks a media file: serve production's, with staging's headers.
+
+        Only ever in this direction: production never reads staging.
+        """
+        production = self._live.get(Route(route.site, "production").key)
+        entry = None if production is None else production.files.get(path)
+        if production is None or entry is None:
+            return None
+        rep = await self._representation(request, route, production, path, entry)
+        return self._respond(request, rep, 200)
+
+    async def _forward(
+        self, request: web.BaseRequest, route: Route, snapshot: Snapshot, upstream: Upstream
+    ) -> web.StreamResponse:
+        session = self._services.session
+        assert session is not None, "upstreams need the outbound session"
+        return await forward(
+            request,
+            upstream,
+            session,
+            env_headers=self._env_headers(route, snapshot.id),
+            tls=self._tls,
+        )
+
+    def _env_headers(self, route: Route, snapshot_id: str | None) -> dict[str, str]:
+        headers = env_headers(route.env, snapshot_id)
+        if self._tls:
+            hsts = self.policy.hsts.get(route.key)
+            if hsts is not None:
+                headers["Strict-Transport-Security"] = hsts
+        return headers
+
+    # -- /_edge/: forms and preview links ------------------------------------------
+
+    async def _edge_endpoint(
+        self, request: web.BaseRequest, route: Route, snapshot: Snapshot, path: str
+    ) -> web.StreamResponse:
+        headers = env_headers(route.env, snapshot.id)
+        if path.startswith(FORMS_PREFIX) and len(path) > len(FORMS_PREFIX):
+            if request.method != hdrs.METH_POST:
+                headers["Allow"] = "POST"
+                return _plain(405, "Method Not Allowed", headers)
+            return await self._submit_form(request, route, snapshot, path[len(FORMS_PREFIX) :])
+        return _plain(404, "Not Found", headers)
+
+    async def _submit_form(
+        self, request: web.BaseRequest, route: Route, snapshot: Snapshot, name: str
+    ) -> web.Response:
+        headers = env_headers(route.env, snapshot.id)
+        form = self._settings(snapshot).forms.get(name)
+        if form is None:
+            return _plain(404, f"No form named {name!r}", headers)
+        try:
+            body = await _read_limited(request, form.max_bytes)
+            fields = parse_form(request.headers.get(hdrs.CONTENT_TYPE), body, form)
+        except FormError as exc:
+            return _plain(exc.status, exc.message, headers)
+        webhooks = self._services.webhooks
+        events = []
+        if webhooks is not None:
+            events = webhooks.events(
+                route.site, route.env, "form.submitted", {"form": name, "fields": fields}
+            )
+        await self._store.add_form_submission(route.site, route.env, name, fields, events)
+        if form.redirect is not None:
+            headers[hdrs.LOCATION] = form.redirect
+            return web.Response(status=303, headers=headers)
+        return web.Response(status=204, headers=headers)
+
+    async def _preview_gate(
+        self, request: web.BaseRequest, route: Route, path: str | None
+    ) -> web.StreamResponse | Snapshot | None:
+        """Staging access: a preview link, its cookie, or the password.
+
+        Returns a response to send (refusal, the link's redirect), the pinned
+        snapshot of a valid preview cookie, or ``None`` to serve live staging.
+        """
+        signer = self._services.signer
+        headers = env_headers(route.env, None)
+        if path == LINK_PATH:
+            token = request.query.get("token", "")
+            grant = signer.verify(token, route.site) if signer is not None else None
+            if grant is None:
+                return _plain(403, "This preview link is invalid or has expired", headers)
+            headers[hdrs.LOCATION] = "/"
+            response = web.Response(status=303, headers=headers)
+            response.set_cookie(
+                COOKIE,
+                token,
+                max_age=max(int(grant.expires - time.time()), 1),
+                path="/",
+                httponly=True,
+                samesite="Lax",
+                secure=self._tls,
+            )
+            return response
+        cookie = request.cookies.get(COOKIE)
+        if cookie:
+            grant = signer.verify(cookie, route.site) if signer is not None else None
+            if grant is not None:
+                pinned = await self._services.loader.load(route.site, grant.snapshot)
+                if pinned is not None:
+                    return pinned
+            if route.key not in self.policy.passwords:
+                return _plain(403, "This preview has expired or is invalid", headers)
+        password = self.policy.passwords.get(route.key)
+        if password is None or password_matches(request.headers.get(hdrs.AUTHORIZATION), password):
+            return None
+        headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="staging preview", charset="UTF-8"'
+        return _plain(401, "This staging site needs the preview password", headers)
 
     async def warm(self, env: Env, old: Snapshot | None, new: Snapshot) -> None:
         """Before ``env`` moves from ``old`` to ``new``: fill the cache for ``new``.
@@ -129,7 +309,10 @@ class VisitorHandler:
             if rep is None or new_key in self._cache:
                 continue
             entry = new.files.get(path)
-            if entry == old.files.get(path) or (env == "staging" and path == ROBOTS_TXT):
+            same_settings = new.settings == old.settings
+            if same_settings and (
+                entry == old.files.get(path) or (env == "staging" and path == ROBOTS_TXT)
+            ):
                 self._cache.put(new_key, rep.for_snapshot(new.id))
             elif entry is not None and loop.time() < deadline:
                 self._cache.put(new_key, await self._build(new, entry, new_key))
@@ -182,11 +365,12 @@ class VisitorHandler:
         if blob is None:
             log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
             raise web.HTTPInternalServerError(text="content unavailable\n")
+        extra = self._settings(snapshot).headers_for(key[1])
         if len(blob) > _BUILD_IN_THREAD_BYTES:
             return await asyncio.to_thread(
-                build, blob, entry, snapshot_id=snapshot.id, variant=key[2]
+                build, blob, entry, snapshot_id=snapshot.id, variant=key[2], extra_headers=extra
             )
-        return build(blob, entry, snapshot_id=snapshot.id, variant=key[2])
+        return build(blob, entry, snapshot_id=snapshot.id, variant=key[2], extra_headers=extra)
 
     @staticmethod
     def _respond(request: web.BaseRequest, rep: Representation, status: int) -> web.Response:
@@ -209,12 +393,28 @@ class TlsVisitorHandler(VisitorHandler):
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         response = await super().__call__(request)
+        if response.prepared:  # streamed (an upstream): it got HSTS from _env_headers
+            return response
         route = self.policy.routes.resolve(request.headers.get(hdrs.HOST))
         if route is not None:
             hsts = self.policy.hsts.get(route.key)
             if hsts is not None:
                 response.headers["Strict-Transport-Security"] = hsts
         return response
+
+
+async def _read_limited(request: web.BaseRequest, limit: int) -> bytes:
+    """The whole body, or 413 as soon as it passes ``limit`` (never buffered past it)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise FormError(413, f"form bodies are limited to {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise FormError(413, f"form bodies are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _to_https(request: web.BaseRequest, port: int) -> web.Response:

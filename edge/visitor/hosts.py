@@ -1,10 +1,13 @@
-"""Per-host HTTP policy compiled from the configuration: routes, HTTPS, HSTS. Pure."""
+"""Per-host HTTP policy compiled from the configuration: routes, HTTPS, HSTS, passwords."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge.config import Settings
+from edge.errors import ConfigError
 from edge.router import ENVS, Route, RouteTable
 
 DEFAULT_PRODUCTION_HSTS = 31_536_000  # one year
@@ -21,11 +24,30 @@ class HostPolicy:
     https_only: frozenset[str] = frozenset()
     # Route key -> Strict-Transport-Security value, sent on HTTPS responses only.
     hsts: dict[str, str] = field(default_factory=dict)
+    # Route key -> the staging preview password (HTTP Basic).
+    passwords: dict[str, str] = field(default_factory=dict)
 
 
-def host_policy(settings: Settings) -> HostPolicy:
+def preview_passwords(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Staging passwords by route key, read from the named environment variables."""
+    passwords: dict[str, str] = {}
+    for i, site in enumerate(settings.config.sites):
+        name = site.staging.password_env
+        if name is None:
+            continue
+        value = environ.get(name)
+        if not value:
+            raise ConfigError(
+                f"sites[{i}].staging.password_env: environment variable {name} is not set"
+            )
+        passwords[Route(site.id, "staging").key] = value
+    return passwords
+
+
+def host_policy(settings: Settings, environ: Mapping[str, str] = os.environ) -> HostPolicy:
+    passwords = preview_passwords(settings, environ)
     if settings.listen_tls is None:
-        return HostPolicy(settings.routes)
+        return HostPolicy(settings.routes, passwords=passwords)
     https_only: set[str] = set()
     hsts: dict[str, str] = {}
     for site in settings.config.sites:
@@ -39,7 +61,9 @@ def host_policy(settings: Settings) -> HostPolicy:
                 hsts[key] = f"max-age={max_age}"
             if env == "production" and env_config.tls is not None:
                 https_only.add(key)
-    return HostPolicy(settings.routes, settings.listen_tls.port, frozenset(https_only), hsts)
+    return HostPolicy(
+        settings.routes, settings.listen_tls.port, frozenset(https_only), hsts, passwords
+    )
 
 
 def https_location(host: str, port: int, raw_target: str) -> str:

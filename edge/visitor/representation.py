@@ -27,6 +27,7 @@ _ENTRY_OVERHEAD = 1024  # headers, key and object bookkeeping, counted against t
 _GZIP_MIN_BYTES = 256
 
 compressible = lru_cache(maxsize=256)(is_compressible)
+html = lru_cache(maxsize=256)(is_html)
 rangeable = lru_cache(maxsize=256)(is_media)
 
 
@@ -76,8 +77,13 @@ def build(
     *,
     snapshot_id: str,
     variant: Variant,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Representation:
-    """The representation of ``entry`` (whose bytes are ``blob``) for ``variant``."""
+    """The representation of ``entry`` (whose bytes are ``blob``) for ``variant``.
+
+    ``extra_headers`` (from the snapshot's settings) never override what edge
+    decides itself: type, validators, noindex, and staging's ``no-store``.
+    """
     env = variant.env
     noindex = env == "staging" or entry.noindex
     body = blob
@@ -102,6 +108,7 @@ def build(
         vary=can_compress,
         gzipped=gzipped,
         ranges=rangeable(entry.content_type),
+        extra=extra_headers,
     )
 
 
@@ -132,8 +139,10 @@ def _assemble(
     vary: bool,
     gzipped: bool,
     ranges: bool,
+    extra: Mapping[str, str] | None = None,
 ) -> Representation:
-    common = env_headers(env, snapshot_id)
+    common = dict(extra) if extra else {}
+    common.update(env_headers(env, snapshot_id))
     if noindex:
         common["X-Robots-Tag"] = ROBOTS_HEADER
     common.setdefault("Cache-Control", PRODUCTION_CACHE_CONTROL)

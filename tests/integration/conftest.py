@@ -53,6 +53,8 @@ class EdgeServer:
     workers: int = 2
     # Extra lines per environment table, keyed "acme.production" etc.
     env_extra: dict[str, str] = field(default_factory=dict)
+    site_extra: str = ""  # extra keys of the acme site table
+    environ: dict[str, str] = field(default_factory=dict)  # extra environment variables
 
     @property
     def config_path(self) -> Path:
@@ -85,6 +87,7 @@ staging_domain = "staging.example"
 {token_blocks}
 [[sites]]
 id = "acme"
+{self.site_extra}
 [sites.production]
 hosts = ["{PRODUCTION_HOST}", "www.acme.example"]
 {self.env_extra.get("acme.production", "")}
@@ -116,6 +119,7 @@ hosts = ["other.example"]
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **self.environ},
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

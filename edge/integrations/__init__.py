@@ -1,0 +1,1 @@
+"""Outbound integrations, kept per environment: webhooks (and their outbox)."""

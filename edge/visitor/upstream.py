@@ -1,0 +1,308 @@
+"""Reverse proxy of path prefixes to upstream origins (``upstreams`` of an environment).
+
+:class:`UpstreamTable` is compiled once from the settings: route key -> that
+environment's upstreams, longest prefix first, so a request of a route without
+upstreams costs one dictionary miss. :func:`forward` streams one request to its
+upstream and the answer back. What is sent either way is computed by the pure
+:func:`upstream_target`, :func:`request_headers` and :func:`response_headers`.
+
+Failures never show upstream internals to the visitor: a refused or failed connect
+is a plain ``502``, a timeout before the answer starts a plain ``504`` (the details
+go to the log). Once the answer has started, a failing upstream makes edge close the
+visitor's connection, so a cut-off body never looks complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+import aiohttp
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, MultiMapping
+from yarl import URL
+
+from edge.config import EnvironmentConfig, Settings
+from edge.netguard import ForbiddenTarget, allowed_networks, check_url
+from edge.router import Env, Route
+
+log = logging.getLogger("edge.upstream")
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",  # not standard, but sent by old clients as a hop-by-hop header
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Request headers edge sets itself (or answers itself: Expect).
+_REPLACED = frozenset({"host", "expect", "x-forwarded-proto", "x-forwarded-host"})
+# aiohttp's client adds these when absent; a proxy must pass on what it got, no more.
+_SKIP_AUTO = frozenset({hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE})
+_DOT_SEGMENTS = frozenset({b".", b".."})
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Requests under ``prefix`` (``/api/``) go to ``origin`` (``scheme://host[:port]``)."""
+
+    prefix: str
+    origin: str
+
+
+class UpstreamTable:
+    """The compiled upstreams: route key -> upstreams, longest prefix first."""
+
+    __slots__ = ("_routes",)
+
+    def __init__(self, routes: Mapping[str, Iterable[Upstream]]) -> None:
+        self._routes: dict[str, tuple[Upstream, ...]] = {}
+        for key, upstreams in routes.items():
+            ordered = tuple(sorted(upstreams, key=lambda u: len(u.prefix), reverse=True))
+            if ordered:
+                self._routes[key] = ordered
+
+    @classmethod
+    def build(cls, settings: Settings) -> UpstreamTable:
+        """Every environment's ``upstreams``, keyed by ``Route(site, env).key``."""
+        routes: dict[str, list[Upstream]] = {}
+        for site in settings.config.sites:
+            by_env: dict[Env, EnvironmentConfig] = {
+                "staging": site.staging,
+                "production": site.production,
+            }
+            for env, env_config in by_env.items():
+                routes[Route(site.id, env).key] = [
+                    Upstream(u.prefix, u.origin.rstrip("/")) for u in env_config.upstreams
+                ]
+        return cls(routes)
+
+    def match(self, route_key: str, path: str) -> Upstream | None:
+        """The upstream whose prefix is the longest that ``path`` starts with, or None.
+
+        ``path`` is the request's normalised path (``edge.paths.request_path``). A
+        prefix ``/api/`` matches ``/api/`` and everything under it, not ``/api``.
+        """
+        upstreams = self._routes.get(route_key)
+        if upstreams is None:
+            return None
+        for upstream in upstreams:
+            if path.startswith(upstream.prefix):
+                return upstream
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(u) for u in self._routes.values())
+
+
+def upstream_target(raw_path: str, prefix: str) -> str | None:
+    """The request target to send upstream: the raw path and query, unchanged.
+
+    ``None`` (answer 400) when the raw path is not under ``prefix`` as sent, or has a
+    segment that is ``.`` or ``..`` once percent-decoded (also across an encoded
+    ``/`` or ``\\``): the upstream might resolve it to a path outside the prefix
+    that edge never matched.
+    """
+    target = raw_path.partition("#")[0]
+    path = target.partition("?")[0]
+    if not path.startswith(prefix):
+        return None
+    decoded = unquote_to_bytes(path).replace(b"\\", b"/")
+    if not _DOT_SEGMENTS.isdisjoint(decoded.split(b"/")):
+        return None
+    return target
+
+
+def _connection_scoped(headers: MultiMapping[str]) -> frozenset[str]:
+    """Hop-by-hop header names: the fixed ones and those that Connection names."""
+    named = {
+        token.strip().lower()
+        for value in headers.getall(hdrs.CONNECTION, ())
+        for token in value.split(",")
+    }
+    named.discard("")
+    return HOP_BY_HOP | named
+
+
+def _append(existing: list[str], value: str) -> str:
+    return ", ".join([*existing, value])
+
+
+def request_headers(
+    incoming: MultiMapping[str], *, peer: str | None, tls: bool, via: str
+) -> CIMultiDict[str]:
+    """The headers to send upstream for a visitor request with headers ``incoming``.
+
+    Hop-by-hop headers, Host (the upstream gets its own) and Expect are dropped;
+    ``peer`` is appended to X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host
+    are set, ``via`` (``1.1 edge``) is appended to Via.
+    """
+    drop = _connection_scoped(incoming) | _REPLACED
+    out: CIMultiDict[str] = CIMultiDict()
+    forwarded_for: list[str] = []
+    vias: list[str] = []
+    for name, value in incoming.items():
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if lower == "x-forwarded-for":
+            forwarded_for.append(value)
+        elif lower == "via":
+            vias.append(value)
+        else:
+            out.add(name, value)
+    if peer is not None:
+        out[hdrs.X_FORWARDED_FOR] = _append(forwarded_for, peer)
+    elif forwarded_for:
+        out[hdrs.X_FORWARDED_FOR] = ", ".join(forwarded_for)
+    out[hdrs.X_FORWARDED_PROTO] = "https" if tls else "http"
+    host = incoming.get(hdrs.HOST)
+    if host is not None:
+        out[hdrs.X_FORWARDED_HOST] = host
+    out[hdrs.VIA] = _append(vias, via)
+    return out
+
+
+def response_headers(
+    upstream: MultiMapping[str], *, env_headers: Mapping[str, str], via: str
+) -> CIMultiDict[str]:
+    """The headers to send the visitor for an upstream answer with headers ``upstream``.
+
+    Hop-by-hop headers are dropped, ``via`` is appended to Via, and every header of
+    ``env_headers`` replaces the upstream's values of that name.
+    """
+    drop = _connection_scoped(upstream) | {name.lower() for name in env_headers}
+    out: CIMultiDict[str] = CIMultiDict()
+    vias: list[str] = []
+    for name, value in upstream.items():
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if lower == "via":
+            vias.append(value)
+        else:
+            out.add(name, value)
+    out[hdrs.VIA] = _append(vias, via)
+    out.update(env_headers)
+    return out
+
+
+def _plain(status: int, text: str, env_headers: Mapping[str, str]) -> web.Response:
+    response = web.Response(status=status, text=text + "\n", content_type="text/plain")
+    response.headers.update(env_headers)
+    return response
+
+
+def _bad_gateway(env_headers: Mapping[str, str]) -> web.Response:
+    return _plain(502, "Bad Gateway: the upstream server could not be reached", env_headers)
+
+
+def _gateway_timeout(env_headers: Mapping[str, str]) -> web.Response:
+    return _plain(504, "Gateway Timeout: the upstream server did not answer in time", env_headers)
+
+
+async def forward(
+    request: web.BaseRequest,
+    upstream: Upstream,
+    session: aiohttp.ClientSession,
+    *,
+    env_headers: Mapping[str, str],
+    tls: bool,
+) -> web.StreamResponse:
+    """Proxy ``request`` to ``upstream`` and stream the answer back.
+
+    Sends ``origin + raw path + query`` with the request body streamed, never
+    follows a redirect, and answers 400 for a path that could leave the prefix
+    (:func:`upstream_target`), 502 when the upstream is refused
+    (:func:`edge.netguard.check_url`) or unreachable, 504 on a timeout before the
+    answer starts. ``session`` is normally an :func:`edge.netguard.guarded_session`.
+    """
+    target = upstream_target(request.raw_path, upstream.prefix)
+    if target is None:
+        return _plain(400, "Bad Request: malformed path", env_headers)
+    url = upstream.origin + target
+    try:
+        check_url(url, allowed_networks(session))
+    except ForbiddenTarget as exc:
+        log.warning("upstream %s for %s refused: %s", upstream.origin, upstream.prefix, exc)
+        return _bad_gateway(env_headers)
+
+    version = request.version
+    via = f"{version.major}.{version.minor} edge"
+    headers = request_headers(request.headers, peer=request.remote, tls=tls, via=via)
+    body = request.content if request.body_exists else None
+    if (
+        body is not None
+        and version >= aiohttp.HttpVersion11
+        and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
+    ):
+        # Expect is not forwarded; the visitor may send its body now.
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    try:
+        answer = await session.request(
+            request.method,
+            URL(url, encoded=True),  # as received: no requoting, no normalisation
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            skip_auto_headers=_SKIP_AUTO,
+        )
+    except TimeoutError as exc:
+        log.warning("upstream %s timed out: %r", upstream.origin, exc)
+        return _gateway_timeout(env_headers)
+    except (aiohttp.ClientError, OSError) as exc:
+        log.warning("upstream %s failed: %s", upstream.origin, exc)
+        return _bad_gateway(env_headers)
+
+    async with answer:
+        # Read the first chunk before answering, so that a timeout until then is
+        # still a clean 504 rather than a cut-off response.
+        try:
+            chunk = await answer.content.readany()
+        except TimeoutError as exc:
+            log.warning("upstream %s timed out: %r", upstream.origin, exc)
+            return _gateway_timeout(env_headers)
+        except aiohttp.ClientError as exc:
+            log.warning("upstream %s failed: %s", upstream.origin, exc)
+            return _bad_gateway(env_headers)
+
+        a_version = answer.version
+        response = web.StreamResponse(
+            status=answer.status,
+            reason=answer.reason,
+            headers=response_headers(
+                answer.headers,
+                env_headers=env_headers,
+                via=f"{a_version.major}.{a_version.minor} edge" if a_version else via,
+            ),
+        )
+        await response.prepare(request)
+        while chunk:
+            try:
+                await response.write(chunk)
+            except ConnectionResetError:
+                return response  # the visitor went away; leaving closes the upstream side
+            try:
+                chunk = await answer.content.readany()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("upstream %s failed mid-body: %r", upstream.origin, exc)
+                _drop_connection(request)
+                return response
+        await response.write_eof()
+        return response
+
+
+def _drop_connection(request: web.BaseRequest) -> None:
+    """Close the visitor's connection after a cut-off body, so it is seen as cut off."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()

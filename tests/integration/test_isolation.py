@@ -1,0 +1,329 @@
+"""What is not content stays in its environment (issue: isolation), over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from edge.admin_api.auth import new_token
+from edge.visitor.preview import PreviewSigner
+from tests.integration.conftest import (
+    PRODUCTION_HOST,
+    ROLES,
+    STAGING_HOST,
+    Api,
+    EdgeServer,
+    Visitor,
+    free_port,
+)
+
+META = b'<meta name="robots" content="noindex, nofollow">'
+SECRET_STAGING = "s3cret-staging"
+SECRET_PRODUCTION = "s3cret-production"
+FORMS = {"contact": {"redirect": "/thanks", "fields": ["name", "email", "message"],
+                     "max_bytes": 2048, "max_fields": 5},
+         "signup": {}}  # fmt: skip
+
+
+def page(text: str) -> bytes:
+    return f"<html><head></head><body>{text}</body></html>".encode()
+
+
+@dataclass
+class Receiver:
+    """A loopback webhook target that records what it gets and can fail on purpose."""
+
+    port: int = field(default_factory=free_port)
+    fail_first: int = 0
+    calls: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        status = 500 if self.fail_first > 0 else 200
+        self.fail_first -= 1
+        self.calls.append((dict(request.headers), body, status))
+        return web.Response(status=status)
+
+    def delivered(self, event: str | None = None) -> list[dict[str, Any]]:
+        return [
+            json.loads(body)
+            for headers, body, status in self.calls
+            if status == 200 and (event is None or headers.get("X-Edge-Event") == event)
+        ]
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[tuple[Receiver, Receiver]]:
+    pair = (Receiver(), Receiver())
+    runners = []
+    for r in pair:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", r.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", r.port).start()
+        runners.append(runner)
+    yield pair
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def server(tmp_path: Path, receivers: tuple[Receiver, Receiver]) -> Iterator[EdgeServer]:
+    """Overrides the plain server: webhooks on two loopback receivers, a password."""
+    staging, production = receivers
+    srv = EdgeServer(root=tmp_path, tokens={name: new_token()[0] for name in ROLES})
+    srv.extra_config = 'allow_private_targets = ["127.0.0.0/8"]\nanalytics_flush_seconds = 0.2'
+    events = '["form.submitted", "environment.updated", "publish.failed"]'
+    srv.env_extra = {
+        "acme.production": f'webhooks = [{{ url = "http://127.0.0.1:{production.port}/hook",'
+        f' events = {events}, secret_env = "HOOK_PRODUCTION" }}]',
+        "acme.staging": f'webhooks = [{{ url = "http://127.0.0.1:{staging.port}/hook",'
+        f' events = {events}, secret_env = "HOOK_STAGING" }}]\npassword_env = "PREVIEW_PW"',
+    }
+    srv.environ = {
+        "HOOK_PRODUCTION": SECRET_PRODUCTION,
+        "HOOK_STAGING": SECRET_STAGING,
+        "PREVIEW_PW": "letmein",
+    }
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"anyone:letmein").decode()}
+
+
+async def wait_for(check: Callable[[], Awaitable[bool] | bool], timeout: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def valid_signature(headers: dict[str, str], body: bytes, secret: str) -> bool:
+    parts = dict(p.split("=", 1) for p in headers["X-Edge-Signature"].split(","))
+    mac = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    return hmac.compare_digest(mac.hexdigest(), parts["v1"])
+
+
+async def post_form(
+    session: aiohttp.ClientSession, server: EdgeServer, host: str, name: str, **kw: Any
+) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Host": host, **(AUTH if host == STAGING_HOST else {}), **kw.pop("headers", {})}
+    async with session.post(
+        f"{server.url}/_edge/forms/{name}", headers=headers, allow_redirects=False, **kw
+    ) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
+
+
+async def site_with_forms(api: Api) -> None:
+    snap = await api.snapshot("acme", {"/index.html": page("home")}, settings={"forms": FORMS})
+    await api.set_env("acme", "staging", snap)
+    await api.publish()
+
+
+async def test_form_posted_on_staging_stays_in_staging(
+    server: EdgeServer,
+    api: Api,
+    session: aiohttp.ClientSession,
+    receivers: tuple[Receiver, Receiver],
+) -> None:
+    staging_hook, production_hook = receivers
+    await site_with_forms(api)
+    status, headers, _ = await post_form(
+        session, server, STAGING_HOST, "contact", data={"name": "Test", "email": "t@x.example"}
+    )
+    assert status == 303 and headers["Location"] == "/thanks"
+    assert headers["X-Robots-Tag"] == "noindex, nofollow"
+
+    status, doc = await api.call("GET", "/v1/sites/acme/forms/staging")
+    assert [s["fields"] for s in doc["submissions"]] == [{"name": "Test", "email": "t@x.example"}]
+    status, doc = await api.call("GET", "/v1/sites/acme/forms/production")
+    assert doc["submissions"] == []
+
+    await wait_for(lambda: bool(staging_hook.delivered("form.submitted")))
+    headers, body, _ = next(
+        c for c in staging_hook.calls if c[0]["X-Edge-Event"] == "form.submitted"
+    )
+    assert valid_signature(headers, body, SECRET_STAGING)
+    assert json.loads(body)["env"] == "staging"
+    await asyncio.sleep(0.5)
+    assert not production_hook.delivered("form.submitted")
+
+    # Production's form goes to production's inbox and hook; JSON works, 204 without redirect.
+    status, _, _ = await post_form(session, server, PRODUCTION_HOST, "signup", json={"a": "1"})
+    assert status == 204
+    await wait_for(lambda: bool(production_hook.delivered("form.submitted")))
+    assert len(staging_hook.delivered("form.submitted")) == 1
+    result = server.cli("inbox", "--site", "acme", "--env", "production")
+    assert "signup" in result.stdout and "a=1" in result.stdout
+
+
+async def test_bad_form_posts_are_refused_whole(
+    server: EdgeServer, api: Api, session: aiohttp.ClientSession
+) -> None:
+    await site_with_forms(api)
+    cases = [
+        ("nope", {"data": {"a": "1"}}, 404),
+        ("contact", {"data": {"name": "x" * 3000}}, 413),
+        ("contact", {"data": {"surprise": "1"}}, 400),
+        ("contact", {"data": b"name=%ff", "headers": {"Content-Type":
+                                                       "application/x-www-form-urlencoded"}}, 400),
+        ("contact", {"data": "&".join(["name=a"] * 6), "headers": {"Content-Type":
+                                                        "application/x-www-form-urlencoded"}}, 400),
+        ("contact", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ("contact", {"data": b"hello", "headers": {"Content-Type": "text/plain"}}, 415),
+    ]  # fmt: skip
+    for name, kw, expected in cases:
+        status, _, _ = await post_form(session, server, PRODUCTION_HOST, name, **kw)
+        assert status == expected, (name, kw)
+    form = aiohttp.FormData()
+    form.add_field("name", b"file-bytes", filename="x.txt", content_type="text/plain")
+    status, _, _ = await post_form(session, server, PRODUCTION_HOST, "contact", data=form)
+    assert status == 400
+    status, _, _ = await post_form(
+        session, server, PRODUCTION_HOST, "contact", data=aiohttp.FormData({"name": "multi"})
+    )
+    assert status == 303
+    _, doc = await api.call("GET", "/v1/sites/acme/forms/production")
+    assert [s["fields"] for s in doc["submissions"]] == [{"name": "multi"}]
+
+
+async def test_webhook_retries_until_delivered_once_across_a_restart(
+    server: EdgeServer, api: Api, receivers: tuple[Receiver, Receiver]
+) -> None:
+    _, production_hook = receivers
+    production_hook.fail_first = 2
+    await site_with_forms(api)  # the publish emits environment.updated on production
+    await wait_for(lambda: len(production_hook.calls) >= 1)
+    server.restart()
+    await wait_for(lambda: bool(production_hook.delivered("environment.updated")), timeout=20)
+    await asyncio.sleep(1.5)
+    assert len(production_hook.delivered("environment.updated")) == 1
+    assert [c[2] for c in production_hook.calls if c[0]["X-Edge-Event"] ==
+            "environment.updated"] == [500, 500, 200]  # fmt: skip
+    _, doc = await api.call("GET", "/v1/sites/acme/webhooks/production")
+    delivered = [d for d in doc["deliveries"] if d["event"] == "environment.updated"]
+    assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 3
+
+
+async def test_analytics_never_mix(server: EdgeServer, api: Api, visitor: Visitor) -> None:
+    await site_with_forms(api)
+    for _ in range(3):
+        await visitor.get(PRODUCTION_HOST, "/")
+    await visitor.get(STAGING_HOST, "/", headers=AUTH)
+
+    async def counted() -> bool:
+        _, doc = await api.call("GET", "/v1/sites/acme/analytics/production")
+        return bool(doc["total"] == 3)
+
+    await wait_for(counted)
+    _, doc = await api.call("GET", "/v1/sites/acme/analytics/staging")
+    assert doc["total"] == 1 and doc["paths"][0]["path"] == "/index.html"
+
+
+async def test_settings_apply_only_once_published(api: Api, visitor: Visitor) -> None:
+    await api.push("acme", {"/index.html": page("v1"), "/new.html": page("new")})
+    await api.publish()
+    settings = {
+        "redirects": [{"from": "/old", "to": "/new", "status": 301}],
+        "headers": {"/": {"X-Frame-Options": "DENY"}},
+    }
+    snap = await api.snapshot(
+        "acme", {"/index.html": page("v1"), "/new.html": page("new")}, settings=settings
+    )
+    await api.set_env("acme", "staging", snap)
+    status, headers, _ = await visitor.get(STAGING_HOST, "/old", headers=AUTH)
+    assert status == 301 and headers["Location"] == "/new"
+    _, headers, _ = await visitor.get(STAGING_HOST, "/", headers=AUTH)
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Cache-Control"] == "no-store"
+    status, headers, _ = await visitor.get(PRODUCTION_HOST, "/old")
+    assert status == 404 and "X-Frame-Options" not in headers
+    await api.publish()
+    status, headers, _ = await visitor.get(PRODUCTION_HOST, "/old")
+    assert status == 301 and headers["Location"] == "/new"
+
+    for bad, key in [
+        ({"redirects": [{"from": "/x", "to": "//evil.example"}]}, "redirects[0].to"),
+        ({"redirects": [{"from": "/x", "to": "/\\evil.example"}]}, "redirects[0].to"),
+        ({"redirects": [{"from": "/x", "to": "/y", "status": 200}]}, "redirects[0].status"),
+        ({"headers": {"/": {"Set-Cookie": "a=b"}}}, "Set-Cookie"),
+        ({"headers": {"/": {"X-Robots-Tag": "all"}}}, "X-Robots-Tag"),
+        ({"forms": {"f": {"redirect": "javascript:alert(1)"}}}, "forms.f.redirect"),
+        ({"media_prefix": "media"}, "media_prefix"),
+        ({"surprise": 1}, "surprise"),
+    ]:
+        status, doc = await api.call(
+            "POST", "/v1/sites/acme/snapshots", json={"files": {}, "settings": bad}
+        )
+        assert status == 400 and key in doc["error"]["message"], (bad, doc)
+
+
+async def test_staging_reads_production_media_never_the_reverse(api: Api, visitor: Visitor) -> None:
+    logo = b"\x89PNG-production-logo"
+    await api.push("acme", {"/index.html": page("p"), "/media/logo.png": logo})
+    await api.publish()
+    await api.push("acme", {"/index.html": page("s"), "/media/new.png": b"\x89PNG-new"})
+    status, headers, body = await visitor.get(STAGING_HOST, "/media/logo.png", headers=AUTH)
+    assert status == 200 and body == logo
+    assert headers["X-Robots-Tag"] == "noindex, nofollow" and headers["X-Edge-Env"] == "staging"
+    status, _, _ = await visitor.get(PRODUCTION_HOST, "/media/new.png")
+    assert status == 404
+    status, _, _ = await visitor.get(STAGING_HOST, "/other/logo.png", headers=AUTH)
+    assert status == 404
+
+
+async def test_preview_password_and_signed_links(
+    server: EdgeServer, api: Api, visitor: Visitor, session: aiohttp.ClientSession
+) -> None:
+    first = await api.push("acme", {"/index.html": page("first")})
+    await api.publish()
+    status, headers, _ = await visitor.get(STAGING_HOST, "/")
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
+    assert headers["X-Robots-Tag"] == "noindex, nofollow"
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"x:wrong").decode()}
+    assert (await visitor.get(STAGING_HOST, "/", headers=wrong))[0] == 401
+    assert (await visitor.get(STAGING_HOST, "/", headers=AUTH))[0] == 200
+    assert (await visitor.get(PRODUCTION_HOST, "/"))[0] == 200  # never password-protected
+
+    status, link = await api.call("POST", "/v1/sites/acme/preview-links", json={"ttl": 600})
+    assert status == 201 and link["snapshot"] == first
+    await api.push("acme", {"/index.html": page("second")})  # staging moves on
+    url = link["url"].replace(f"http://{STAGING_HOST}:{server.port}", server.url)
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+        async with browser.get(url, headers={"Host": STAGING_HOST}, allow_redirects=False) as r:
+            assert r.status == 303
+        async with browser.get(server.url + "/", headers={"Host": STAGING_HOST}) as r:
+            assert r.status == 200 and b"first" in await r.read()  # pinned
+            assert r.headers["X-Edge-Snapshot"] == first
+
+    token = url.split("token=")[1]
+    tampered = token.replace(first, "0" * len(first))
+    for bad in (tampered, token[:-2] + "xx"):
+        status, _, _ = await visitor.get(STAGING_HOST, f"/_edge/preview?token={bad}")
+        assert status == 403
+    key = (server.root / "data" / "preview.key").read_bytes()
+    expired = PreviewSigner(key).sign("acme", first, ttl=-10)
+    status, _, _ = await visitor.get(STAGING_HOST, f"/_edge/preview?token={expired}")
+    assert status == 403
