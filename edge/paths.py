@@ -54,6 +54,24 @@ def normalize_path(path: str) -> str | None:
     return "/" + "/".join(parts) + ("/" if trailing else "")
 
 
+def split_target(raw: str) -> tuple[str | None, str] | None:
+    """A request target -> ``(authority from absolute-form or None, origin-form target)``.
+
+    RFC 9112: a server must accept ``GET http://host/path``, and then the target's
+    authority, not the Host header, names the host. ``None``: neither form.
+    """
+    if raw.startswith("/"):
+        return None, raw
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return None
+    authority, slash, path = rest.partition("/")
+    authority = authority.partition("?")[0]
+    if not authority or "@" in authority:
+        return None
+    return authority, slash + path if slash else "/" + path
+
+
 def request_path(raw: str) -> str | None:
     """A raw request target -> the normalised, decoded path (``None``: bad request)."""
     path = raw.partition("?")[0].partition("#")[0]

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import idna
+
 Env = Literal["staging", "production"]
 ENVS: tuple[Env, Env] = ("staging", "production")
 
@@ -73,7 +75,8 @@ def normalize_host(value: str | None) -> str | None:
         host = host[:-1]
     if not host.isascii():
         try:
-            host = host.encode("idna").decode("ascii")
+            # UTS 46 / IDNA 2008, as browsers send it ("faß" is "xn--fa-hia", not "fass").
+            host = idna.encode(host, uts46=True).decode("ascii")
         except (UnicodeError, ValueError):
             return None
     host = host.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -46,6 +47,8 @@ log = logging.getLogger("edge.admin")
 
 _encoder = msgspec.json.Encoder()
 _BLOB_CHUNK = 256 * 1024
+_PARALLEL_UPLOADS = 4
+_MAX_ID = 2**62  # larger ids do not fit SQLite's integers and never exist
 _MAX_PAGE = 500
 _SHA256_HEX = frozenset("0123456789abcdef")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -107,11 +110,16 @@ def _snapshot_summary(s: Snapshot) -> dict[str, Any]:
     }
 
 
+def _role_for(request: web.Request, *, staging: Role) -> Role:
+    """Staging needs ``staging``; production (or anything else) needs publisher."""
+    return staging if request.match_info.get("env") == "staging" else "publisher"
+
+
 def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= high:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 1 <= int(raw) <= high:
         raise BadRequest(f"query parameter {name!r} must be a whole number from 1 to {high}")
     return int(raw)
 
@@ -139,6 +147,9 @@ class AdminApi:
         self._max_blob_bytes = max_blob_bytes
         self._signer = signer
         self._preview_url = preview_url
+        # Uploads held in memory at once (each up to max_blob_bytes): a bound on
+        # what concurrent uploads can take, whoever sends them.
+        self._uploads = asyncio.Semaphore(_PARALLEL_UPLOADS)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -185,20 +196,21 @@ class AdminApi:
         limit = self._max_blob_bytes
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"blobs are limited to {limit} bytes")
-        hasher = hashlib.sha256()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(_BLOB_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"blobs are limited to {limit} bytes")
-            hasher.update(chunk)
-            chunks.append(chunk)
-        actual = hasher.hexdigest()
-        if actual != expected:
-            raise HashMismatch(f"the bytes hash to {actual}, not {expected}")
-        created = await self._store.put_blob(site, expected, b"".join(chunks))
-        return json_response({"sha256": expected, "size": size}, status=201 if created else 200)
+        async with self._uploads:
+            hasher = hashlib.sha256()
+            data = bytearray()
+            async for chunk in request.content.iter_chunked(_BLOB_CHUNK):
+                if len(data) + len(chunk) > limit:
+                    raise PayloadTooLarge(f"blobs are limited to {limit} bytes")
+                hasher.update(chunk)
+                data += chunk
+            actual = hasher.hexdigest()
+            if actual != expected:
+                raise HashMismatch(f"the bytes hash to {actual}, not {expected}")
+            created = await self._store.put_blob(site, expected, data)
+        return json_response(
+            {"sha256": expected, "size": len(data)}, status=201 if created else 200
+        )
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -248,8 +260,8 @@ class AdminApi:
         )
 
     async def put_environment(self, request: web.Request) -> web.Response:
+        site, principal = self._authorize(request, _role_for(request, staging="editor"))
         env = self._env(request)
-        site, principal = self._authorize(request, "editor" if env == "staging" else "publisher")
         payload = decode(SetEnvironmentRequest, await self._json_body(request))
         check = payload.expect is not msgspec.UNSET
         await self._control.set_environment(
@@ -354,12 +366,7 @@ class AdminApi:
                 env = "production"
             case _:
                 raise BadRequest("env is staging or production")
-        before_raw = request.query.get("before")
-        before = None
-        if before_raw is not None:
-            if not before_raw.isascii() or not before_raw.isdigit():
-                raise BadRequest("before is a history entry id")
-            before = int(before_raw)
+        before = _int_query(request, "before", 0, _MAX_ID) or None
         limit = _int_query(request, "limit", 100, _MAX_PAGE)
         entries = await self._store.history(site, env=env, limit=limit, before=before)
         more = len(entries) == limit
@@ -374,10 +381,10 @@ class AdminApi:
     # -- what stays per environment: inboxes, analytics, webhooks, previews ----------
 
     async def list_forms(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, _role_for(request, staging="editor"))
         env = self._env(request)
-        site, _ = self._authorize(request, "editor" if env == "staging" else "publisher")
         limit = _int_query(request, "limit", 50, _MAX_PAGE)
-        before = _int_query(request, "before", 0, 2**62) or None
+        before = _int_query(request, "before", 0, _MAX_ID) or None
         found = await self._store.list_form_submissions(
             site, env, form=request.query.get("form"), limit=limit, before=before
         )
@@ -385,8 +392,8 @@ class AdminApi:
         return json_response({"submissions": found, "next": found[-1].id if more else None})
 
     async def analytics(self, request: web.Request) -> web.Response:
-        env = self._env(request)
         site, _ = self._authorize(request, "editor")
+        env = self._env(request)
         today = time.strftime("%Y-%m-%d", time.gmtime())
         month_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86_400))
         first, last = request.query.get("from", month_ago), request.query.get("to", today)
@@ -415,10 +422,10 @@ class AdminApi:
         )
 
     async def webhook_deliveries(self, request: web.Request) -> web.Response:
-        env = self._env(request)
         site, _ = self._authorize(request, "publisher")
+        env = self._env(request)
         limit = _int_query(request, "limit", 50, _MAX_PAGE)
-        before = _int_query(request, "before", 0, 2**62) or None
+        before = _int_query(request, "before", 0, _MAX_ID) or None
         items = await self._store.list_outbox(site, env, limit=limit, before=before)
         return json_response(
             {

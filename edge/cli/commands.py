@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from edge.cli.client import AdminClient, ApiError
-from edge.cli.push import push
+from edge.cli.push import PushError, push
 from edge.snapshots.schedule import parse_moment
 
 
@@ -51,12 +52,19 @@ def _moved(site: str, env: str, answer: dict[str, Any]) -> str:
 
 
 async def cmd_push(client: AdminClient, args: argparse.Namespace) -> int:
+    settings = None
+    if args.settings:
+        try:
+            settings = json.loads(Path(args.settings).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PushError(f"{args.settings}: not a JSON settings document ({exc})") from None
     result = await push(
         client,
         args.site,
         Path(args.dir),
         env=args.env,
         message=args.message,
+        settings=settings,
         show_progress=sys.stderr.isatty(),
     )
     print(

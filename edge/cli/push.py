@@ -12,6 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -80,6 +81,7 @@ async def push(
     *,
     env: str = "staging",
     message: str = "",
+    settings: dict[str, Any] | None = None,
     show_progress: bool = True,
 ) -> PushResult:
     """Push ``root`` as a new snapshot of ``site`` and point ``env`` at it."""
@@ -110,14 +112,20 @@ async def push(
                 progress.advance(task, len(data))
 
         await asyncio.gather(*(upload(f) for f in missing))
-    created = await client.call(
-        "POST",
-        f"/v1/sites/{site}/snapshots",
-        json={
-            "files": {path: {"sha256": f.sha256} for path, f in files.items()},
-            "message": message,
-        },
-    )
+    # On top of what the environment serves now: its settings carry over (unless
+    # given), files gone from the directory are deleted, and history shows lineage.
+    body: dict[str, Any] = {
+        "files": {path: {"sha256": f.sha256} for path, f in files.items()},
+        "message": message,
+    }
+    current = (await client.call("GET", f"/v1/sites/{site}/environments"))[env]["snapshot"]
+    if current is not None:
+        parent = await client.call("GET", f"/v1/sites/{site}/snapshots/{current}")
+        body["parent"] = current
+        body["delete"] = sorted(set(parent["files"]) - set(files))
+    if settings is not None:
+        body["settings"] = settings
+    created = await client.call("POST", f"/v1/sites/{site}/snapshots", json=body)
     await client.call(
         "PUT",
         f"/v1/sites/{site}/environments/{env}",

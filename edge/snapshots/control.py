@@ -59,6 +59,18 @@ from edge.snapshots.store import Store
 log = logging.getLogger("edge.control")
 EventBuilder = Callable[[str, Env, str, dict[str, Any]], list[OutboxEvent]]
 _HISTORY_SCAN = 10_000  # how far back rollback looks for "was production before"
+_LINEAGE_DEPTH = 50  # ancestors a drift check looks through for production's version
+
+
+def _same_at(key: str, a: Content, b: Content) -> bool:
+    """Whether two contents agree on one path or ``settings.<key>``."""
+    if key.startswith("settings."):
+        name = key.removeprefix("settings.")
+        return bool(a[1].get(name, _MISSING) == b[1].get(name, _MISSING))
+    return a[0].get(key) == b[0].get(key)
+
+
+_MISSING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +283,12 @@ class Control:
                 return Moved("production", staging.id, previous, "publish")
             base = await self._maybe(site, staging_ptr.base)
             result = compose(_content(production), [Piece(_content(staging), base=_content(base))])
-            if result.conflicts and not force:
+            conflicts = await self._real_conflicts(site, result.conflicts, production, [staging])
+            if conflicts and not force:
                 raise Drift(
                     "production changed since staging's base, and the same paths changed on"
                     " staging: refresh staging, publish selected paths, or force",
-                    conflicts=result.conflicts,
+                    conflicts=conflicts,
                 )
             merged = await self._derive(
                 site,
@@ -326,10 +339,81 @@ class Control:
             message=f"publish of {len(paths)} path(s) from staging {staging.id}",
             actor=actor,
         )
-        await self._commit(
-            site, plan_production(pointers, published.id), [published], "publish", actor
-        )
+        piece = Piece(_content(staging), paths=paths, settings=settings)
+        moves = [
+            *plan_production(pointers, published.id),
+            await self._sync_base(site, pointers, [piece], published),
+        ]
+        await self._commit(site, moves, [published], "publish", actor)
         return Moved("production", published.id, previous, "publish")
+
+    async def _real_conflicts(
+        self,
+        site: str,
+        conflicts: Sequence[str],
+        production: Snapshot | None,
+        sources: Sequence[Snapshot],
+    ) -> list[str]:
+        """The conflicts that are not just staging's own older work on production.
+
+        A path changed on both sides is no conflict when production's version
+        appears in the lineage (``parent`` chain) of the snapshot being published:
+        its author had that version and replaced it (a launch or partial publish of
+        an earlier staging state, then a later edit). Walks at most
+        :data:`_LINEAGE_DEPTH` ancestors, and only when there are conflicts.
+        """
+        remaining = list(conflicts)
+        ours = _content(production)
+        for source in sources:
+            ancestor_id = source.parent
+            for _ in range(_LINEAGE_DEPTH):
+                if not remaining or ancestor_id is None:
+                    break
+                ancestor = await self._loader.load(site, ancestor_id)
+                if ancestor is None:
+                    break
+                remaining = [c for c in remaining if not _same_at(c, ours, _content(ancestor))]
+                ancestor_id = ancestor.parent
+        return remaining
+
+    async def _sync_base(
+        self,
+        site: str,
+        pointers: dict[Env, Pointer],
+        pieces: Sequence[Piece],
+        published: Snapshot,
+    ) -> PointerMove:
+        """Staging's base after production took ``pieces`` of staging's work.
+
+        Those pieces are in sync now, so staging's base takes them too: a later edit
+        of a published path is then staging's own change, not a conflict, while
+        production fixes elsewhere stay production's. The move also guards staging:
+        if it moved meanwhile, the whole operation fails instead of publishing
+        content staging no longer has.
+        """
+        staging = pointers["staging"]
+        assert staging.snapshot is not None
+        base = await self._maybe(site, staging.base)
+        synced = compose(_content(base), pieces)
+        content = (synced.files, synced.settings)
+        if same_content(content, _content(published)):
+            base_id = published.id
+        elif base is not None and same_content(content, _content(base)):
+            base_id = base.id
+        else:
+            base_id = (
+                await self._derive(
+                    site,
+                    synced.files,
+                    synced.settings,
+                    parent=staging.base,
+                    message=f"staging's sync base after production {published.id}",
+                    actor="edge",
+                )
+            ).id
+        return PointerMove(
+            env="staging", expect=staging.snapshot, to=staging.snapshot, base=base_id
+        )
 
     async def refresh(
         self, site: str, *, actor: str, force: bool = False, if_match: str | None = None
@@ -376,9 +460,17 @@ class Control:
             if target_id == current:
                 return Moved("production", current, current, None)
             target = await self.snapshot(site, target_id)
-            await self._commit(
-                site, plan_production(pointers, target.id), [target], "rollback", actor
-            )
+            moves = plan_production(pointers, target.id)
+            staging = pointers["staging"]
+            if staging.snapshot is not None and staging.base == current:
+                # A rollback undoes a publish: staging's work since the rolled-back
+                # snapshot is staging's to publish again, not a production fix to keep.
+                moves.append(
+                    PointerMove(
+                        env="staging", expect=staging.snapshot, to=staging.snapshot, base=target.id
+                    )
+                )
+            await self._commit(site, moves, [target], "rollback", actor)
             return Moved("production", target.id, current, "rollback")
 
     # -- schedules -----------------------------------------------------------------
@@ -438,13 +530,15 @@ class Control:
                 target = captured[0]  # a fast-forward: the reviewed snapshot itself
             else:
                 result = compose(_content(production), pieces)
-                if result.conflicts:
-                    error = "drift: " + ", ".join(result.conflicts[:50])
+                whole = [c for c, s in zip(captured, group, strict=True) if s.paths is None]
+                conflicts = await self._real_conflicts(site, result.conflicts, production, whole)
+                if conflicts:
+                    error = "drift: " + ", ".join(conflicts[:50])
                     events = self.events(
                         site,
                         "production",
                         "publish.failed",
-                        {"schedules": ids, "at": group[0].at, "conflicts": result.conflicts},
+                        {"schedules": ids, "at": group[0].at, "conflicts": conflicts},
                     )
                     await self._store.fail_schedules(site, ids, error, events)
                     log.warning("schedules %s of %s failed: %s", ids, site, error)
@@ -468,12 +562,8 @@ class Control:
             moves: list[PointerMove] = []
             if target.id != previous:
                 moves.extend(plan_production(pointers, target.id))
-            staging_ptr = pointers["staging"]
-            if staging_ptr.snapshot == target.id and staging_ptr.base != target.id:
-                # Staging is what went live: it is in sync with production now.
-                moves.append(
-                    PointerMove(env="staging", expect=target.id, to=target.id, base=target.id)
-                )
+            if pointers["staging"].snapshot is not None:
+                moves.append(await self._sync_base(site, pointers, pieces, target))
             await self._commit(site, moves, [target], "schedule", group[0].actor, complete=ids)
             action = "schedule" if target.id != previous else None
             return Moved("production", target.id, previous, action)
@@ -490,7 +580,7 @@ class Control:
         complete: Sequence[str] = (),
     ) -> list[HistoryEntry]:
         by_id = {s.id: s for s in loaded}
-        changes = [(m.env, by_id[m.to]) for m in moves]
+        changes = [(m.env, by_id[m.to]) for m in moves if m.to != m.expect]
         events = [
             event
             for m in moves
@@ -502,13 +592,18 @@ class Control:
                 {"from": m.expect, "to": m.to, "action": action, "actor": actor},
             )
         ]
-        async with self._live.lock:
-            await self._live.prepare_swap(changes)
-            entries = await self._store.move_pointers(
-                site, moves, action=action, actor=actor, complete=complete, events=events
-            )
-            # Swap right after the durable commit, before anything else can run,
-            # then tell the other processes (before the caller answers).
-            self._live.swap(changes)
-            self._live.committed()
-        return entries
+
+        async def commit_and_swap() -> list[HistoryEntry]:
+            async with self._live.lock:
+                await self._live.prepare_swap(changes)
+                entries = await self._store.move_pointers(
+                    site, moves, action=action, actor=actor, complete=complete, events=events
+                )
+                # Swap right after the durable commit, before anything else can run,
+                # then tell the other processes (before the caller answers).
+                self._live.swap(changes)
+                self._live.committed()
+                return entries
+
+        # Shielded: a cancelled caller must not leave a committed move unswapped.
+        return await asyncio.shield(asyncio.ensure_future(commit_and_swap()))

@@ -13,15 +13,15 @@ import asyncio
 import logging
 import time
 
-from edge.errors import Conflict
+from edge.errors import Conflict, EdgeError
 from edge.snapshots.control import Control
 from edge.snapshots.model import utc_now
 from edge.snapshots.schedule import due_groups, moment_epoch, next_moment
 from edge.snapshots.store import Store
 
 log = logging.getLogger("edge.scheduler")
-# After losing a race for a due schedule, try again this soon (not at once: that
-# would spin while the other process finishes).
+# After losing a race for a due schedule (or a store error), try again this soon,
+# not at once: that would spin while the other process finishes.
 RETRY_SECONDS = 0.05
 # Sleep at most this long before re-reading the store, so a wall-clock jump or a
 # schedule added by another process is noticed within this bound.
@@ -56,8 +56,12 @@ class Scheduler:
         """Fire everything due; the seconds until the next moment (capped)."""
         pending = await self._store.pending_schedules()
         retry = False
+        held: set[str] = set()  # sites whose earlier group could not fire this pass
         for group in due_groups(pending, utc_now()):
             ids = [s.id for s in group]
+            site = group[0].site
+            if site in held:
+                continue  # never fire a later moment before an earlier one of its site
             try:
                 moved = await self._control.fire(group)
             except Conflict as exc:
@@ -65,10 +69,18 @@ class Scheduler:
                 # us): the next pass re-reads the store and sees what is left.
                 log.info("schedule group %s not fired now: %s", ids, exc)
                 retry = True
+                held.add(site)
                 continue
-            except Exception as exc:
-                log.exception("schedule group %s failed", ids)
-                await self._store.fail_schedules(group[0].site, ids, f"could not fire: {exc}")
+            except EdgeError as exc:
+                # The schedule itself is broken (its snapshot is gone): say so.
+                log.error("schedule group %s cannot fire: %s", ids, exc)
+                await self._store.fail_schedules(site, ids, f"could not fire: {exc.message}")
+                continue
+            except Exception:
+                # The store or the disk failed: keep the schedules, try again soon.
+                log.exception("schedule group %s failed; retrying", ids)
+                retry = True
+                held.add(site)
                 continue
             log.info(
                 "schedules %s of %s fired: production %s -> %s",

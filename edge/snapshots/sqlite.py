@@ -15,6 +15,7 @@ How this works:
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -190,13 +191,23 @@ class SqliteStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
+                await self._writer.execute("COMMIT")
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Also on cancellation: aiosqlite runs statements in order on its own
+                # thread, so this ROLLBACK runs after whatever was already submitted
+                # (a BEGIN, a failed COMMIT) and the connection never stays inside
+                # an open transaction.
+                await asyncio.shield(self._rollback())
                 raise
-            await self._writer.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        try:
+            await self._writer.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # no transaction was open (the COMMIT went through, or BEGIN never did)
 
     # -- blobs ---------------------------------------------------------------------
 
@@ -206,18 +217,19 @@ class SqliteStore:
         for i in range(0, len(unique), _SQL_VARS):
             chunk = unique[i : i + _SQL_VARS]
             marks = ",".join("?" * len(chunk))
-            async with self._reader.execute(
+            rows = await _rows(
+                self._reader,
                 f"SELECT sha256, size FROM blobs WHERE site = ? AND sha256 IN ({marks})",
                 (site, *chunk),
-            ) as cur:
-                sizes.update({row[0]: row[1] async for row in cur})
+            )
+            sizes.update({row[0]: row[1] for row in rows})
         return sizes
 
     async def missing_blobs(self, site: str, hashes: Sequence[str]) -> list[str]:
         present = await self.blob_sizes(site, hashes)
         return [h for h in dict.fromkeys(hashes) if h not in present]
 
-    async def put_blob(self, site: str, sha256: str, data: bytes) -> bool:
+    async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
         async with self._transaction() as db:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO blobs (site, sha256, size, data, created_at)"
@@ -227,10 +239,10 @@ class SqliteStore:
             return cur.rowcount == 1
 
     async def get_blob(self, site: str, sha256: str) -> bytes | None:
-        async with self._reader.execute(
-            "SELECT data FROM blobs WHERE site = ? AND sha256 = ?", (site, sha256)
-        ) as cur:
-            row = await cur.fetchone()
+        rows = await _rows(
+            self._reader, "SELECT data FROM blobs WHERE site = ? AND sha256 = ?", (site, sha256)
+        )
+        row = rows[0] if rows else None
         return None if row is None else bytes(row[0])
 
     # -- snapshots -----------------------------------------------------------------
@@ -246,11 +258,12 @@ class SqliteStore:
             for i in range(0, len(hashes), _SQL_VARS):
                 chunk = hashes[i : i + _SQL_VARS]
                 marks = ",".join("?" * len(chunk))
-                async with db.execute(
+                rows = await _rows(
+                    db,
                     f"SELECT sha256 FROM blobs WHERE site = ? AND sha256 IN ({marks})",
                     (snapshot.site, *chunk),
-                ) as cur:
-                    present.update([row[0] async for row in cur])
+                )
+                present.update([row[0] for row in rows])
             missing = [h for h in hashes if h not in present]
             if missing:
                 raise MissingBlobs(f"{len(missing)} blob(s) are not uploaded", missing=missing)
@@ -271,12 +284,13 @@ class SqliteStore:
             )
 
     async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
-        async with self._reader.execute(
+        rows = await _rows(
+            self._reader,
             "SELECT parent, message, created_at, actor, manifest, settings"
             " FROM snapshots WHERE site = ? AND id = ?",
             (site, snapshot_id),
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = rows[0] if rows else None
         if row is None:
             return None
         parent, message, created_at, actor, manifest, settings = row
@@ -301,13 +315,13 @@ class SqliteStore:
             order="id DESC",
             limit=limit,
         )
-        async with self._reader.execute(query, args) as cur:
-            return [
-                SnapshotInfo(
-                    id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
-                )
-                async for r in cur
-            ]
+        rows = await _rows(self._reader, query, args)
+        return [
+            SnapshotInfo(
+                id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
+            )
+            for r in rows
+        ]
 
     # -- pointers ------------------------------------------------------------------
 
@@ -315,10 +329,10 @@ class SqliteStore:
         return await _read_pointers(self._reader, site)
 
     async def all_pointers(self) -> list[Pointer]:
-        async with self._reader.execute(
-            "SELECT site, env, snapshot, base, updated_at, actor FROM pointers"
-        ) as cur:
-            return [_pointer(r) async for r in cur]
+        rows = await _rows(
+            self._reader, "SELECT site, env, snapshot, base, updated_at, actor FROM pointers"
+        )
+        return [_pointer(r) for r in rows]
 
     async def move_pointers(
         self,
@@ -352,6 +366,14 @@ class SqliteStore:
                         current=found,
                     )
             for move in moves:
+                if move.to == move.expect:
+                    # No pointer move: a guard, and perhaps a new sync base.
+                    if move.base != current[move.env].base:
+                        await db.execute(
+                            "UPDATE pointers SET base = ? WHERE site = ? AND env = ?",
+                            (move.base, site, move.env),
+                        )
+                    continue
                 await db.execute(
                     "INSERT INTO pointers (site, env, snapshot, base, updated_at, actor)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, env) DO UPDATE SET"
@@ -359,8 +381,6 @@ class SqliteStore:
                     " updated_at = excluded.updated_at, actor = excluded.actor",
                     (site, move.env, move.to, move.base, at, actor),
                 )
-                if move.to == move.expect:
-                    continue  # a base-only update is no pointer move
                 cur = await db.execute(
                     "INSERT INTO history (site, env, at, from_snapshot, to_snapshot, action,"
                     " actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -390,13 +410,11 @@ class SqliteStore:
             order="id DESC",
             limit=limit,
         )
-        async with self._reader.execute(query, args) as cur:
-            return [
-                HistoryEntry(
-                    id=r[0], at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6]
-                )
-                async for r in cur
-            ]
+        rows = await _rows(self._reader, query, args)
+        return [
+            HistoryEntry(id=r[0], at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6])
+            for r in rows
+        ]
 
     # -- schedules -----------------------------------------------------------------
 
@@ -431,29 +449,31 @@ class SqliteStore:
             order="at DESC, id DESC",
             limit=limit,
         )
-        async with self._reader.execute(query, args) as cur:
-            return [_schedule(r) async for r in cur]
+        rows = await _rows(self._reader, query, args)
+        return [_schedule(r) for r in rows]
 
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
-        async with self._reader.execute(
+        rows = await _rows(
+            self._reader,
             f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?",
             (site, schedule_id),
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = rows[0] if rows else None
         return None if row is None else _schedule(row)
 
     async def pending_schedules(self) -> list[Schedule]:
-        async with self._reader.execute(
-            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
-        ) as cur:
-            return [_schedule(r) async for r in cur]
+        rows = await _rows(
+            self._reader,
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id",
+        )
+        return [_schedule(r) for r in rows]
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT status FROM schedules WHERE site = ? AND id = ?", (site, schedule_id)
-            ) as cur:
-                row = await cur.fetchone()
+            rows = await _rows(
+                db, "SELECT status FROM schedules WHERE site = ? AND id = ?", (site, schedule_id)
+            )
+            row = rows[0] if rows else None
             if row is None:
                 raise NotFound(f"site {site!r} has no schedule {schedule_id!r}")
             if row[0] != "pending":
@@ -509,18 +529,18 @@ class SqliteStore:
             order="id DESC",
             limit=limit,
         )
-        async with self._reader.execute(query, args) as cur:
-            return [
-                FormSubmission(
-                    id=r[0],
-                    site=site,
-                    env=r[1],
-                    form=r[2],
-                    at=r[3],
-                    fields=_fields_decoder.decode(r[4]),
-                )
-                async for r in cur
-            ]
+        rows = await _rows(self._reader, query, args)
+        return [
+            FormSubmission(
+                id=r[0],
+                site=site,
+                env=r[1],
+                form=r[2],
+                at=r[3],
+                fields=_fields_decoder.decode(r[4]),
+            )
+            for r in rows
+        ]
 
     async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
         if not counts:
@@ -535,23 +555,25 @@ class SqliteStore:
     async def page_views(
         self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
     ) -> list[PageViews]:
-        async with self._reader.execute(
+        rows = await _rows(
+            self._reader,
             "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
             " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
             (site, env, first_day, last_day, limit),
-        ) as cur:
-            return [PageViews(path=r[0], day=r[1], views=r[2]) async for r in cur]
+        )
+        return [PageViews(path=r[0], day=r[1], views=r[2]) for r in rows]
 
     # -- webhook outbox ------------------------------------------------------------
 
     async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxItem]:
         async with self._transaction() as db:
-            async with db.execute(
+            rows = await _rows(
+                db,
                 f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
                 " AND next_at <= ? AND lease_until <= ? ORDER BY next_at, id LIMIT ?",
                 (now, now, limit),
-            ) as cur:
-                items = [_outbox_item(r) async for r in cur]
+            )
+            items = [_outbox_item(r) for r in rows]
             await db.executemany(
                 "UPDATE outbox SET lease_until = ? WHERE id = ?",
                 [(now + lease, item.id) for item in items],
@@ -559,10 +581,11 @@ class SqliteStore:
         return items
 
     async def next_outbox_due(self) -> float | None:
-        async with self._reader.execute(
-            "SELECT MIN(MAX(next_at, lease_until)) FROM outbox WHERE status = 'pending'"
-        ) as cur:
-            row = await cur.fetchone()
+        rows = await _rows(
+            self._reader,
+            "SELECT MIN(MAX(next_at, lease_until)) FROM outbox WHERE status = 'pending'",
+        )
+        row = rows[0] if rows else None
         return None if row is None or row[0] is None else float(row[0])
 
     async def record_delivery(
@@ -598,8 +621,8 @@ class SqliteStore:
             order="id DESC",
             limit=limit,
         )
-        async with self._reader.execute(query, args) as cur:
-            return [_outbox_item(r) async for r in cur]
+        rows = await _rows(self._reader, query, args)
+        return [_outbox_item(r) for r in rows]
 
 
 _OUTBOX_COLUMNS = (
@@ -666,6 +689,17 @@ def _schedule(row: Any) -> Schedule:
     )
 
 
+async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    """Run one query to completion in one step.
+
+    Never iterate a cursor across awaits: on the shared reader connection another
+    coroutine's statement would start meanwhile, and SQLite keeps one read
+    transaction open while any statement is active, so later reads would go on
+    seeing data from before commits that were already acknowledged.
+    """
+    return list(await db.execute_fetchall(sql, args))
+
+
 def _pointer(row: Any) -> Pointer:
     return Pointer(
         site=row[0], env=row[1], snapshot=row[2], base=row[3], updated_at=row[4], actor=row[5]
@@ -674,13 +708,14 @@ def _pointer(row: Any) -> Pointer:
 
 async def _read_pointers(db: aiosqlite.Connection, site: str) -> dict[Env, Pointer]:
     pointers: dict[Env, Pointer] = {env: Pointer(site=site, env=env) for env in ENVS}
-    async with db.execute(
+    rows = await _rows(
+        db,
         "SELECT site, env, snapshot, base, updated_at, actor FROM pointers WHERE site = ?",
         (site,),
-    ) as cur:
-        async for row in cur:
-            p = _pointer(row)
-            pointers[p.env] = p
+    )
+    for row in rows:
+        p = _pointer(row)
+        pointers[p.env] = p
     return pointers
 
 
@@ -689,8 +724,8 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     # a new store at once migrate it exactly once.
     await db.execute("BEGIN IMMEDIATE")
     try:
-        async with db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        rows = await _rows(db, "PRAGMA user_version")
+        row = rows[0] if rows else None
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise RuntimeError(

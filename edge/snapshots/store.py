@@ -37,7 +37,7 @@ class Store(Protocol):
         """Sizes of those of ``hashes`` the site holds."""
         ...
 
-    async def put_blob(self, site: str, sha256: str, data: bytes) -> bool:
+    async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
         """Store a blob whose hash the caller verified; ``True`` if it was new."""
         ...
 

@@ -48,8 +48,9 @@ UNSATISFIABLE = (-1, -1)
 
 
 def _digits(text: str) -> bool:
-    # str.isdigit() alone admits "²", which int() refuses.
-    return text.isascii() and text.isdigit()
+    # str.isdigit() alone admits "²", which int() refuses; and no file is larger
+    # than 18 digits of bytes, while int() of thousands of digits raises.
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:

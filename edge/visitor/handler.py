@@ -24,7 +24,7 @@ from aiohttp import hdrs, web
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.integrations.webhooks import Webhooks
-from edge.paths import lookup_candidates, request_path
+from edge.paths import lookup_candidates, request_path, split_target
 from edge.router import Env, Route, normalize_host
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.model import ManifestEntry, Snapshot
@@ -99,16 +99,34 @@ class VisitorHandler:
         return TlsVisitorHandler(self.policy, self._services, tls=True)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            return await self._serve(request)
+        except Exception:
+            # Whatever failed, the answer still says which environment it is from
+            # (staging's noindex included) and shows nothing of the failure.
+            log.exception("visitor request %s %s failed", request.method, request.raw_path)
+            route = self.policy.routes.resolve(request.headers.get(hdrs.HOST))
+            headers = env_headers(route.env, None) if route is not None else None
+            return _plain(500, "Internal Server Error", headers)
+
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         policy = self.policy
-        route = policy.routes.resolve(request.headers.get(hdrs.HOST))
+        host = request.headers.get(hdrs.HOST)
+        raw = request.raw_path
+        if not raw.startswith("/"):
+            target = split_target(raw)
+            if target is None:
+                return _plain(400, "Bad Request: unsupported request target")
+            host, raw = target[0] or host, target[1]
+        route = policy.routes.resolve(host)
         if route is None:
             return _plain(421, "Misdirected Request: no site is served at this host")
         if policy.https_port is not None and not self._tls and route.key in policy.https_only:
-            return _to_https(request, policy.https_port)
+            return _to_https(host, raw, policy.https_port)
         if not self._live.is_current():
             await self._live.catch_up()  # another process moved a pointer
         snapshot = self._live.get(route.key)
-        path = request_path(request.raw_path)
+        path = request_path(raw)
         if route.env == "staging" and (
             route.key in policy.passwords or request.cookies.get(COOKIE) or path == LINK_PATH
         ):
@@ -135,11 +153,11 @@ class VisitorHandler:
             return _plain(405, "Method Not Allowed", headers)
         settings = self._settings(snapshot)
         if settings.redirects:
-            target = settings.redirects.get(path)
-            if target is not None:
+            redirect = settings.redirects.get(path)
+            if redirect is not None:
                 headers = env_headers(route.env, snapshot.id)
-                headers[hdrs.LOCATION] = target[0]
-                return web.Response(status=target[1], headers=headers)
+                headers[hdrs.LOCATION] = redirect[0]
+                return web.Response(status=redirect[1], headers=headers)
         if route.env == "staging" and path == ROBOTS_TXT:
             return self._respond(request, self._staging_robots(snapshot.id), 200)
         files = snapshot.files
@@ -364,7 +382,7 @@ class VisitorHandler:
         blob = await self._store.get_blob(snapshot.site, entry.sha256)
         if blob is None:
             log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
-            raise web.HTTPInternalServerError(text="content unavailable\n")
+            raise ContentUnavailable(f"blob {entry.sha256} of {snapshot.site} is missing")
         extra = self._settings(snapshot).headers_for(key[1])
         if len(blob) > _BUILD_IN_THREAD_BYTES:
             return await asyncio.to_thread(
@@ -386,6 +404,10 @@ class VisitorHandler:
                     if if_range is None or if_range.strip() == rep.etag:
                         return _partial(rep, range_header)
         return web.Response(body=rep.body, status=status, headers=rep.headers)
+
+
+class ContentUnavailable(Exception):
+    """A manifest names a blob the store does not have (a damaged store)."""
 
 
 class TlsVisitorHandler(VisitorHandler):
@@ -417,11 +439,10 @@ async def _read_limited(request: web.BaseRequest, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _to_https(request: web.BaseRequest, port: int) -> web.Response:
+def _to_https(host: str | None, raw_target: str, port: int) -> web.Response:
     # The target host is the configured one the request resolved to (normalised),
     # never the raw Host header.
-    host = normalize_host(request.headers.get(hdrs.HOST)) or ""
-    location = https_location(host, port, request.raw_path)
+    location = https_location(normalize_host(host) or "", port, raw_target)
     return web.Response(status=308, headers={hdrs.LOCATION: location})
 
 

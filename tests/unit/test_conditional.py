@@ -170,3 +170,8 @@ def test_a_suffix_range_is_the_last_bytes(size: int, suffix: int) -> None:
     lo, hi = parse_range(f"bytes=-{suffix}", size) or (None, None)
     assert hi == size - 1
     assert lo == max(size - suffix, 0)
+
+
+def test_parse_range_ignores_absurdly_long_numbers() -> None:
+    assert parse_range("bytes=0-" + "9" * 5000, 100) is None
+    assert parse_range("bytes=" + "1" * 19 + "-", 100) is None

@@ -13,6 +13,7 @@ from edge.paths import (
     lookup_candidates,
     normalize_path,
     request_path,
+    split_target,
 )
 
 
@@ -250,3 +251,20 @@ def test_every_lookup_candidate_of_a_request_path_is_a_manifest_path(raw: str) -
     for candidate in lookup_candidates(path):
         if len(candidate) <= MAX_PATH:
             assert is_manifest_path(candidate), candidate
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/a?b", (None, "/a?b")),
+        ("http://acme.example/a?b", ("acme.example", "/a?b")),
+        ("https://acme.example:8443", ("acme.example:8443", "/")),
+        ("http://acme.example?x=1", ("acme.example", "/")),
+        ("http://user@acme.example/", None),
+        ("ftp://acme.example/", None),
+        ("*", None),
+        ("acme.example/a", None),
+    ],
+)
+def test_split_target(raw: str, expected: tuple[str | None, str] | None) -> None:
+    assert split_target(raw) == expected

@@ -226,3 +226,8 @@ def test_resolve_never_raises_and_agrees_with_normalize_host(header: str | None)
         assert route is None
     else:
         assert route == {"acme.example": PROD, "acme.staging.example": STAGING}.get(norm)
+
+
+def test_idna_follows_uts46_as_browsers_do() -> None:
+    assert normalize_host("faß.example") == "xn--fa-hia.example"
+    assert normalize_host("Bücher.example") == "xn--bcher-kva.example"
