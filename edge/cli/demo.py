@@ -10,6 +10,7 @@ API and publishes it, exactly as an operator would with ``edge push`` and
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import msgspec
@@ -53,7 +54,7 @@ edge demo is running (Ctrl-C stops it)
   in a browser: http://{prod_host}:{listen.port}/ and http://{staging_host}:{listen.port}/
 
   admin API:  export EDGE_ADMIN_URL={admin_url} EDGE_TOKEN={token}
-              edge status --site {site}
+              {Path(sys.executable).parent / "edge"} status --site {site}
 """,
             flush=True,
         )
