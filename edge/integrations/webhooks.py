@@ -29,6 +29,7 @@ from edge.config import Settings
 from edge.router import ENVS, Env
 from edge.snapshots.model import OutboxEvent, OutboxItem, utc_now
 from edge.snapshots.store import Store
+from edge.timer import PokeableLoop
 
 log = logging.getLogger("edge.webhooks")
 
@@ -79,7 +80,7 @@ class Webhooks:
         ]
 
 
-class Deliverer:
+class Deliverer(PokeableLoop):
     """Delivers due outbox rows; one per edge (the first worker runs it)."""
 
     def __init__(
@@ -96,25 +97,12 @@ class Deliverer:
         self._check_url = check_url
         self._environ = environ
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._wake = asyncio.Event()
+        super().__init__(log)
 
-    def poke(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.deliver_due()
-                due = await self._store.next_outbox_due()
-            except Exception:
-                log.exception("webhook delivery pass failed; retrying")
-                due = None
-            delay = IDLE_SECONDS if due is None else min(max(due - time.time(), 0.0), IDLE_SECONDS)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+    async def step(self) -> float:
+        await self.deliver_due()
+        due = await self._store.next_outbox_due()
+        return IDLE_SECONDS if due is None else min(max(due - time.time(), 0.0), IDLE_SECONDS)
 
     async def deliver_due(self) -> int:
         items = await self._store.claim_outbox(now=time.time(), lease=LEASE_SECONDS, limit=20)

@@ -9,7 +9,6 @@ store marks a schedule done in the same transaction as the pointer move.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -18,6 +17,7 @@ from edge.snapshots.control import Control
 from edge.snapshots.model import utc_now
 from edge.snapshots.schedule import due_groups, moment_epoch, next_moment
 from edge.snapshots.store import Store
+from edge.timer import PokeableLoop
 
 log = logging.getLogger("edge.scheduler")
 # After losing a race for a due schedule (or a store error), try again this soon,
@@ -28,31 +28,15 @@ RETRY_SECONDS = 0.05
 MAX_SLEEP_SECONDS = 30.0
 
 
-class Scheduler:
+class Scheduler(PokeableLoop):
+    """Fires due schedules; poked when one is added or cancelled."""
+
     def __init__(self, store: Store, control: Control) -> None:
+        super().__init__(log)
         self._store = store
         self._control = control
-        self._wake = asyncio.Event()
 
-    def poke(self) -> None:
-        """Re-read the pending schedules now (one was added or cancelled)."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                delay = await self._fire_due()
-            except Exception:
-                # The store failed (disk full, locked): keep the timer alive.
-                log.exception("schedule timer pass failed; retrying")
-                delay = 1.0
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-
-    async def _fire_due(self) -> float:
+    async def step(self) -> float:
         """Fire everything due; the seconds until the next moment (capped)."""
         pending = await self._store.pending_schedules()
         retry = False

@@ -1,0 +1,42 @@
+"""A background loop that sleeps until its next due time, or until poked."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+FAILURE_RETRY_SECONDS = 1.0
+
+
+class PokeableLoop:
+    """Runs :meth:`step` forever; each step says how long to sleep before the next.
+
+    No polling: between steps the loop waits on an event with that timeout, and
+    :meth:`poke` (new work arrived) cuts the wait short. A failing step is logged
+    and retried, so the loop itself never dies.
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Run the next step now."""
+        self._wake.set()
+
+    async def step(self) -> float:
+        """Do what is due; the seconds until the next step."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self.step()
+            except Exception:
+                self._log.exception("%s failed; retrying", type(self).__name__)
+                delay = FAILURE_RETRY_SECONDS
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
