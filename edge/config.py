@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, validation_detail
 from edge.router import ENVS, Route, RouteTable, normalize_host
 
 Role = Literal["editor", "publisher", "admin"]
@@ -183,22 +183,12 @@ def _clash(a: ListenAddress, b: ListenAddress) -> bool:
     return ha == hb or ha in _WILDCARDS or hb in _WILDCARDS
 
 
-def _key(path: str) -> str:
-    """msgspec's ``$.sites[0].id`` -> ``sites[0].id``."""
-    return path.removeprefix("$").removeprefix(".") or "(top level)"
-
-
 def _decode(data: object) -> Config:
     try:
         return msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        message, _, where = text.partition(" - at `")
-        if where:
-            return _fail(_key(where.rstrip("`")), message)
-        # msgspec names unknown fields as "Object contains unknown field `x` - at `$.y`";
-        # without a location the problem is at the top level.
-        return _fail("(top level)", text)
+        where, message = validation_detail(exc)
+        return _fail(where or "(top level)", message)
 
 
 def _fail(key: str, message: str) -> Config:
@@ -272,8 +262,13 @@ def check(config: Config, base_dir: Path) -> Settings:
             raise ConfigError(
                 f"sites[{i}].production.password_env: production is never password-protected"
             )
+    production_endpoints: set[str | None] = set()
+    for site in config.sites:
+        production_endpoints |= {origin_of(h.url) for h in site.production.webhooks}
+        production_endpoints |= {origin_of(u.origin) for u in site.production.upstreams}
+    for i, site in enumerate(config.sites):
         if not site.allow_shared_endpoints:
-            _check_isolation(site, f"sites[{i}]")
+            _check_isolation(site, f"sites[{i}]", production_endpoints)
     if staging_domain is not None:
         for i, site in enumerate(config.sites):
             claim(
@@ -316,7 +311,14 @@ def check(config: Config, base_dir: Path) -> Settings:
 
 
 def origin_of(url: str) -> str | None:
-    """``scheme://host:port`` of an http(s) URL (default ports made explicit), else None."""
+    """``scheme://host:port`` of an http(s) URL in one canonical spelling, else None.
+
+    Hosts are normalised like visitor hosts (case, trailing dot, IDNA) and IP
+    literals written any way the OS accepts (``10.0.0.05``, ``167772165``,
+    ``::ffff:10.0.0.5``) become one form, so two spellings of one endpoint compare equal.
+    """
+    from edge.netguard import parse_ip  # the one parser of IP spellings
+
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -325,7 +327,13 @@ def origin_of(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     port = port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
+    ip = parse_ip(parts.hostname)
+    if ip is not None:
+        mapped = getattr(ip, "ipv4_mapped", None)
+        host = str(mapped or ip)
+    else:
+        host = normalize_host(parts.hostname) or parts.hostname.lower()
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def _check_endpoints(env: EnvironmentConfig, key: str) -> None:
@@ -351,10 +359,8 @@ def _check_endpoints(env: EnvironmentConfig, key: str) -> None:
         prefixes.add(up.prefix)
 
 
-def _check_isolation(site: SiteConfig, key: str) -> None:
-    """A staging integration must not reach a production endpoint."""
-    production = {origin_of(h.url) for h in site.production.webhooks}
-    production |= {origin_of(u.origin) for u in site.production.upstreams}
+def _check_isolation(site: SiteConfig, key: str, production: set[str | None]) -> None:
+    """A staging integration must not reach a production endpoint (of any site)."""
     for j, hook in enumerate(site.staging.webhooks):
         if origin_of(hook.url) in production:
             raise ConfigError(

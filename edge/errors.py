@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import msgspec
+
 
 class EdgeError(Exception):
     """Base of every error edge answers with a status of its own."""
@@ -99,3 +101,19 @@ class MissingBlobs(EdgeError):
 
     status = 422
     code = "missing_blobs"
+
+
+def validation_detail(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """msgspec's error as ``(where, what)``: ``("sites[0].id", "Expected `str`...")``.
+
+    ``where`` is empty for the top level; a bad mapping key reads ``"forms (a key)"``.
+    """
+    text = str(exc)
+    message, sep, where = text.partition(" - at `")
+    if not sep:
+        return "", text
+    where = where.rstrip("`")
+    suffix = ""
+    if where.startswith("key` in `"):
+        where, suffix = where.removeprefix("key` in `"), " (a key)"
+    return where.removeprefix("$").removeprefix(".") + suffix, message

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.sqlite import open_sqlite_store
 from edge.snapshots.store import Store
-from edge.tls import SniSelector, load_certificates
+from edge.tls import Certificates, SniSelector, load_certificates
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
 from edge.visitor.preview import LINK_PATH, PreviewSigner, load_key
@@ -205,10 +206,11 @@ async def _cancel(task: asyncio.Future[None]) -> None:
 
 
 class Reloader:
-    """Applies a re-read configuration: host tables and certificates.
+    """Applies a re-read configuration: host tables, HTTPS policy, passwords, certificates.
 
-    Everything new is built and checked first; a bad file leaves what is serving
-    untouched. Listen addresses, the store and tokens need a restart.
+    Everything new is built and checked first; a bad file, or one that changes
+    what only a restart can (listeners, sites, tokens, integrations), is refused
+    whole and the old configuration keeps serving.
     """
 
     def __init__(
@@ -226,16 +228,11 @@ class Reloader:
         try:
             settings = load_config(source)
             certificates = load_certificates(settings)
+            policy = host_policy(settings)
+            self._check_reloadable(settings, certificates)
         except ConfigError as exc:
             log.error("reload refused, still serving the previous configuration: %s", exc)
             return False
-        if (certificates is None) != (self._sni is None) or (
-            settings.listen,
-            settings.admin_listen,
-            settings.listen_tls,
-        ) != (self._settings.listen, self._settings.admin_listen, self._settings.listen_tls):
-            log.warning("reload: listeners changed; restart edge to apply that part")
-        policy = host_policy(settings)
         for handler in self._handlers:
             handler.policy = policy
         if self._sni is not None and certificates is not None:
@@ -243,6 +240,25 @@ class Reloader:
         self._settings = settings
         log.info("reloaded %s", source)
         return True
+
+    def _check_reloadable(self, new: Settings, certificates: Certificates | None) -> None:
+        """Refuse what a running edge cannot apply: it needs a restart."""
+        old = self._settings
+        if (new.listen, new.admin_listen, new.listen_tls) != (
+            old.listen,
+            old.admin_listen,
+            old.listen_tls,
+        ) or (certificates is None) != (self._sni is None):
+            raise ConfigError("listeners changed: restart edge to apply this configuration")
+        if new.site_ids != old.site_ids or new.config.tokens != old.config.tokens:
+            raise ConfigError("sites or tokens changed: restart edge to apply them")
+        for a, b in zip(new.config.sites, old.config.sites, strict=False):
+            for env in ("staging", "production"):
+                ea, eb = getattr(a, env), getattr(b, env)
+                if (ea.webhooks, ea.upstreams) != (eb.webhooks, eb.upstreams):
+                    raise ConfigError(
+                        f"webhooks or upstreams of {a.id} changed: restart edge to apply them"
+                    )
 
 
 async def _listen(
@@ -331,6 +347,18 @@ async def running(
         yield runtime
 
 
+_reload_requested = threading.Event()
+
+
+def hold_reloads() -> None:
+    """Until :func:`serve` listens for SIGHUP, a SIGHUP only records that a reload is due.
+
+    Its default action would end the process (an ``edge reload`` from a
+    certificate-renewal hook may land while edge is starting).
+    """
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: _reload_requested.set())
+
+
 async def serve(
     settings: Settings,
     *,
@@ -347,6 +375,8 @@ async def serve(
         reloader = runtime.reloader
         if reloader is not None:
             loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+            if _reload_requested.is_set():  # asked for during start-up
+                reloader.reload()
         if ready is not None:
             await ready(runtime)
         await stop.wait()

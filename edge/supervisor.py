@@ -39,6 +39,10 @@ class _Worker:
     restart_at: float = field(default=0.0)
 
 
+def _ignore_hup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def _command(config: Path, index: int, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "edge", "serve", "--config", str(config),
@@ -53,7 +57,6 @@ async def _prepare_store(settings: Settings) -> None:
 
 def supervise(config: Path, settings: Settings, workers: int) -> int:
     """Run ``workers`` worker processes until SIGINT/SIGTERM; the exit status."""
-    asyncio.run(_prepare_store(settings))
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -71,11 +74,16 @@ def supervise(config: Path, settings: Settings, workers: int) -> int:
     pool = [_Worker(i) for i in range(workers)]
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGHUP, reload)  # none to forward yet: workers read the file anyway
+    if stopping:
+        return 0
+    asyncio.run(_prepare_store(settings))
     began = time.monotonic()
 
     def start(w: _Worker) -> None:
-        w.process = subprocess.Popen(_command(config, w.index, workers))
+        # Born ignoring SIGHUP until it installs its own handler: a reload forwarded
+        # while it is still starting must not kill it (it reads the file anyway).
+        w.process = subprocess.Popen(_command(config, w.index, workers), preexec_fn=_ignore_hup)
         w.started = time.monotonic()
 
     for w in pool:

@@ -49,10 +49,11 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from edge.server import serve
+    from edge.server import hold_reloads, serve
     from edge.supervisor import supervise
     from edge.tls import load_certificates
 
+    hold_reloads()  # a SIGHUP during start-up must not kill the process
     settings = load_config(args.config)
     workers = args.workers
     if workers < 1:

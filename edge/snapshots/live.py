@@ -137,12 +137,19 @@ class LivePointers:
     async def catch_up(self) -> None:
         """Re-read every pointer from the store and swap in what changed.
 
-        Concurrent callers share one catch-up.
+        Concurrent callers share one catch-up, and each returns only once the
+        pointers it was told about (the shared generation when it called) are in.
         """
-        task = self._catching_up
-        if task is None or task.done():
-            task = self._catching_up = asyncio.ensure_future(self._catch_up())
-        await asyncio.shield(task)
+        wanted = self._counters.pointers() if self._counters is not None else 0
+        while True:
+            task = self._catching_up
+            if task is None or task.done():
+                task = self._catching_up = asyncio.ensure_future(self._catch_up())
+            await asyncio.shield(task)
+            # A catch-up already under way may have read the pointers before the
+            # move this caller must see: then it takes another one.
+            if self._generation >= wanted:
+                return
 
     async def _catch_up(self) -> None:
         async with self.lock:

@@ -13,12 +13,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from edge.errors import BadRequest
+from edge.errors import BadRequest, validation_detail
 from edge.paths import normalize_path
 
 MAX_FORM_BYTES = 1024 * 1024
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _FORM_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 # Response headers a snapshot may not set: framing and hop-by-hop headers, what
 # edge itself decides (noindex, environment, validators), and credentials.
@@ -59,7 +60,9 @@ class SiteSettings(_Doc, frozen=True):
 
 def is_safe_target(target: str) -> bool:
     """A redirect target: a local path (never ``//host`` or ``/\\host``) or an http(s) URL."""
-    if _UNSAFE_VALUE.search(target) or "\\" in target or " " in target:
+    # Browsers drop tabs and newlines from URLs ("/\t/evil" is "//evil"): no
+    # whitespace or control character at all.
+    if _UNSAFE_TARGET.search(target) or "\\" in target:
         return False
     if target.startswith("/"):
         return not target.startswith("//")
@@ -72,9 +75,8 @@ def validate_settings(doc: dict[str, Any]) -> SiteSettings:
     try:
         settings = msgspec.convert(doc, SiteSettings)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        message, _, where = text.partition(" - at `")
-        key = "settings" + where.rstrip("`").removeprefix("$") if where else "settings"
+        where, message = validation_detail(exc)
+        key = f"settings.{where}" if where and not where.startswith("[") else f"settings{where}"
         raise BadRequest(f"{key}: {message}") from None
     for i, r in enumerate(settings.redirects):
         if not r.from_.startswith("/") or normalize_path(r.from_) != r.from_:

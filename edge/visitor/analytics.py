@@ -38,8 +38,13 @@ class PageViewCounter:
         if not counts:
             return
         rows = [(r.site, r.env, path, day_of(d), n) for (r, path, d), n in counts.items()]
+        # Shielded: a shutdown that cancels the flush loop lets this write finish
+        # (the store closes after it) instead of dropping the counts taken.
+        write = asyncio.ensure_future(store.add_page_views(rows))
         try:
-            await store.add_page_views(rows)
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             log.exception("writing %d page-view counts failed; kept for the next try", len(rows))
             self._counts.update(counts)

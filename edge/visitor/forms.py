@@ -8,8 +8,7 @@ ever stored.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
+import re
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -54,28 +53,49 @@ def _urlencoded(body: bytes, limit: int) -> Fields:
     return fields
 
 
-def _multipart(content_type: str, body: bytes) -> Fields:
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart() or message.defects:
+_BOUNDARY = re.compile(r'boundary="?([0-9A-Za-z\'()+_,\-./:=? ]{1,70})"?', re.IGNORECASE)
+_DISPOSITION = re.compile(
+    rb'^content-disposition:\s*form-data((?:\s*;\s*[a-z*]+="[^"\r\n]*")*)\s*$',
+    re.IGNORECASE | re.MULTILINE,
+)
+_PARAM = re.compile(rb'([a-z*]+)="([^"\r\n]*)"', re.IGNORECASE)
+_MAX_PART_HEADERS = 1024
+
+
+def _multipart(content_type: str, body: bytes, max_parts: int) -> Fields:
+    """A linear, bounded multipart/form-data reader: named text fields only.
+
+    (The stdlib email parser is neither: crafted headers make it take seconds or
+    raise.) Parts are counted before anything is decoded.
+    """
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        raise FormError(400, "multipart body without a boundary")
+    delimiter = b"--" + match.group(1).strip().encode("ascii")
+    if body.count(delimiter) > max_parts + 1:
+        raise FormError(400, f"too many fields (at most {max_parts})")
+    sections = body.split(delimiter)
+    if len(sections) < 3 or not sections[-1].startswith(b"--"):
         raise FormError(400, "malformed multipart body")
     fields: Fields = {}
-    for part in message.iter_parts():
-        if (
-            part.get_content_disposition() != "form-data"
-            or part.get_param("name", header="content-disposition") is None
-        ):
-            raise FormError(400, "every multipart part must be a named form-data field")
-        if part.get_filename() is not None:
-            raise FormError(400, "file uploads are not accepted")
-        name = str(part.get_param("name", header="content-disposition"))
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
+    for section in sections[1:-1]:
+        if not section.startswith(b"\r\n") or not section.endswith(b"\r\n"):
             raise FormError(400, "malformed multipart part")
+        head, sep, value = section[2:-2].partition(b"\r\n\r\n")
+        if not sep or len(head) > _MAX_PART_HEADERS:
+            raise FormError(400, "malformed multipart part headers")
+        disposition = _DISPOSITION.search(head)
+        if disposition is None:
+            raise FormError(400, "every part must be a named form-data field")
+        params = {k.lower(): v for k, v in _PARAM.findall(disposition.group(1))}
+        if b"filename" in params or b"filename*" in params:
+            raise FormError(400, "file uploads are not accepted")
+        if b"name" not in params:
+            raise FormError(400, "every part must be a named form-data field")
         try:
-            _add(fields, name, payload.decode("utf-8", "strict"))
+            _add(fields, params[b"name"].decode("utf-8"), value.decode("utf-8"))
         except UnicodeDecodeError:
-            raise FormError(400, f"field {name!r} is not UTF-8") from None
+            raise FormError(400, "form fields must be UTF-8") from None
     return fields
 
 
@@ -87,7 +107,7 @@ def parse_form(content_type: str | None, body: bytes, form: FormSettings) -> Fie
     if media == "application/x-www-form-urlencoded":
         fields = _urlencoded(body, form.max_fields)
     elif media == "multipart/form-data":
-        fields = _multipart(content_type or "", body)
+        fields = _multipart(content_type or "", body, form.max_fields)
     elif media == "application/json":
         try:
             fields = _json_fields.decode(body)

@@ -96,21 +96,9 @@ class VisitorHandler:
 
     def over_tls(self) -> VisitorHandler:
         """The handler for the HTTPS listener: same state, HSTS, no HTTPS redirect."""
-        return TlsVisitorHandler(self.policy, self._services, tls=True)
+        return VisitorHandler(self.policy, self._services, tls=True)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        try:
-            return await self._serve(request)
-        except Exception:
-            # Whatever failed, the answer still says which environment it is from
-            # (staging's noindex included) and shows nothing of the failure.
-            log.exception("visitor request %s %s failed", request.method, request.raw_path)
-            route = self.policy.routes.resolve(request.headers.get(hdrs.HOST))
-            headers = env_headers(route.env, None) if route is not None else None
-            return _plain(500, "Internal Server Error", headers)
-
-    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
-        policy = self.policy
         host = request.headers.get(hdrs.HOST)
         raw = request.raw_path
         if not raw.startswith("/"):
@@ -118,9 +106,26 @@ class VisitorHandler:
             if target is None:
                 return _plain(400, "Bad Request: unsupported request target")
             host, raw = target[0] or host, target[1]
-        route = policy.routes.resolve(host)
+        route = self.policy.routes.resolve(host)
         if route is None:
             return _plain(421, "Misdirected Request: no site is served at this host")
+        try:
+            response = await self._serve(request, route, host, raw)
+        except Exception:
+            # Whatever failed, the answer still says which environment it is from
+            # (staging's noindex included) and shows nothing of the failure.
+            log.exception("visitor request %s %s failed", request.method, raw)
+            response = _plain(500, "Internal Server Error", env_headers(route.env, None))
+        if self._tls and not response.prepared:
+            hsts = self.policy.hsts.get(route.key)
+            if hsts is not None:
+                response.headers["Strict-Transport-Security"] = hsts
+        return response
+
+    async def _serve(
+        self, request: web.BaseRequest, route: Route, host: str | None, raw: str
+    ) -> web.StreamResponse:
+        policy = self.policy
         if policy.https_port is not None and not self._tls and route.key in policy.https_only:
             return _to_https(host, raw, policy.https_port)
         if not self._live.is_current():
@@ -298,7 +303,7 @@ class VisitorHandler:
                 if pinned is not None:
                     return pinned
             if route.key not in self.policy.passwords:
-                return _plain(403, "This preview has expired or is invalid", headers)
+                return None  # a public staging site: an old or foreign cookie changes nothing
         password = self.policy.passwords.get(route.key)
         if password is None or password_matches(request.headers.get(hdrs.AUTHORIZATION), password):
             return None
@@ -318,6 +323,7 @@ class VisitorHandler:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WARM_BUILD_SECONDS
+        same_settings = new.settings == old.settings
         for key in self._cache.keys():
             snapshot_id, path, variant = key
             if snapshot_id != old.id or variant.env != env:
@@ -327,7 +333,6 @@ class VisitorHandler:
             if rep is None or new_key in self._cache:
                 continue
             entry = new.files.get(path)
-            same_settings = new.settings == old.settings
             if same_settings and (
                 entry == old.files.get(path) or (env == "staging" and path == ROBOTS_TXT)
             ):
@@ -408,21 +413,6 @@ class VisitorHandler:
 
 class ContentUnavailable(Exception):
     """A manifest names a blob the store does not have (a damaged store)."""
-
-
-class TlsVisitorHandler(VisitorHandler):
-    """Adds Strict-Transport-Security where the environment asks for it."""
-
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        response = await super().__call__(request)
-        if response.prepared:  # streamed (an upstream): it got HSTS from _env_headers
-            return response
-        route = self.policy.routes.resolve(request.headers.get(hdrs.HOST))
-        if route is not None:
-            hsts = self.policy.hsts.get(route.key)
-            if hsts is not None:
-                response.headers["Strict-Transport-Security"] = hsts
-        return response
 
 
 async def _read_limited(request: web.BaseRequest, limit: int) -> bytes:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.errors import ConfigError
+
 COOKIE = "edge_preview"
 LINK_PATH = "/_edge/preview"
 MAX_TTL_SECONDS = 30 * 86_400
@@ -31,19 +33,35 @@ class PreviewGrant:
     expires: int
 
 
+KEY_BYTES = 32
+
+
 def load_key(data_dir: Path) -> bytes:
-    """The signing key, created (0600) on first use; every worker reads the same."""
+    """The signing key, made once (0600); every worker reads the same one.
+
+    The key is written to a private temporary file and linked into place, so a
+    process never reads a half-written key; anything but exactly
+    :data:`KEY_BYTES` bytes is refused (an empty key would let anyone sign).
+    """
     path = data_dir / "preview.key"
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        key = secrets.token_bytes(32)
-        fh.write(key)
-        fh.flush()
-        os.fsync(fh.fileno())
+    if not path.exists():
+        tmp = data_dir / f".preview.key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(KEY_BYTES))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # fails if another process won: use theirs
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise ConfigError(f"{path}: not a preview key ({len(key)} bytes); delete it to make one")
     return key
 
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from multidict import CIMultiDict
+
 from edge.cache.keys import Variant
 from edge.content_types import is_compressible, is_html, is_media
 from edge.noindex import ROBOTS_HEADER, STAGING_ROBOTS_TXT, inject_robots_meta
@@ -47,9 +49,9 @@ class Representation:
 
     def for_snapshot(self, snapshot_id: str) -> Representation:
         """The same bytes as served from another snapshot (only the header differs)."""
-        headers = dict(self.headers)
+        headers = CIMultiDict(self.headers)
         headers["X-Edge-Snapshot"] = snapshot_id
-        short = dict(self.not_modified_headers)
+        short = CIMultiDict(self.not_modified_headers)
         short["X-Edge-Snapshot"] = snapshot_id
         return Representation(
             body=self.body,
@@ -141,7 +143,11 @@ def _assemble(
     ranges: bool,
     extra: Mapping[str, str] | None = None,
 ) -> Representation:
-    common = dict(extra) if extra else {}
+    # Case-insensitive: a snapshot's "cache-control" must not sit beside (or
+    # survive) the Cache-Control edge decides.
+    common: CIMultiDict[str] = CIMultiDict()
+    for name, value in (extra or {}).items():
+        common[name] = value
     common.update(env_headers(env, snapshot_id))
     if noindex:
         common["X-Robots-Tag"] = ROBOTS_HEADER
@@ -149,7 +155,7 @@ def _assemble(
     common["ETag"] = etag
     if vary:
         common["Vary"] = "Accept-Encoding"
-    full = dict(common)
+    full = common.copy()
     full["Content-Type"] = content_type
     if gzipped:
         full["Content-Encoding"] = "gzip"

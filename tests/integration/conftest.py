@@ -104,6 +104,10 @@ hosts = ["other.example"]
         )
 
     def start(self) -> None:
+        self.start_nowait()
+        self.wait_ready()
+
+    def start_nowait(self) -> None:
         self.write_config()
         with (self.root / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
@@ -121,6 +125,9 @@ hosts = ["other.example"]
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.environ},
             )
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

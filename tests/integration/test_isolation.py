@@ -200,12 +200,28 @@ async def test_bad_form_posts_are_refused_whole(
     form.add_field("name", b"file-bytes", filename="x.txt", content_type="text/plain")
     status, _, _ = await post_form(session, server, PRODUCTION_HOST, "contact", data=form)
     assert status == 400
-    status, _, _ = await post_form(
-        session, server, PRODUCTION_HOST, "contact", data=aiohttp.FormData({"name": "multi"})
-    )
+    multipart = aiohttp.FormData(default_to_multipart=True)
+    multipart.add_field("name", "multi")
+    multipart.add_field("message", "héllo")
+    status, _, _ = await post_form(session, server, PRODUCTION_HOST, "contact", data=multipart)
     assert status == 303
     _, doc = await api.call("GET", "/v1/sites/acme/forms/production")
-    assert [s["fields"] for s in doc["submissions"]] == [{"name": "multi"}]
+    assert [s["fields"] for s in doc["submissions"]] == [{"name": "multi", "message": "héllo"}]
+    # A crafted part header is a 400 at once, not a 500 or a stalled worker.
+    crafted = (
+        b'--b\r\nContent-Disposition: form-data; name="a"'
+        + b'; p="x"' * 8000
+        + b"\r\n\r\nv\r\n--b--\r\n"
+    )
+    status, _, _ = await post_form(
+        session,
+        server,
+        PRODUCTION_HOST,
+        "signup",
+        data=crafted,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert status in (400, 413)
 
 
 async def test_webhook_retries_until_delivered_once_across_a_restart(

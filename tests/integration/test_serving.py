@@ -216,3 +216,13 @@ async def test_restart_keeps_pointers_and_content(
     assert headers["X-Edge-Snapshot"] == first and body == HOME
     _, headers, body = await visitor.get(STAGING_HOST, "/")
     assert headers["X-Edge-Snapshot"] == second and b"v2" in body
+
+
+async def test_a_stray_preview_cookie_does_not_lock_out_a_public_staging(
+    api: Api, visitor: Visitor
+) -> None:
+    await api.push("acme", SITE)
+    status, _, body = await visitor.get(
+        STAGING_HOST, "/", headers={"Cookie": "edge_preview=forged.or.old.token"}
+    )
+    assert status == 200 and b"<title>Acme</title>" in body

@@ -45,10 +45,12 @@ async def test_every_request_after_publish_sees_the_new_snapshot(
     two = await api.snapshot("acme", {"/index.html": page("two")})
     stale = 0
     for i in range(20):
-        target = (one, two)[i % 2]
-        await api.set_env("acme", "staging", target)
-        status, doc = await api.publish()
-        assert status == 200, doc
+        # Two publishes back to back: a worker still catching up with the first
+        # must not serve it to requests sent after the second answered.
+        for target in (two, one) if i % 2 else (one, two):
+            await api.set_env("acme", "staging", target)
+            status, doc = await api.publish()
+            assert status == 200, doc
         answers = await asyncio.gather(*(fresh_get(server) for _ in range(8)))
         stale += sum(1 for status, snap in answers if (status, snap) != (200, target))
     assert stale == 0
@@ -74,3 +76,23 @@ async def test_a_dead_worker_is_replaced_and_the_others_keep_serving(
         await asyncio.sleep(0.1)
     assert len(after) == 2 and before[0] not in after
     assert server.stop() == 0
+
+
+async def test_a_reload_signal_during_start_up_does_not_kill_edge(server: EdgeServer) -> None:
+    """`edge reload` finds the pid file as soon as it exists; workers are still starting."""
+    server.stop()
+    pid_file = server.root / "data" / "edge.pid"
+    server.start_nowait()
+    for _ in range(500):
+        if pid_file.exists():
+            break
+        await asyncio.sleep(0.01)
+    pid = int(pid_file.read_text())
+    for _ in range(30):
+        os.kill(pid, signal.SIGHUP)
+        await asyncio.sleep(0.02)
+    server.wait_ready()
+    await asyncio.sleep(0.5)
+    assert server.process is not None and server.process.poll() is None
+    assert len(server.worker_pids()) == 2
+    assert "exited with" not in server.log()  # no worker died on the way

@@ -269,3 +269,34 @@ def test_listen_address_str_round_trips() -> None:
         assert address is not None
         assert str(address) == value
         assert parse_listen(str(address)) == address
+
+
+@pytest.mark.parametrize(
+    ("production_url", "staging_url"),
+    [
+        ("https://hooks.acme.example/p", "https://HOOKS.acme.example./s"),
+        ("http://10.0.0.5:8080/p", "http://10.0.0.05:8080/s"),
+        ("http://10.0.0.5:8080/p", "http://167772165:8080/s"),
+        ("http://10.0.0.5:8080/p", "http://[::ffff:10.0.0.5]:8080/s"),
+        ("https://hooks.example/p", "https://hooks.example:443/s"),
+    ],
+)
+def test_a_staging_webhook_on_any_spelling_of_a_production_origin_is_refused(
+    production_url: str, staging_url: str
+) -> None:
+    hook = '{{ url = "{}", events = ["form.submitted"], secret_env = "S" }}'
+    text = f"""
+[[sites]]
+id = "a"
+[sites.production]
+hosts = ["a.example"]
+webhooks = [{hook.format(production_url)}]
+[[sites]]
+id = "b"
+[sites.staging]
+hosts = ["b-preview.example"]
+webhooks = [{hook.format(staging_url)}]
+"""
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, Path("/etc/edge"))
+    assert "sites[1].staging.webhooks[0].url" in err.value.message

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 
 from edge.cache.keys import Variant
 from edge.noindex import ROBOTS_META, STAGING_ROBOTS_TXT
@@ -235,3 +236,16 @@ def test_staging_robots_txt() -> None:
     assert b"sitemap" not in rep.body.lower()
     assert b"disallow" not in rep.body.lower()
     assert not rep.rangeable
+
+
+def test_a_snapshot_header_never_undoes_stagings_no_store() -> None:
+    entry = ManifestEntry(sha256="a" * 64, content_type="text/html; charset=utf-8", size=5)
+    rep = build(
+        b"<html><head></head></html>",
+        entry,
+        snapshot_id="s1",
+        variant=Variant.STAGING,
+        extra_headers={"cache-control": "public, max-age=31536000", "X-Frame-Options": "DENY"},
+    )
+    assert CIMultiDict(rep.headers).getall("Cache-Control") == ["no-store"]
+    assert CIMultiDict(rep.headers)["X-Frame-Options"] == "DENY"

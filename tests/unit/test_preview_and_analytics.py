@@ -1,0 +1,57 @@
+"""The preview key and page-view flushing, on real files and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ConfigError
+from edge.router import Route
+from edge.snapshots.sqlite import open_sqlite_store
+from edge.visitor.analytics import PageViewCounter
+from edge.visitor.preview import KEY_BYTES, PreviewSigner, load_key
+
+
+def test_concurrent_first_starts_share_one_full_key(tmp_path: Path) -> None:
+    for attempt in range(20):
+        data_dir = tmp_path / str(attempt)
+        with ThreadPoolExecutor(8) as pool:
+            keys = list(pool.map(load_key, [data_dir] * 8))
+        assert len(set(keys)) == 1 and len(keys[0]) == KEY_BYTES
+
+
+def test_an_empty_or_short_key_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "preview.key").write_bytes(b"")
+    with pytest.raises(ConfigError):
+        load_key(tmp_path)
+
+
+def test_tokens_are_bound_to_site_and_key(tmp_path: Path) -> None:
+    signer = PreviewSigner(load_key(tmp_path))
+    token = signer.sign("acme", "snap1", ttl=60)
+    assert signer.verify(token, "acme") is not None
+    assert signer.verify(token, "other") is None
+    assert PreviewSigner(b"\0" * KEY_BYTES).verify(token, "acme") is None
+    assert signer.verify(signer.sign("acme", "snap1", ttl=-1), "acme") is None
+
+
+async def test_a_flush_cancelled_at_shutdown_loses_no_counts(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path) as store:
+        views = PageViewCounter()
+        route = Route("acme", "production")
+        for _ in range(100):
+            views.count(route, "/index.html")
+        flush = asyncio.ensure_future(views.flush(store))
+        await asyncio.sleep(0)
+        flush.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flush
+        await views.flush(store)  # the final flush at shutdown
+        await asyncio.sleep(0.2)  # the shielded write finishes
+        rows = await store.page_views(
+            "acme", "production", first_day="2000-01-01", last_day="2999-12-31", limit=10
+        )
+    assert sum(r.views for r in rows) == 100
