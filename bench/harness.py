@@ -9,7 +9,9 @@ on Ctrl-C and SIGTERM (see :func:`stop_on_sigterm`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -17,8 +19,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +35,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SITE = "bench"
 STAGING_HOST = "bench-preview.example"
 START_TIMEOUT_S = 20.0
+MiB = 1024 * 1024
 
 
 class BenchError(Exception):
@@ -101,35 +105,110 @@ class Children:
                     f"{child.name} died (exit {child.process.returncode}):\n{child.tail()}"
                 )
 
+    def stop(self, child: Child) -> None:
+        """Stop one child (and what it started) the way :meth:`stop_all` does."""
+        self._stop([child])
+        self.children.remove(child)
+
     def stop_all(self) -> None:
-        """SIGTERM to each (both servers shut down gracefully on it), SIGKILL after 10 s."""
-        for child in reversed(self.children):
+        """SIGTERM to each (both servers shut down gracefully on it), SIGKILL after 10 s.
+
+        A child that had to be killed may leave its own children (``edge serve
+        --workers N``) behind: those are killed too, by pid.
+        """
+        self._stop(list(reversed(self.children)))
+        self.children.clear()
+
+    @staticmethod
+    def _stop(children: Sequence[Child]) -> None:
+        # (pid, start time) of what each child started: a pid alone may be reused.
+        offspring = {
+            c.process.pid: [(pid, _started_at(pid)) for pid in descendants(c.process.pid)]
+            for c in children
+        }
+        for child in children:
             if child.process.poll() is None:
                 child.process.terminate()
-        for child in reversed(self.children):
+        for child in children:
             try:
                 child.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 child.process.wait()
-        self.children.clear()
+                for pid, started in offspring[child.process.pid]:
+                    if started is not None and _started_at(pid) == started:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
 def stop_on_sigterm() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so ``finally`` blocks stop every subprocess."""
+    """SIGTERM unwinds like Ctrl-C, so ``finally`` blocks stop every subprocess.
 
-    def handler(signum: int, frame: object) -> None:
+    Ctrl-C raises ``KeyboardInterrupt`` at once, also inside ``asyncio.run`` (whose
+    own handler would only cancel the running task, which a client library may turn
+    into another error while the servers, which got the same Ctrl-C, go away).
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_sigint(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 (state) on; ``None`` when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    return text[text.rfind(")") + 2 :].split()
+
+
+def _started_at(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return None if fields is None else fields[19]  # field 22, starttime
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
 
 
 # -- edge serve ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSpec:
+    """A site of the generated configuration: its id and its hosts."""
+
+    id: str
+    production: str
+    staging: str
+
+
+DEFAULT_SITES = (SiteSpec(SITE, PRODUCTION_HOST, STAGING_HOST),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,56 +217,141 @@ class EdgeServer:
     url: str
     admin_url: str
     token: str
+    # What started it, so that :func:`restart_edge` can start it again on the same data.
+    command: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    workdir: Path = Path()
+
+    def pids(self) -> list[int]:
+        """The server process and every process it started (its workers)."""
+        return [self.child.process.pid, *descendants(self.child.process.pid)]
+
+    def processes(self) -> dict[str, int]:
+        """How edge runs: its processes, and how many of them serve (workers)."""
+        pids = self.pids()
+        return {"processes": len(pids), "workers": max(len(pids) - 1, 1)}
 
 
-def write_edge_config(workdir: Path, port: int, admin_port: int, token_sha256: str) -> Path:
+def write_edge_config(
+    workdir: Path,
+    port: int,
+    admin_port: int,
+    token_sha256: str,
+    *,
+    cache_max_bytes: int = 64 * MiB,
+    sites: Sequence[SiteSpec] = DEFAULT_SITES,
+) -> Path:
     config = workdir / "edge.toml"
+    site_ids = ", ".join(f'"{s.id}"' for s in sites)
+    site_blocks = "".join(
+        f"""
+[[sites]]
+id = "{s.id}"
+[sites.production]
+hosts = ["{s.production}"]
+[sites.staging]
+hosts = ["{s.staging}"]
+"""
+        for s in sites
+    )
     config.write_text(
         f"""
 [server]
 listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin_port}"
 data_dir = "data"
-cache_max_bytes = 67108864
+cache_max_bytes = {cache_max_bytes}
 
 [[tokens]]
 name = "bench"
 sha256 = "{token_sha256}"
 role = "admin"
-sites = ["{SITE}"]
-
-[[sites]]
-id = "{SITE}"
-[sites.production]
-hosts = ["{PRODUCTION_HOST}"]
-[sites.staging]
-hosts = ["{STAGING_HOST}"]
-"""
+sites = [{site_ids}]
+{site_blocks}"""
     )
     return config
 
 
-def start_edge(children: Children, workdir: Path, cpu: int | None) -> EdgeServer:
-    """``edge serve`` on free loopback ports, serving site :data:`SITE`; its log in workdir.
+@functools.cache
+def serve_supports_workers() -> bool:
+    """Whether this edge's ``edge serve`` takes ``--workers`` (read from its ``--help``)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "edge", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return "--workers" in done.stdout
 
-    The log holds what ``edge serve`` prints, access log included: writing it is part
-    of what is measured, as it is in production.
+
+def check_workers_option(workers: int | None) -> None:
+    """Refuse ``--workers`` when this edge cannot take it (rather than silently ignore it)."""
+    if workers is not None and not serve_supports_workers():
+        raise BenchError("--workers was given but this edge's 'edge serve' has no --workers option")
+
+
+def start_edge(
+    children: Children,
+    workdir: Path,
+    cpu: int | None,
+    *,
+    cache_max_bytes: int = 64 * MiB,
+    sites: Sequence[SiteSpec] = DEFAULT_SITES,
+    workers: int | None = None,
+) -> EdgeServer:
+    """``edge serve`` on free loopback ports, serving ``sites``; its log in workdir.
+
+    ``workers`` is passed as ``edge serve --workers N`` only when given (and refused
+    when this edge has no such option); otherwise edge runs its own default. The log
+    holds what ``edge serve`` prints (its access log when the configuration turns it
+    on): writing it is part of what is measured, as it is in production.
     """
+    check_workers_option(workers)
     workdir.mkdir(parents=True, exist_ok=True)
     token, digest = new_token()
     port, admin_port = free_port(), free_port()
-    config = write_edge_config(workdir, port, admin_port, digest)
+    config = write_edge_config(
+        workdir, port, admin_port, digest, cache_max_bytes=cache_max_bytes, sites=sites
+    )
     cmd = [sys.executable, "-m", "edge", "serve", "--config", str(config)]
-    child = children.start("edge serve", pinned(cpu, cmd), workdir / "edge.log")
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    cmd = pinned(cpu, cmd)
+    child = children.start("edge serve", cmd, workdir / "edge.log")
     children.wait_listening(child, port, admin_port)
-    return EdgeServer(child, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", token)
+    return EdgeServer(
+        child,
+        f"http://127.0.0.1:{port}",
+        f"http://127.0.0.1:{admin_port}",
+        token,
+        command=tuple(cmd),
+        ports=(port, admin_port),
+        workdir=workdir,
+    )
 
 
-async def push_and_publish(edge: EdgeServer, site_dir: Path) -> str:
+def restart_edge(children: Children, edge: EdgeServer) -> EdgeServer:
+    """Stop ``edge`` and start it again on the same configuration and data."""
+    children.stop(edge.child)
+    child = children.start("edge serve", edge.command, edge.workdir / "edge.log")
+    children.wait_listening(child, *edge.ports)
+    return EdgeServer(
+        child,
+        edge.url,
+        edge.admin_url,
+        edge.token,
+        command=edge.command,
+        ports=edge.ports,
+        workdir=edge.workdir,
+    )
+
+
+async def push_and_publish(edge: EdgeServer, site_dir: Path, site: str = SITE) -> str:
     """Push ``site_dir`` to staging with the CLI's own code, publish; production's id."""
     async with AdminClient(edge.admin_url, edge.token) as client:
-        await push(client, SITE, site_dir, message="bench site", show_progress=False)
-        answer = await client.call("POST", f"/v1/sites/{SITE}/publish", json={})
+        await push(client, site, site_dir, message="bench site", show_progress=False)
+        answer = await client.call("POST", f"/v1/sites/{site}/publish", json={})
     return str(answer["production"])
 
 
@@ -220,3 +384,31 @@ def start_baseline(children: Children, workdir: Path, site_dir: Path, cpu: int |
     child = children.start("baseline server", pinned(cpu, cmd), workdir / "baseline.log")
     children.wait_listening(child, port)
     return f"http://127.0.0.1:{port}"
+
+
+# -- one command per benchmark -------------------------------------------------------
+
+
+def run_main(
+    name: str,
+    args: argparse.Namespace,
+    body: Callable[[argparse.Namespace, Path, Children], int],
+) -> int:
+    """Run ``body(args, workdir, children)`` in a temporary directory; its exit status.
+
+    Every subprocess is stopped on the way out, also on Ctrl-C and SIGTERM. A
+    :class:`BenchError` prints its message and exits 1; Ctrl-C exits 130.
+    """
+    children = Children()
+    try:
+        with stop_on_sigterm(), tempfile.TemporaryDirectory(prefix=f"edge-{name}-") as tmp:
+            try:
+                return body(args, Path(tmp), children)
+            finally:
+                children.stop_all()
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130

@@ -132,3 +132,45 @@ def generate_site(root: Path, pages: int, timed: int, seed: int = 7) -> str:
         f"User-agent: *\nAllow: /\nSitemap: https://{PRODUCTION_HOST}/s.xml\n".encode(),
     )
     return post_paths[timed % len(post_paths)]
+
+
+def variant_site(src: Path, dst: Path, marker: str) -> None:
+    """A copy of ``src`` in which every HTML page carries ``marker`` before ``</body>``.
+
+    Same paths, different bytes for every page: a second snapshot of the same site.
+    """
+    for file in sorted(p for p in src.rglob("*") if p.is_file()):
+        target = dst / file.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = file.read_bytes()
+        if file.suffix == ".html":
+            data = data.replace(b"</body>", f"<!-- {marker} -->\n</body>".encode(), 1)
+        target.write_bytes(data)
+
+
+def generate_small_site(root: Path, files: int, seed: int = 11) -> list[str]:
+    """``files`` small HTML pages (1-4 KB, distinct bytes each) below ``root``.
+
+    Laid out 100 to a folder (``/docs/s000/p00000.html``); returns their URL paths.
+    """
+    rng = random.Random(seed)
+    paths: list[str] = []
+    for i in range(files):
+        url_path = f"/docs/s{i // 100:03d}/p{i:05d}.html"
+        target = root / url_path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(1024, 4096)
+        head = (
+            f'<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8">'
+            f"<title>Page {i}</title></head>\n<body>\n<h1>Page {i}</h1>\n"
+        )
+        tail = "</body>\n</html>\n"
+        body: list[str] = []
+        used = len(head) + len(tail)
+        while used < size:
+            para = f"<p>{_sentence(rng, rng.randint(6, 14))}</p>\n"
+            body.append(para)
+            used += len(para)
+        target.write_text(head + "".join(body) + tail)
+        paths.append(url_path)
+    return paths

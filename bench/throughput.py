@@ -292,6 +292,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per scenario (1)")
     parser.add_argument("--pages", type=int, default=200, help="HTML pages in the site (200)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON here")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="edge workers (1: one process on the server core, like the baseline)",
+    )
     args = parser.parse_args(argv)
     if min(args.duration, args.connections, args.threads, args.rounds) < 1:
         parser.error("--duration, --connections, --threads and --rounds must be >= 1")
@@ -314,7 +320,7 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
     page = (site_dir / path.lstrip("/") / "index.html").read_bytes()
     log(f"site: {args.pages} HTML pages; timed page {path} ({len(page)} bytes)")
 
-    edge = start_edge(children, workdir / "edge", server_cpu)
+    edge = start_edge(children, workdir / "edge", server_cpu, workers=args.workers)
     snapshot = asyncio.run(push_and_publish(edge, site_dir))
     log(f"edge serve: pushed and published snapshot {snapshot}")
     baseline_url = start_baseline(children, workdir / "baseline", site_dir, server_cpu)

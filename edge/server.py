@@ -105,7 +105,7 @@ async def open_runtime(
             store=store,
             cache=cache,
             webhooks=webhooks,
-            upstreams=UpstreamTable.build(settings),
+            upstreams=UpstreamTable.build(settings) or None,  # none: skipped per request
             session=session,
             signer=PreviewSigner(load_key(settings.data_dir)),
         )

@@ -54,8 +54,8 @@ RETRY_AFTER_SECONDS = "10"
 # text file would otherwise stall every other request).
 _BUILD_IN_THREAD_BYTES = 256 * 1024
 _SERVED_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
-# How long a swap may spend rebuilding changed pages for the new snapshot before
-# the commit (unchanged pages are copied, which costs next to nothing).
+# How long a swap may spend preparing the new snapshot's cache entries before the
+# commit: scanning, copying unchanged pages and rebuilding changed ones.
 WARM_BUILD_SECONDS = 0.003
 FORMS_PREFIX = "/_edge/forms/"
 _COMPILED_KEEP = 64  # compiled settings kept per process (a few per site)
@@ -133,7 +133,9 @@ class VisitorHandler:
         snapshot = self._live.get(route.key)
         path = request_path(raw)
         if route.env == "staging" and (
-            route.key in policy.passwords or request.cookies.get(COOKIE) or path == LINK_PATH
+            route.key in policy.passwords
+            or COOKIE in request.headers.get(hdrs.COOKIE, "")  # no cookie parsing per request
+            or path == LINK_PATH
         ):
             gate = await self._preview_gate(request, route, path)
             if isinstance(gate, web.StreamResponse):
@@ -324,7 +326,11 @@ class VisitorHandler:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WARM_BUILD_SECONDS
         same_settings = new.settings == old.settings
-        for key in self._cache.keys():
+        for n, key in enumerate(self._cache.keys()):
+            # The whole warm-up, scan included, fits the budget: a swap's cost must
+            # not grow with the cache (it runs before the commit answers).
+            if n % 256 == 255 and loop.time() >= deadline:
+                break
             snapshot_id, path, variant = key
             if snapshot_id != old.id or variant.env != env:
                 continue
