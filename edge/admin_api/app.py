@@ -74,7 +74,7 @@ _PARALLEL_UPLOADS = 4
 _MAX_ID = 2**62  # larger ids do not fit SQLite's integers and never exist
 _MAX_PAGE = 500
 _SHA256_HEX = frozenset("0123456789abcdef")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: no trailing newline
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -188,7 +188,8 @@ class AdminApi:
     @staticmethod
     async def _json_body(request: web.Request) -> bytes:
         ctype = request.headers.get(hdrs.CONTENT_TYPE, "application/json")
-        if request.can_read_body and not ctype.lower().startswith("application/json"):
+        media = ctype.partition(";")[0].strip().lower()
+        if request.can_read_body and media != "application/json":
             raise UnsupportedMediaType("request bodies are application/json")
         try:
             return await request.read()
@@ -449,7 +450,7 @@ class AdminApi:
         month_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86_400))
         first, last = request.query.get("from", month_ago), request.query.get("to", today)
         for name, day in (("from", first), ("to", last)):
-            if not _DAY.match(day):
+            if not _DAY.fullmatch(day):
                 raise BadRequest(f"{name} is a day like 2026-11-26")
         rows = await self._store.page_views(
             site,

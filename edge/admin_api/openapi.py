@@ -96,7 +96,7 @@ class Operation:
 
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 500}
 _ID_CURSOR = {"type": "integer", "minimum": 1, "maximum": 2**62}
-_DAY = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+_DAY = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 
 
 def _body_op(
@@ -454,7 +454,7 @@ def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, 
             "description": (
                 "Every call needs 'Authorization: Bearer <token>': 401 without a valid"
                 " token, 403 for a role or site it lacks. x-edge-role is the least role"
-                " of each call. Errors are {\"error\": {\"code\", \"message\"}}."
+                ' of each call. Errors are {"error": {"code", "message"}}.'
             ),
         },
         "paths": paths,

@@ -283,4 +283,6 @@ def decode(payload_type: type[T], body: bytes) -> T:
         raise BadRequest(f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # settings are free-form JSON: arrays in arrays in arrays...
+        raise BadRequest("request body is nested too deeply") from None
     return value

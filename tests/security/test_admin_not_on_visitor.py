@@ -121,7 +121,10 @@ async def test_absolute_form_and_missing_host_never_reach_the_admin_api(
     for target_host in target_hosts:
         for host_header in (PRODUCTION_HOST, admin, None):
             for path in ("/v1/openapi.json", "/v1/sites/acme/environments"):
-                lines = [f"GET http://{target_host}{path} HTTP/1.1", f"Authorization: Bearer {token}"]
+                lines = [
+                    f"GET http://{target_host}{path} HTTP/1.1",
+                    f"Authorization: Bearer {token}",
+                ]
                 if host_header is not None:
                     lines.append(f"Host: {host_header}")
                 request = ("\r\n".join([*lines, "Connection: close"]) + "\r\n\r\n").encode()
