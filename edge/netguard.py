@@ -222,12 +222,18 @@ def guarded_socket_factory(allow: Sequence[Network]) -> aiohttp.SocketFactoryTyp
 
 
 class GuardedConnector(aiohttp.TCPConnector):
-    """A pooled TCP connector whose every connection passes :func:`is_forbidden`."""
+    """A pooled TCP connector whose every connection passes :func:`is_forbidden`.
 
-    def __init__(self, allow: Sequence[Network]) -> None:
+    ``resolver`` is what answers DNS questions (default: aiohttp's threaded
+    resolver); it is always wrapped in a :class:`GuardedResolver`, so a resolver
+    that answers with internal addresses (a test's, or a rebinding DNS server's)
+    never gets a connection through.
+    """
+
+    def __init__(self, allow: Sequence[Network], resolver: AbstractResolver | None = None) -> None:
         self.allow: tuple[Network, ...] = tuple(allow)
         super().__init__(
-            resolver=GuardedResolver(self.allow),
+            resolver=GuardedResolver(self.allow, resolver),
             socket_factory=guarded_socket_factory(self.allow),
         )
 
@@ -239,7 +245,11 @@ def allowed_networks(session: aiohttp.ClientSession) -> tuple[Network, ...]:
 
 
 def guarded_session(
-    allow: Sequence[str], *, connect_timeout: float, read_timeout: float
+    allow: Sequence[str],
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    resolver: AbstractResolver | None = None,
 ) -> aiohttp.ClientSession:
     """A pooled client session that refuses internal addresses outside ``allow``.
 
@@ -247,9 +257,11 @@ def guarded_session(
     timeout (a proxied body may stream for long), no cookie jar, bodies passed on
     as received (no decompression). Create it inside the running loop and close it;
     callers pass ``allow_redirects=False`` and call :func:`check_url` first.
+    ``resolver`` replaces the system resolver under the guard (see
+    :class:`GuardedConnector`).
     """
     return aiohttp.ClientSession(
-        connector=GuardedConnector(parse_networks(allow)),
+        connector=GuardedConnector(parse_networks(allow), resolver),
         timeout=aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout),
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),

@@ -8,21 +8,44 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from aiohttp import hdrs, web
 
 from edge.admin_api.auth import Principal, TokenBook
+from edge.admin_api.openapi import OPENAPI_PATH, openapi_json
 from edge.admin_api.schemas import (
+    Analytics,
+    BlobStored,
     CreateSnapshotRequest,
+    DayViews,
+    Delivery,
+    DeliveryList,
+    DeliveryStatus,
+    DiffResponse,
+    Environments,
+    EnvironmentSet,
+    FormSubmissionList,
+    HistoryList,
     MissingBlobsRequest,
+    MissingBlobsResponse,
+    PointerDoc,
+    PreviewLink,
     PreviewLinkRequest,
+    Published,
     PublishRequest,
+    Refreshed,
     RefreshRequest,
     RollbackRequest,
+    ScheduleDoc,
+    ScheduleList,
     ScheduleRequest,
+    ScheduleStatus,
     SetEnvironmentRequest,
+    SnapshotDetail,
+    SnapshotList,
+    SnapshotSummary,
     decode,
 )
 from edge.config import Role
@@ -51,7 +74,7 @@ _PARALLEL_UPLOADS = 4
 _MAX_ID = 2**62  # larger ids do not fit SQLite's integers and never exist
 _MAX_PAGE = 500
 _SHA256_HEX = frozenset("0123456789abcdef")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: no trailing newline
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -94,20 +117,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
-def _pointer_doc(p: Pointer) -> dict[str, Any]:
-    return {"snapshot": p.snapshot, "base": p.base, "updated_at": p.updated_at, "actor": p.actor}
+def _pointer_doc(p: Pointer) -> PointerDoc:
+    return PointerDoc(snapshot=p.snapshot, base=p.base, updated_at=p.updated_at, actor=p.actor)
 
 
-def _snapshot_summary(s: Snapshot) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "site": s.site,
-        "parent": s.parent,
-        "message": s.message,
-        "created_at": s.created_at,
-        "actor": s.actor,
-        "files": len(s.files),
-    }
+def _snapshot_summary(s: Snapshot) -> SnapshotSummary:
+    return SnapshotSummary(
+        id=s.id,
+        site=s.site,
+        parent=s.parent,
+        message=s.message,
+        created_at=s.created_at,
+        actor=s.actor,
+        files=len(s.files),
+    )
 
 
 def _role_for(request: web.Request, *, staging: Role) -> Role:
@@ -165,7 +188,8 @@ class AdminApi:
     @staticmethod
     async def _json_body(request: web.Request) -> bytes:
         ctype = request.headers.get(hdrs.CONTENT_TYPE, "application/json")
-        if request.can_read_body and not ctype.lower().startswith("application/json"):
+        media = ctype.partition(";")[0].strip().lower()
+        if request.can_read_body and media != "application/json":
             raise UnsupportedMediaType("request bodies are application/json")
         try:
             return await request.read()
@@ -181,12 +205,18 @@ class AdminApi:
             return "production"
         raise NotFound(f"no environment {env!r}; use one of {', '.join(ENVS)}")
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI document; like every call, it needs a valid token (any role)."""
+        self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        return web.Response(body=openapi_json(), content_type="application/json")
+
     # -- blobs ---------------------------------------------------------------------
 
     async def missing_blobs(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
         payload = decode(MissingBlobsRequest, await self._json_body(request))
-        return json_response({"missing": await self._store.missing_blobs(site, payload.sha256)})
+        missing = await self._store.missing_blobs(site, payload.sha256)
+        return json_response(MissingBlobsResponse(missing=missing))
 
     async def put_blob(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
@@ -209,7 +239,7 @@ class AdminApi:
                 raise HashMismatch(f"the bytes hash to {actual}, not {expected}")
             created = await self._store.put_blob(site, expected, data)
         return json_response(
-            {"sha256": expected, "size": len(data)}, status=201 if created else 200
+            BlobStored(sha256=expected, size=len(data)), status=201 if created else 200
         )
 
     # -- snapshots -----------------------------------------------------------------
@@ -238,16 +268,24 @@ class AdminApi:
             site, limit=limit, before=request.query.get("before")
         )
         more = len(found) == limit
-        return json_response({"snapshots": found, "next": found[-1].id if more else None})
+        return json_response(SnapshotList(snapshots=found, next=found[-1].id if more else None))
 
     async def get_snapshot(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
-        snapshot = await self._control.snapshot(site, request.match_info["id"])
-        doc = _snapshot_summary(snapshot)
-        doc["files"] = snapshot.files
-        doc["file_count"] = len(snapshot.files)
-        doc["settings"] = snapshot.settings
-        return json_response(doc)
+        s = await self._control.snapshot(site, request.match_info["id"])
+        return json_response(
+            SnapshotDetail(
+                id=s.id,
+                site=s.site,
+                parent=s.parent,
+                message=s.message,
+                created_at=s.created_at,
+                actor=s.actor,
+                files=s.files,
+                file_count=len(s.files),
+                settings=s.settings,
+            )
+        )
 
     # -- environments --------------------------------------------------------------
 
@@ -255,7 +293,10 @@ class AdminApi:
         site, _ = self._authorize(request, "editor")
         pointers = await self._control.pointers(site)
         return json_response(
-            {env: _pointer_doc(pointers[env]) for env in ENVS},
+            Environments(
+                staging=_pointer_doc(pointers["staging"]),
+                production=_pointer_doc(pointers["production"]),
+            ),
             headers={hdrs.ETAG: environments_etag(pointers)},
         )
 
@@ -273,8 +314,10 @@ class AdminApi:
             action=payload.action,
             actor=principal.name,
         )
-        pointers = await self._control.pointers(site)
-        return json_response({env: _pointer_doc(pointers[env])})
+        doc = _pointer_doc((await self._control.pointers(site))[env])
+        if env == "staging":
+            return json_response(EnvironmentSet(staging=doc))
+        return json_response(EnvironmentSet(production=doc))
 
     async def publish(self, request: web.Request) -> web.Response:
         site, principal = self._authorize(request, "publisher")
@@ -289,9 +332,7 @@ class AdminApi:
             force=payload.force,
             if_match=request.headers.get(hdrs.IF_MATCH),
         )
-        return json_response(
-            {"production": moved.to, "previous": moved.previous, "action": moved.action}
-        )
+        return json_response(_moved_doc(moved))
 
     async def refresh(self, request: web.Request) -> web.Response:
         site, principal = self._authorize(request, "publisher")
@@ -338,7 +379,7 @@ class AdminApi:
             raise BadRequest("status is one of pending, done, failed, cancelled")
         limit = _int_query(request, "limit", 100, _MAX_PAGE)
         found = await self._store.list_schedules(site, status=status, limit=limit)
-        return json_response({"schedules": [_schedule_doc(s) for s in found]})
+        return json_response(ScheduleList(schedules=[_schedule_doc(s) for s in found]))
 
     async def get_schedule(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
@@ -370,13 +411,23 @@ class AdminApi:
         limit = _int_query(request, "limit", 100, _MAX_PAGE)
         entries = await self._store.history(site, env=env, limit=limit, before=before)
         more = len(entries) == limit
-        return json_response({"history": entries, "next": entries[-1].id if more else None})
+        return json_response(HistoryList(history=entries, next=entries[-1].id if more else None))
 
     async def diff(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
         from_ = request.query.get("from", "production")
         to = request.query.get("to", "staging")
-        return json_response(await self._control.diff(site, from_, to))
+        doc = await self._control.diff(site, from_, to)
+        return json_response(
+            DiffResponse(
+                from_=doc["from"],
+                to=doc["to"],
+                added=doc["added"],
+                removed=doc["removed"],
+                changed=doc["changed"],
+                settings_changed=doc["settings_changed"],
+            )
+        )
 
     # -- what stays per environment: inboxes, analytics, webhooks, previews ----------
 
@@ -389,7 +440,8 @@ class AdminApi:
             site, env, form=request.query.get("form"), limit=limit, before=before
         )
         more = len(found) == limit
-        return json_response({"submissions": found, "next": found[-1].id if more else None})
+        next_ = found[-1].id if more else None
+        return json_response(FormSubmissionList(submissions=found, next=next_))
 
     async def analytics(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
@@ -398,7 +450,7 @@ class AdminApi:
         month_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86_400))
         first, last = request.query.get("from", month_ago), request.query.get("to", today)
         for name, day in (("from", first), ("to", last)):
-            if not _DAY.match(day):
+            if not _DAY.fullmatch(day):
                 raise BadRequest(f"{name} is a day like 2026-11-26")
         rows = await self._store.page_views(
             site,
@@ -411,14 +463,14 @@ class AdminApi:
         for row in rows:
             days[row.day] = days.get(row.day, 0) + row.views
         return json_response(
-            {
-                "env": env,
-                "from": first,
-                "to": last,
-                "total": sum(days.values()),
-                "days": [{"day": d, "views": n} for d, n in sorted(days.items())],
-                "paths": rows,
-            }
+            Analytics(
+                env=env,
+                from_=first,
+                to=last,
+                total=sum(days.values()),
+                days=[DayViews(day=d, views=n) for d, n in sorted(days.items())],
+                paths=rows,
+            )
         )
 
     async def webhook_deliveries(self, request: web.Request) -> web.Response:
@@ -428,22 +480,22 @@ class AdminApi:
         before = _int_query(request, "before", 0, _MAX_ID) or None
         items = await self._store.list_outbox(site, env, limit=limit, before=before)
         return json_response(
-            {
-                "deliveries": [
-                    {
-                        "id": i.id,
-                        "event": i.event,
-                        "url": i.url,
-                        "status": i.status,
-                        "attempts": i.attempts,
-                        "created_at": i.created_at,
-                        "delivered_at": i.delivered_at,
-                        "last_error": i.last_error,
-                    }
+            DeliveryList(
+                deliveries=[
+                    Delivery(
+                        id=i.id,
+                        event=i.event,
+                        url=i.url,
+                        status=cast(DeliveryStatus, i.status),
+                        attempts=i.attempts,
+                        created_at=i.created_at,
+                        delivered_at=i.delivered_at,
+                        last_error=i.last_error,
+                    )
                     for i in items
                 ],
-                "next": items[-1].id if len(items) == limit else None,
-            }
+                next=items[-1].id if len(items) == limit else None,
+            )
         )
 
     async def preview_link(self, request: web.Request) -> web.Response:
@@ -460,37 +512,40 @@ class AdminApi:
         token = self._signer.sign(site, snapshot_id, payload.ttl)
         expires = int(time.time()) + payload.ttl
         return json_response(
-            {
-                "url": self._preview_url(site, token),
-                "snapshot": snapshot_id,
-                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
-            },
+            PreviewLink(
+                url=self._preview_url(site, token),
+                snapshot=snapshot_id,
+                expires_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            ),
             status=201,
         )
 
 
-def _moved_doc(moved: Moved) -> dict[str, Any]:
-    return {moved.env: moved.to, "previous": moved.previous, "action": moved.action}
+def _moved_doc(moved: Moved) -> Published | Refreshed:
+    if moved.env == "staging":
+        return Refreshed(staging=moved.to, previous=moved.previous, action=moved.action)
+    return Published(production=moved.to, previous=moved.previous, action=moved.action)
 
 
-def _schedule_doc(s: Schedule) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "at": s.at,
-        "snapshot": s.snapshot,
-        "paths": s.paths,
-        "settings": s.settings,
-        "status": s.status,
-        "error": s.error,
-        "created_at": s.created_at,
-        "actor": s.actor,
-        "fired_at": s.fired_at,
-    }
+def _schedule_doc(s: Schedule) -> ScheduleDoc:
+    return ScheduleDoc(
+        id=s.id,
+        at=s.at,
+        snapshot=s.snapshot,
+        paths=s.paths,
+        settings=s.settings,
+        status=cast(ScheduleStatus, s.status),
+        error=s.error,
+        created_at=s.created_at,
+        actor=s.actor,
+        fired_at=s.fired_at,
+    )
 
 
 def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Application:
     """The admin aiohttp application (routes and the JSON error middleware)."""
     app = web.Application(middlewares=[error_middleware], client_max_size=max_request_bytes)
+    app.router.add_get(OPENAPI_PATH, api.openapi)
     prefix = "/v1/sites/{site}"
     app.router.add_post(f"{prefix}/blobs/missing", api.missing_blobs)
     app.router.add_put(f"{prefix}/blobs/{{sha256}}", api.put_blob)

@@ -1,4 +1,10 @@
-"""Admin API payloads: frozen msgspec Structs with one decoder each, built once."""
+"""Admin API payloads: frozen msgspec Structs with one decoder each, built once.
+
+Requests are decoded into the ``*Request`` Structs; every answer is encoded from
+one of the response Structs below, so that the OpenAPI document
+(:mod:`edge.admin_api.openapi`), built from these same types, is the contract
+the API keeps.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,14 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from edge.errors import BadRequest
+from edge.router import Env
+from edge.snapshots.model import (
+    FormSubmission,
+    HistoryEntry,
+    ManifestEntry,
+    PageViews,
+    SnapshotInfo,
+)
 
 Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 SnapshotId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[0-9a-z]+$")]
@@ -74,6 +88,175 @@ class PreviewLinkRequest(_Payload, frozen=True):
     snapshot: SnapshotId | None = None  # default: staging's current snapshot
 
 
+# -- answers ----------------------------------------------------------------------------
+
+
+class _Answer(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class ErrorDetail(_Answer, frozen=True):
+    code: str
+    message: str
+
+
+class ErrorResponse(_Answer, frozen=True):
+    """Every error: ``{"error": {"code", "message"}}``, plus what some errors add."""
+
+    error: ErrorDetail
+    missing: list[str] | msgspec.UnsetType = msgspec.UNSET  # 422: blobs not uploaded
+    conflicts: list[str] | msgspec.UnsetType = msgspec.UNSET  # 409 drift: paths both changed
+    paths: list[str] | msgspec.UnsetType = msgspec.UNSET  # 400 bad paths, 409 refresh
+    parent: str | msgspec.UnsetType = msgspec.UNSET  # 400: the parent that does not exist
+    current: str | msgspec.UnsetType | None = msgspec.UNSET  # 409: where the pointer is
+    etag: str | msgspec.UnsetType = msgspec.UNSET  # 412: the environments' current ETag
+
+
+class MissingBlobsResponse(_Answer, frozen=True):
+    missing: list[str]
+
+
+class BlobStored(_Answer, frozen=True):
+    sha256: str
+    size: int
+
+
+class SnapshotSummary(_Answer, frozen=True):
+    id: str
+    site: str
+    parent: str | None
+    message: str
+    created_at: str
+    actor: str
+    files: int
+
+
+class SnapshotDetail(_Answer, frozen=True):
+    id: str
+    site: str
+    parent: str | None
+    message: str
+    created_at: str
+    actor: str
+    files: dict[str, ManifestEntry]
+    file_count: int
+    settings: dict[str, Any]
+
+
+class SnapshotList(_Answer, frozen=True):
+    snapshots: list[SnapshotInfo]
+    next: str | None
+
+
+class PointerDoc(_Answer, frozen=True):
+    snapshot: str | None
+    base: str | None
+    updated_at: str | None
+    actor: str | None
+
+
+class Environments(_Answer, frozen=True):
+    staging: PointerDoc
+    production: PointerDoc
+
+
+class EnvironmentSet(_Answer, frozen=True):
+    """The environment that was set (one key: ``staging`` or ``production``)."""
+
+    staging: PointerDoc | msgspec.UnsetType = msgspec.UNSET
+    production: PointerDoc | msgspec.UnsetType = msgspec.UNSET
+
+
+class Published(_Answer, frozen=True):
+    """A publish or rollback: production's new and previous snapshot, what was done."""
+
+    production: str | None
+    previous: str | None
+    action: str | None
+
+
+class Refreshed(_Answer, frozen=True):
+    staging: str | None
+    previous: str | None
+    action: str | None
+
+
+ScheduleStatus = Literal["pending", "done", "failed", "cancelled"]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class ScheduleDoc(_Answer, frozen=True):
+    id: str
+    at: str
+    snapshot: str
+    paths: list[str] | None
+    settings: bool
+    status: ScheduleStatus
+    error: str | None
+    created_at: str
+    actor: str
+    fired_at: str | None
+
+
+class ScheduleList(_Answer, frozen=True):
+    schedules: list[ScheduleDoc]
+
+
+class HistoryList(_Answer, frozen=True):
+    history: list[HistoryEntry]
+    next: int | None
+
+
+class DiffResponse(_Answer, frozen=True):
+    from_: str | None = msgspec.field(name="from")
+    to: str | None
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    settings_changed: bool
+
+
+class FormSubmissionList(_Answer, frozen=True):
+    submissions: list[FormSubmission]
+    next: int | None
+
+
+class DayViews(_Answer, frozen=True):
+    day: str
+    views: int
+
+
+class Analytics(_Answer, frozen=True):
+    env: Env
+    from_: str = msgspec.field(name="from")
+    to: str
+    total: int
+    days: list[DayViews]
+    paths: list[PageViews]
+
+
+class Delivery(_Answer, frozen=True):
+    id: int
+    event: str
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: str
+    delivered_at: str | None
+    last_error: str | None
+
+
+class DeliveryList(_Answer, frozen=True):
+    deliveries: list[Delivery]
+    next: int | None
+
+
+class PreviewLink(_Answer, frozen=True):
+    url: str
+    snapshot: str
+    expires_at: str
+
+
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     t: msgspec.json.Decoder(t)
@@ -100,4 +283,6 @@ def decode(payload_type: type[T], body: bytes) -> T:
         raise BadRequest(f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # settings are free-form JSON: arrays in arrays in arrays...
+        raise BadRequest("request body is nested too deeply") from None
     return value

@@ -25,7 +25,10 @@ def parse_moment(text: str) -> str:
         raise BadRequest(f"'at' is not an RFC 3339 time: {text!r}") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise BadRequest(f"'at' needs a UTC offset (e.g. 'Z' or '+02:00'): {text!r}")
-    return format_moment(moment)
+    try:
+        return format_moment(moment)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise BadRequest(f"'at' is out of range: {text!r}") from None
 
 
 def format_moment(moment: datetime) -> str:
