@@ -320,6 +320,7 @@ async def running(
             open_runtime(settings, worker=worker, workers=workers)
         )
         observer = runtime.observer
+        observer.sync_cache(runtime.cache)  # set before any scrape can reach this worker
         handlers = [runtime.visitor]
         await _listen(
             stack, runtime.visitor, settings.listen, reuse_port=reuse_port, observer=observer

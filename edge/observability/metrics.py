@@ -149,6 +149,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.workers = Gauge(
+            "edge_workers",
+            "Worker processes serving (each live one counts itself).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.workers.set(1)
         self.swaps = Counter(
             "edge_pointer_swaps",
             "Environment pointer moves, by site, environment and action.",
