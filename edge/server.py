@@ -320,7 +320,7 @@ async def running(
             open_runtime(settings, worker=worker, workers=workers)
         )
         observer = runtime.observer
-        observer.sync_cache(runtime.cache)  # set before any scrape can reach this worker
+        observer.sync(runtime.cache)  # set before any scrape can reach this worker
         handlers = [runtime.visitor]
         await _listen(
             stack, runtime.visitor, settings.listen, reuse_port=reuse_port, observer=observer
@@ -348,7 +348,7 @@ async def running(
             settings.admin_listen,
         )
         _background(stack, watch(runtime), "edge-watch")
-        stack.callback(observer.sync_cache, runtime.cache)  # the last figures, on the way out
+        stack.callback(observer.sync, runtime.cache)  # the last figures, on the way out
         _background(stack, observer.run(runtime.cache), "edge-metrics")
         if runtime.scheduler is not None:
             # Overdue schedules (due while edge was down) fire as soon as this runs.

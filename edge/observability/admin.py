@@ -83,7 +83,7 @@ class MetricsEndpoint:
     async def handle(self, request: web.Request) -> web.Response:
         if not self._public:
             self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))  # any role
-        self._observer.sync_cache(self._cache)  # this worker's figures, fresh
+        self._observer.sync(self._cache)  # this worker's figures, fresh
         outbox = await self._store.outbox_depth()
         # Reading every worker's files is disk work: off the event loop.
         body = await asyncio.to_thread(self._observer.metrics.render, outbox)

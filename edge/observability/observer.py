@@ -15,6 +15,7 @@ import functools
 import logging
 import random
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,11 +31,13 @@ from edge.config import Settings
 from edge.errors import ConfigError
 from edge.observability.logs import AccessLogMode, LineLog, access_mode, format_line
 from edge.observability.metrics import (
+    REQUEST_BUCKETS,
     SWAP_ACTIONS,
     UNKNOWN,
     UPSTREAM_ERRORS,
     WEBHOOK_RESULTS,
     Metrics,
+    VisitorTally,
     bounded,
     multiprocess_dir,
 )
@@ -45,7 +48,7 @@ from edge.visitor.hosts import HostPolicy
 
 log = logging.getLogger("edge.observability")
 
-SYNC_SECONDS = 1.0  # how often a worker publishes its cache figures
+SYNC_SECONDS = 1.0  # how often a worker publishes its visitor and cache figures
 SNAPSHOT_HEADER = "X-Edge-Snapshot"
 P = ParamSpec("P")
 VisitorCallable = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -119,6 +122,7 @@ class Observer:
         self.access = access if access_mode != "off" else None
         self.access_mode: AccessLogMode = access_mode if access is not None else "off"
         self.access_sample = access_sample
+        self.tally = VisitorTally(metrics)
         self._synced = (0, 0, 0)
 
     # -- visitors -------------------------------------------------------------------
@@ -256,9 +260,10 @@ class Observer:
     # -- per-process figures --------------------------------------------------------
 
     @_never_raises
-    def sync_cache(self, cache: ByteLRU[Any, Any]) -> None:
-        """Publish this process's cache counters (kept as plain ints on the hot path)."""
+    def sync(self, cache: ByteLRU[Any, Any]) -> None:
+        """Publish this process's figures kept as plain numbers on the hot path."""
         metrics = self.metrics
+        self.tally.flush(metrics)
         seen_hits, seen_misses, seen_evictions = self._synced
         hits, misses, evictions = cache.hits, cache.misses, cache.evictions
         if hits > seen_hits:
@@ -273,9 +278,9 @@ class Observer:
         metrics.cache_max_bytes.set(cache.max_bytes)
 
     async def run(self, cache: ByteLRU[Any, Any]) -> None:
-        """Publish the cache figures every :data:`SYNC_SECONDS` (a background task)."""
+        """Publish the figures every :data:`SYNC_SECONDS` (a background task)."""
         while True:
-            self.sync_cache(cache)
+            self.sync(cache)
             await asyncio.sleep(SYNC_SECONDS)
 
     def reopen_logs(self) -> None:
@@ -286,7 +291,7 @@ class Observer:
 
 
 class VisitorRecorder:
-    """Per visitor request, once answered: the counters, and maybe an access line."""
+    """Per visitor request, once answered: the counts, and maybe an access line."""
 
     __slots__ = (
         "_access",
@@ -300,12 +305,12 @@ class VisitorRecorder:
     )
 
     def __init__(self, handler: Policied, observer: Observer) -> None:
-        metrics = observer.metrics
+        tally = observer.tally
         self._handler = handler
-        self._rows = metrics.request_rows
-        self._unknown_row = metrics.unknown_row
-        self._latency = metrics.latency_by_env
-        self._unknown_latency = metrics.latency_by_env[UNKNOWN]
+        self._rows = tally.rows
+        self._unknown_row = tally.unknown
+        self._latency = tally.latency
+        self._unknown_latency = tally.latency[UNKNOWN]
         self._access = observer.access
         self._full = observer.access_mode == "full"
         self._rate = observer.access_sample
@@ -333,8 +338,9 @@ class VisitorRecorder:
                 row = self._rows.get(route.key, self._unknown_row)
                 latency = self._latency[route.env]
             index = status // 100
-            row[index if index < 6 else 5].inc()
-            latency.observe(elapsed)
+            row[index if index < 6 else 5] += 1
+            latency[bisect_left(REQUEST_BUCKETS, elapsed)] += 1  # Prometheus "le": <= bound
+            latency[-1] += elapsed
             access = self._access
             if access is not None and (self._full or status >= 500 or random.random() < self._rate):
                 access.write(access_line(request, response, elapsed, route, host))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,10 @@ class FakeHandler:
     policy: HostPolicy
 
 
-def recorder(metrics: Metrics, tmp_path: Path) -> VisitorRecorder:
+Record = Callable[[web.BaseRequest, web.StreamResponse, float], None]
+
+
+def recorder(metrics: Metrics, tmp_path: Path) -> tuple[Observer, Record]:
     routes = RouteTable.build(
         [
             ("acme.example", Route("acme", "production")),
@@ -114,7 +118,7 @@ def recorder(metrics: Metrics, tmp_path: Path) -> VisitorRecorder:
         ]
     )
     observer = Observer(metrics, LineLog("event", tmp_path / "e.log"))
-    return VisitorRecorder(FakeHandler(HostPolicy(routes)), observer)
+    return observer, VisitorRecorder(FakeHandler(HostPolicy(routes)), observer).record
 
 
 def count(metrics: Metrics, site: str, env: str, status: str) -> float:
@@ -125,9 +129,13 @@ def count(metrics: Metrics, site: str, env: str, status: str) -> float:
     return value
 
 
+def get(host: str | None, path: str = "/") -> web.BaseRequest:
+    return make_mocked_request("GET", path, headers={"Host": host} if host else {})
+
+
 def test_the_recorder_counts_by_route_and_class(tmp_path: Path) -> None:
     metrics = Metrics(["acme"])
-    record = recorder(metrics, tmp_path).record
+    observer, record = recorder(metrics, tmp_path)
     cases = [
         ("acme.example", 200),
         ("ACME.example.:8080", 304),  # normalised like the handler does
@@ -137,30 +145,68 @@ def test_the_recorder_counts_by_route_and_class(tmp_path: Path) -> None:
         (None, 421),
     ]
     for host, status in cases:
-        headers = {"Host": host} if host else {}
-        request = make_mocked_request("GET", "/", headers=headers)
-        record(request, web.Response(status=status), 0.0002)
+        record(get(host), web.Response(status=status), 0.0002)
+    assert count(metrics, "acme", "production", "2xx") == 0  # not flushed yet
+    observer.tally.flush(metrics)
+    observer.tally.flush(metrics)  # nothing new: nothing added
     assert count(metrics, "acme", "production", "2xx") == 1
     assert count(metrics, "acme", "production", "3xx") == 1
     assert count(metrics, "acme", "staging", "4xx") == 1
     assert count(metrics, "acme", "staging", "5xx") == 1
     assert count(metrics, "_unknown", "_unknown", "4xx") == 2
-    latency = metrics.registry.get_sample_value(
-        "edge_visitor_request_duration_seconds_count", {"env": "production"}
+    record(get("acme.example"), web.Response(status=200), 0.0002)
+    observer.tally.flush(metrics)
+    assert count(metrics, "acme", "production", "2xx") == 2
+    scraped = families(metrics)
+    latency = scraped["edge_visitor_request_duration_seconds_count"]
+    assert latency[(("env", "production"),)] == 3
+    assert latency[(("env", "_unknown"),)] == 2
+
+
+def test_latency_is_exposed_as_a_cumulative_histogram(tmp_path: Path) -> None:
+    metrics = Metrics(["acme"])
+    observer, record = recorder(metrics, tmp_path)
+    for elapsed in (0.0001, 0.00011, 0.0004, 0.0004, 2.0, 100.0):
+        record(get("acme.example"), web.Response(), elapsed)
+    observer.tally.flush(metrics)
+    text = metrics.render().decode()
+    assert "edge_internal" not in text  # the stored form is not exposed
+    histogram = next(
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "edge_visitor_request_duration_seconds"
     )
-    assert latency == 2
+    assert histogram.type == "histogram"
+    production = {
+        (s.name.rsplit("_", 1)[-1], s.labels.get("le")): s.value
+        for s in histogram.samples
+        if s.labels["env"] == "production"
+    }
+    assert production[("bucket", "0.0001")] == 1  # "le" includes the bound itself
+    assert production[("bucket", "0.00025")] == 2
+    assert production[("bucket", "0.0005")] == 4
+    assert production[("bucket", "1.0")] == 4
+    assert production[("bucket", "2.5")] == 5
+    assert production[("bucket", "30.0")] == 5
+    assert production[("bucket", "+Inf")] == 6
+    assert production[("count", None)] == 6
+    assert production[("sum", None)] == pytest.approx(102.00091)
 
 
 def test_random_hosts_and_paths_add_no_label_values(tmp_path: Path) -> None:
     metrics = Metrics(["acme"])
     before = families(metrics)
-    record = recorder(metrics, tmp_path).record
+    observer, record = recorder(metrics, tmp_path)
     rng = random.Random(7)
     for _ in range(200):
         word = "".join(rng.choices(string.ascii_lowercase, k=12))
         host = rng.choice([f"{word}.example", "acme.example"])
-        request = make_mocked_request("GET", f"/{word}/{word}.html", headers={"Host": host})
-        record(request, web.Response(status=rng.choice([200, 404, 421, 500])), 0.001)
+        record(
+            get(host, f"/{word}/{word}.html"),
+            web.Response(status=rng.choice([200, 404, 421, 500])),
+            0.001,
+        )
+    observer.tally.flush(metrics)
     after = families(metrics)
     assert {name: set(series) for name, series in after.items()} == {
         name: set(series) for name, series in before.items()
@@ -233,8 +279,8 @@ def test_cache_figures_are_published_as_deltas() -> None:
         cache.put(key, Blob(30))  # 30 bytes each: two evictions
     cache.get("e")
     cache.get("a")
-    observer.sync_cache(cache)
-    observer.sync_cache(cache)  # nothing new: nothing added
+    observer.sync(cache)
+    observer.sync(cache)  # nothing new: nothing added
     get = metrics.registry.get_sample_value
     assert get("edge_cache_hits_total", {}) == 1
     assert get("edge_cache_misses_total", {}) == 1
