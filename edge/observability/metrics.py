@@ -248,11 +248,7 @@ class Metrics:
         ``outbox``: pending webhook deliveries per (site, env), read from the
         store for this scrape.
         """
-        source: Collector
-        if self.shared is not None:
-            source = MultiProcessCollector(None, str(self.shared))  # type: ignore[no-untyped-call]
-        else:
-            source = self.registry
+        source: Collector = self.registry if self.shared is None else _SharedFiles(self.shared)
         return generate_latest(_Scrape(source, self._outbox_family(outbox or {})))
 
     def _outbox_family(self, outbox: Mapping[tuple[str, str], int]) -> GaugeMetricFamily:
@@ -265,6 +261,29 @@ class Metrics:
             for env in ENVS:
                 family.add_metric((site, env), float(outbox.get((site, env), 0)))
         return family
+
+
+class _SharedFiles:
+    """Every worker's metric files, summed (``MultiProcessCollector``'s merge).
+
+    A worker that is starting has created its file but not yet sized it: such an
+    empty file is skipped (prometheus-client would fail the whole scrape on it).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in self._path.glob("*.db"):
+            try:
+                if path.stat().st_size >= 8:
+                    files.append(str(path))
+            except FileNotFoundError:  # a dead worker's gauges, just removed
+                continue
+        merge = MultiProcessCollector.merge
+        merged: Iterable[Metric] = merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return merged
 
 
 class VisitorTally:

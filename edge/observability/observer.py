@@ -29,7 +29,13 @@ from aiohttp.abc import AbstractAccessLogger
 from edge.cache import ByteLRU
 from edge.config import Settings
 from edge.errors import ConfigError
-from edge.observability.logs import AccessLogMode, LineLog, access_mode, format_line
+from edge.observability.logs import (
+    AccessLogMode,
+    LineLog,
+    access_mode,
+    format_line,
+    should_log,
+)
 from edge.observability.metrics import (
     REQUEST_BUCKETS,
     SWAP_ACTIONS,
@@ -295,9 +301,9 @@ class VisitorRecorder:
 
     __slots__ = (
         "_access",
-        "_full",
         "_handler",
         "_latency",
+        "_mode",
         "_rate",
         "_rows",
         "_unknown_latency",
@@ -312,7 +318,7 @@ class VisitorRecorder:
         self._latency = tally.latency
         self._unknown_latency = tally.latency[UNKNOWN]
         self._access = observer.access
-        self._full = observer.access_mode == "full"
+        self._mode = observer.access_mode
         self._rate = observer.access_sample
 
     def record(
@@ -342,7 +348,7 @@ class VisitorRecorder:
             latency[bisect_left(REQUEST_BUCKETS, elapsed)] += 1  # Prometheus "le": <= bound
             latency[-1] += elapsed
             access = self._access
-            if access is not None and (self._full or status >= 500 or random.random() < self._rate):
+            if access is not None and should_log(self._mode, self._rate, status, random.random()):
                 access.write(access_line(request, response, elapsed, route, host))
         except Exception:
             log.exception("recording a visitor request failed")

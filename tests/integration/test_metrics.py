@@ -127,6 +127,7 @@ async def test_requests_per_environment_add_up_across_workers(
         return (
             total(s, "edge_visitor_requests_total", site="acme", env="production") == n
             and total(s, "edge_visitor_requests_total", site="acme", env="staging") == m
+            and total(s, "edge_visitor_requests_total", site="_unknown") == 3
         )
 
     series = await eventually(server, fresh, counted)
@@ -207,6 +208,7 @@ async def test_cache_figures_move(server: EdgeServer, api: Api, visitor: Visitor
             scraper,
             lambda s: (
                 value(s, "edge_cache_hits_total") >= value(before, "edge_cache_hits_total") + 4
+                and value(s, "edge_workers") == 2  # the second worker may still be starting
             ),
         )
     assert value(series, "edge_cache_bytes") > 0
@@ -315,11 +317,15 @@ async def test_a_restarted_worker_keeps_the_totals_and_drops_its_gauges(
     await eventually(
         server, fresh, lambda s: total(s, "edge_visitor_requests_total", env="production") == 20
     )
-    old = server.worker_pids()
-    os.kill(old[0], signal.SIGKILL)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     # A worker logs this once its listeners are up (its gauges are set before that).
+    while server.log().count("/2: visitors on") < 2:
+        assert loop.time() < deadline, "the workers did not start"
+        await asyncio.sleep(0.1)
+    old = server.worker_pids()
+    os.kill(old[0], signal.SIGKILL)
+    deadline = loop.time() + 30
     while server.log().count("/2: visitors on") < 3:
         assert loop.time() < deadline, "the worker was not restarted"
         await asyncio.sleep(0.1)
@@ -329,3 +335,19 @@ async def test_a_restarted_worker_keeps_the_totals_and_drops_its_gauges(
     assert total(series, "edge_visitor_requests_total", env="production") == 20
     assert value(series, "edge_workers") == 2
     assert value(series, "edge_cache_max_bytes") == 4194304
+
+
+async def test_metrics_public_needs_no_token(tmp_path: Path) -> None:
+    srv = EdgeServer(root=tmp_path, tokens={name: new_token()[0] for name in ROLES})
+    srv.extra_config = "metrics_public = true"
+    srv.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(srv.admin_url + "/metrics") as resp:
+                assert resp.status == 200
+                assert "edge_visitor_requests_total" in parse(await resp.text())
+            # The rest of the admin API still needs its token.
+            async with session.get(srv.admin_url + "/v1/sites/acme/environments") as resp:
+                assert resp.status == 401
+    finally:
+        srv.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -12,9 +13,18 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.observability.logs import LineLog, access_mode, format_line, rfc3339, should_log
-from edge.observability.observer import access_line, endpoint
-from edge.router import Route
+from edge.observability.logs import (
+    AccessLogMode,
+    LineLog,
+    access_mode,
+    format_line,
+    rfc3339,
+    should_log,
+)
+from edge.observability.metrics import Metrics
+from edge.observability.observer import Observer, VisitorRecorder, access_line, endpoint
+from edge.router import Route, RouteTable
+from edge.visitor.hosts import HostPolicy
 
 
 @pytest.mark.parametrize(
@@ -196,3 +206,37 @@ def test_access_line_of_an_unknown_host() -> None:
 )
 def test_endpoint_leaves_out_what_may_be_secret(url: str, shown: str) -> None:
     assert endpoint(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("mode", "rate", "expected"),
+    [("full", 0.01, [200, 404, 500, 503]), ("sampled", 1e-12, [500, 503]), ("off", 1.0, [])],
+)
+def test_the_recorder_writes_access_lines_as_configured(
+    tmp_path: Path, mode: AccessLogMode, rate: float, expected: list[int]
+) -> None:
+    routes = RouteTable.build([("acme.example", Route("acme", "production"))])
+    access = LineLog("access", tmp_path / "access.log")
+    observer = Observer(
+        Metrics(["acme"]),
+        LineLog("event", None),
+        access,
+        access_mode=mode,
+        access_sample=rate,
+    )
+    record = VisitorRecorder(_Handler(HostPolicy(routes)), observer).record
+    access.start()
+    for status in (200, 404, 500, 503):
+        request = make_mocked_request("GET", "/", headers={"Host": "acme.example"})
+        record(request, web.Response(status=status), 0.001)
+    access.close()
+    assert [orjson.loads(line)["status"] for line in lines_of(tmp_path / "access.log")] == expected
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines() if path.exists() else []
+
+
+@dataclass
+class _Handler:
+    policy: HostPolicy

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.cache import ByteLRU
@@ -297,3 +298,23 @@ def test_the_multiprocess_directory_starts_empty(tmp_path: Path) -> None:
     path = prepare_multiprocess_dir(tmp_path)
     assert path == tmp_path / "metrics" and path.is_dir()
     assert list(path.iterdir()) == []
+
+
+def test_a_scrape_skips_the_empty_file_of_a_starting_worker(tmp_path: Path) -> None:
+    shared = prepare_multiprocess_dir(tmp_path)
+    for pid, value in ((101, 3.0), (102, 4.0)):
+        written = MmapedDict(str(shared / f"counter_{pid}.db"))
+        key = mmap_key(
+            "edge_pointer_swaps",
+            "edge_pointer_swaps_total",
+            ("site", "env", "action"),
+            ("acme", "production", "publish"),
+            "Environment pointer moves.",
+        )
+        written.write_value(key, value, 0.0)
+        written.close()
+    (shared / "counter_103.db").touch()  # created, not yet sized
+    scraped = families(Metrics(["acme"], shared=shared))
+    swaps = scraped["edge_pointer_swaps_total"]
+    assert swaps == {(("action", "publish"), ("env", "production"), ("site", "acme")): 7.0}
+    assert "edge_webhook_outbox_pending" in scraped  # per-scrape figures are still added
