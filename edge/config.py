@@ -50,15 +50,19 @@ class ServerConfig(_Frozen, frozen=True):
     staging_domain: str | None = None
     max_blob_bytes: Annotated[int, msgspec.Meta(gt=0)] = 100 * MiB
     max_request_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * MiB
-    # One log line per visitor request (logger "aiohttp.access"). Off by default: the
-    # stdlib formatting costs more than the rest of a cached hit (bench/throughput.py).
-    access_log: bool = False
+    # Visitor access log, JSON lines: "off", "sampled" (access_log_sample of the
+    # requests, and every 5xx) or "full"; true/false mean "full"/"off".
+    access_log: Literal["off", "sampled", "full"] | bool = "off"
     # Outbound webhooks and upstreams may reach these networks (CIDRs) although they
     # are private, loopback or link-local; everything else of that kind is refused.
     allow_private_targets: tuple[str, ...] = ()
     upstream_connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     upstream_read_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     analytics_flush_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    access_log_sample: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01
+    access_log_file: str | None = None  # default: stderr
+    event_log_file: str | None = None  # default: stderr
+    metrics_public: bool = False  # true: GET /metrics on the admin listener needs no token
 
 
 class TokenConfig(_Frozen, frozen=True):
@@ -285,6 +289,9 @@ def check(config: Config, base_dir: Path) -> Settings:
                 f"server.allow_private_targets[{j}]: not a network: {cidr!r}"
             ) from None
 
+    for key in ("access_log_file", "event_log_file"):
+        _check_log_file(key, getattr(server, key), base_dir)
+
     token_names: set[str] = set()
     for i, token in enumerate(config.tokens):
         if not SHA256_HEX.match(token.sha256):
@@ -334,6 +341,18 @@ def origin_of(url: str) -> str | None:
     else:
         host = normalize_host(parts.hostname) or parts.hostname.lower()
     return f"{parts.scheme}://{host}:{port}"
+
+
+def _check_log_file(key: str, value: str | None, base_dir: Path) -> None:
+    if value is None:
+        return
+    if not value.strip():
+        raise ConfigError(f"server.{key}: empty path (leave it out to log to stderr)")
+    path = base_dir / value
+    if path.is_dir():
+        raise ConfigError(f"server.{key}: {str(path)!r} is a directory")
+    if not path.parent.is_dir():
+        raise ConfigError(f"server.{key}: no directory {str(path.parent)!r}")
 
 
 def _check_endpoints(env: EnvironmentConfig, key: str) -> None:

@@ -31,6 +31,8 @@ from edge.config import ListenAddress, Settings, load_config
 from edge.errors import ConfigError, NotFound
 from edge.integrations.webhooks import Deliverer, Webhooks
 from edge.netguard import check_url, guarded_session, parse_networks
+from edge.observability.admin import install as install_observability
+from edge.observability.observer import Observer, open_observer, timed
 from edge.snapshots.control import Control
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
@@ -67,6 +69,7 @@ class Runtime:
     scheduler: Scheduler | None
     services: Services
     deliverer: Deliverer | None
+    observer: Observer
     reloader: Reloader | None = None
 
 
@@ -83,6 +86,7 @@ async def open_runtime(
     processes gets its share.
     """
     async with AsyncExitStack() as stack:
+        observer = stack.enter_context(open_observer(settings))
         store = await stack.enter_async_context(open_sqlite_store(settings.data_dir))
         counters = SharedCounters.for_data_dir(settings.data_dir)
         stack.callback(counters.close)
@@ -108,6 +112,7 @@ async def open_runtime(
             upstreams=UpstreamTable.build(settings) or None,  # none: skipped per request
             session=session,
             signer=PreviewSigner(load_key(settings.data_dir)),
+            observer=observer,
         )
         # Registered after the store: on the way out, counts are written before it closes.
         stack.push_async_callback(services.views.flush, store)
@@ -116,11 +121,14 @@ async def open_runtime(
         await live.catch_up()
         control = Control(store, live, loader)
         control.events = webhooks.events
-        scheduler = Scheduler(store, control) if worker == 0 else None
-        deliverer = None
+        control.on_moved = observer.pointers_moved
+        scheduler = deliverer = None
         if worker == 0:
+            scheduler = Scheduler(store, control)
+            scheduler.on_fired = observer.schedule_fired
             allow = parse_networks(server.allow_private_targets)
             deliverer = Deliverer(store, session, check_url=lambda url: check_url(url, allow))
+            deliverer.on_attempt = observer.webhook_attempt
 
         def schedules_changed() -> None:
             counters.bump_schedules()
@@ -140,6 +148,7 @@ async def open_runtime(
             scheduler=scheduler,
             services=services,
             deliverer=deliverer,
+            observer=observer,
         )
 
 
@@ -163,16 +172,21 @@ async def watch(runtime: Runtime) -> None:
 def build_admin_app(runtime: Runtime) -> web.Application:
     settings = runtime.settings
     server = settings.config.server
+    tokens = TokenBook(settings.config.tokens)
     api = AdminApi(
         runtime.control,
         runtime.store,
-        TokenBook(settings.config.tokens),
+        tokens,
         settings.site_ids,
         max_blob_bytes=server.max_blob_bytes,
         signer=runtime.services.signer,
         preview_url=lambda site, token: preview_url(settings, site, token),
     )
     app = create_admin_app(api, max_request_bytes=server.max_request_bytes)
+    install_observability(
+        app, runtime.observer, tokens, runtime.store, runtime.cache,
+        metrics_public=server.metrics_public,
+    )  # fmt: skip
     app[RUNTIME] = runtime
     return app
 
@@ -266,17 +280,21 @@ async def _listen(
     handler: VisitorHandler | web.Application,
     address: ListenAddress,
     *,
-    access_log: bool,
     reuse_port: bool,
     ssl_context: ssl.SSLContext | None = None,
+    observer: Observer | None = None,
 ) -> None:
     runner: web.BaseRunner
     if isinstance(handler, web.Application):
         runner = web.AppRunner(handler, handle_signals=False)
-    elif access_log:
-        runner = web.ServerRunner(web.Server(handler), handle_signals=False)
     else:
-        runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False)
+        # aiohttp's access-log hook runs after each response is written: it records
+        # the visitor metrics and, as configured, the JSON access line.
+        assert observer is not None
+        server = web.Server(
+            timed(handler), access_log=log, access_log_class=observer.access_logger(handler)
+        )
+        runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     site = web.TCPSite(
@@ -301,10 +319,11 @@ async def running(
         runtime = await stack.enter_async_context(
             open_runtime(settings, worker=worker, workers=workers)
         )
-        access_log = settings.config.server.access_log
+        observer = runtime.observer
+        observer.sync(runtime.cache)  # set before any scrape can reach this worker
         handlers = [runtime.visitor]
         await _listen(
-            stack, runtime.visitor, settings.listen, access_log=access_log, reuse_port=reuse_port
+            stack, runtime.visitor, settings.listen, reuse_port=reuse_port, observer=observer
         )
         sni = None
         if certificates is not None and settings.listen_tls is not None:
@@ -314,14 +333,11 @@ async def running(
                 stack,
                 handlers[-1],
                 settings.listen_tls,
-                access_log=access_log,
                 reuse_port=reuse_port,
                 ssl_context=sni.context,
+                observer=observer,
             )
-        await _listen(
-            stack, build_admin_app(runtime), settings.admin_listen, access_log=True,
-            reuse_port=reuse_port,
-        )  # fmt: skip
+        await _listen(stack, build_admin_app(runtime), settings.admin_listen, reuse_port=reuse_port)
         runtime.reloader = Reloader(settings, handlers, sni)
         log.info(
             "worker %d/%d: visitors on http://%s%s, admin API on http://%s",
@@ -332,6 +348,8 @@ async def running(
             settings.admin_listen,
         )
         _background(stack, watch(runtime), "edge-watch")
+        stack.callback(observer.sync, runtime.cache)  # the last figures, on the way out
+        _background(stack, observer.run(runtime.cache), "edge-metrics")
         if runtime.scheduler is not None:
             # Overdue schedules (due while edge was down) fire as soon as this runs.
             _background(stack, runtime.scheduler.run(), "edge-scheduler")
@@ -345,6 +363,11 @@ async def running(
             "edge-analytics",
         )
         yield runtime
+
+
+def _on_hangup(reloader: Reloader, observer: Observer) -> None:
+    observer.reopen_logs()  # a rotated log file is written anew, whatever the reload says
+    reloader.reload()
 
 
 _reload_requested = threading.Event()
@@ -374,7 +397,7 @@ async def serve(
     async with running(settings, worker=worker, workers=workers) as runtime:
         reloader = runtime.reloader
         if reloader is not None:
-            loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+            loop.add_signal_handler(signal.SIGHUP, _on_hangup, reloader, runtime.observer)
             if _reload_requested.is_set():  # asked for during start-up
                 reloader.reload()
         if ready is not None:

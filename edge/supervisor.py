@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import Settings
+from edge.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, worker_exited
 from edge.snapshots.sqlite import open_sqlite_store
 
 log = logging.getLogger("edge.supervisor")
@@ -78,12 +80,17 @@ def supervise(config: Path, settings: Settings, workers: int) -> int:
     if stopping:
         return 0
     asyncio.run(_prepare_store(settings))
+    # The workers' metrics meet in one fresh directory (any worker answers /metrics).
+    metrics_dir = prepare_multiprocess_dir(settings.data_dir)
+    environ = {**os.environ, MULTIPROC_ENV: str(metrics_dir)}
     began = time.monotonic()
 
     def start(w: _Worker) -> None:
         # Born ignoring SIGHUP until it installs its own handler: a reload forwarded
         # while it is still starting must not kill it (it reads the file anyway).
-        w.process = subprocess.Popen(_command(config, w.index, workers), preexec_fn=_ignore_hup)
+        w.process = subprocess.Popen(
+            _command(config, w.index, workers), preexec_fn=_ignore_hup, env=environ
+        )
         w.started = time.monotonic()
 
     for w in pool:
@@ -110,6 +117,7 @@ def supervise(config: Path, settings: Settings, workers: int) -> int:
                 _wait_all(pool)
                 return 1
             if w.restart_at == 0.0:
+                worker_exited(w.process.pid, metrics_dir)
                 w.failures += 1
                 delay = min(2.0 ** (w.failures - 1) * 0.5, MAX_BACKOFF_SECONDS)
                 w.restart_at = now + delay

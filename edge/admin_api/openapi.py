@@ -86,6 +86,8 @@ class Operation:
     raw_body: bool = False
     query: Sequence[Param] = ()
     staging_role: Role | None = None
+    # The success answer's media type when it is not JSON (e.g. Prometheus text).
+    text_answer: str | None = None
 
     def role_for(self, env: str | None) -> Role | None:
         """The least role this call needs (for ``env`` when the path has one)."""
@@ -160,6 +162,16 @@ OPERATIONS: tuple[Operation, ...] = (
         None,
         {200: None},
         errors=_AUTH_ERRORS,
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics of every worker (any token; none with [server] metrics_public)",
+        None,
+        {200: None},
+        errors=_AUTH_ERRORS,
+        text_answer="text/plain",
     ),
     _body_op(
         "POST",
@@ -406,6 +418,8 @@ def _operation_doc(op: Operation, refs: Mapping[type[Any], Mapping[str, Any]]) -
         doc: dict[str, Any] = {"description": "success"}
         if answer is not None:
             doc["content"] = _json(refs[answer])
+        elif op.text_answer is not None:
+            doc["content"] = {op.text_answer: {"schema": {"type": "string"}}}
         elif op.operation_id == "openapi":
             doc["content"] = _json({"type": "object"})
         responses[str(status)] = doc

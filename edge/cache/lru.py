@@ -20,6 +20,17 @@ def _nbytes(value: Sized) -> int:
     return value.nbytes
 
 
+class _CountingLRU(LRUCache[K, V]):
+    """cachetools' LRU, counting the entries it evicts to make room."""
+
+    evictions = 0
+
+    def popitem(self) -> tuple[K, V]:
+        item = super().popitem()
+        self.evictions += 1
+        return item
+
+
 class ByteLRU(Generic[K, V]):
     """Least-recently-used entries go first once their bytes pass ``max_bytes``.
 
@@ -27,7 +38,7 @@ class ByteLRU(Generic[K, V]):
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self._lru: LRUCache[K, V] = LRUCache(maxsize=max_bytes, getsizeof=_nbytes)
+        self._lru: _CountingLRU[K, V] = _CountingLRU(maxsize=max_bytes, getsizeof=_nbytes)
         self.hits = 0
         self.misses = 0
 
@@ -53,6 +64,11 @@ class ByteLRU(Generic[K, V]):
             return False
         self._lru[key] = value
         return True
+
+    @property
+    def evictions(self) -> int:
+        """Entries evicted so far to keep within the budget."""
+        return self._lru.evictions
 
     @property
     def max_bytes(self) -> int:

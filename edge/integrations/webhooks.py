@@ -97,6 +97,8 @@ class Deliverer(PokeableLoop):
         self._check_url = check_url
         self._environ = environ
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # Told about every attempt: the item, "delivered", "retrying" or "given_up", the error.
+        self.on_attempt: Callable[[OutboxItem, str, str | None], None] = lambda i, r, e: None
         super().__init__(log)
 
     async def step(self) -> float:
@@ -116,9 +118,11 @@ class Deliverer(PokeableLoop):
         if error is None:
             await self._store.record_delivery(item.id, delivered=True, error=None, retry_at=None)
             log.info("webhook %s %s -> %s delivered", item.id, item.event, item.url)
+            self.on_attempt(item, "delivered", None)
             return
         retry_at = None if attempts >= MAX_ATTEMPTS else time.time() + backoff(attempts)
         await self._store.record_delivery(item.id, delivered=False, error=error, retry_at=retry_at)
+        self.on_attempt(item, "given_up" if retry_at is None else "retrying", error)
         log.warning("webhook %s %s -> %s failed (attempt %d): %s", item.id, item.event,
                     item.url, attempts, error)  # fmt: skip
 

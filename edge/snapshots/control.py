@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from edge.snapshots.store import Store
 
 log = logging.getLogger("edge.control")
 EventBuilder = Callable[[str, Env, str, dict[str, Any]], list[OutboxEvent]]
+MovedHook = Callable[[str, Sequence[HistoryEntry], float], None]
 _HISTORY_SCAN = 10_000  # how far back rollback looks for "was production before"
 _LINEAGE_DEPTH = 50  # ancestors a drift check looks through for production's version
 
@@ -109,6 +111,9 @@ class Control:
         self.schedules_changed: Callable[[], None] = lambda: None
         # Builds webhook outbox rows for an event in one environment (none by default).
         self.events: EventBuilder = lambda site, env, event, data: []
+        # Told about every committed swap right after it (metrics, the event log):
+        # the site, its pointer moves, and the seconds from taking the swap lock to the swap.
+        self.on_moved: MovedHook = lambda site, entries, seconds: None
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -595,6 +600,7 @@ class Control:
 
         async def commit_and_swap() -> list[HistoryEntry]:
             async with self._live.lock:
+                started = time.perf_counter()
                 await self._live.prepare_swap(changes)
                 entries = await self._store.move_pointers(
                     site, moves, action=action, actor=actor, complete=complete, events=events
@@ -603,6 +609,7 @@ class Control:
                 # then tell the other processes (before the caller answers).
                 self._live.swap(changes)
                 self._live.committed()
+                self.on_moved(site, entries, time.perf_counter() - started)
                 return entries
 
         # Shielded: a cancelled caller must not leave a committed move unswapped.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from edge.errors import Conflict, EdgeError
 from edge.snapshots.control import Control
@@ -35,6 +36,8 @@ class Scheduler(PokeableLoop):
         super().__init__(log)
         self._store = store
         self._control = control
+        # Told when a group went through: its site, schedule ids, and seconds late.
+        self.on_fired: Callable[[str, list[str], float], None] = lambda site, ids, late: None
 
     async def step(self) -> float:
         """Fire everything due; the seconds until the next moment (capped)."""
@@ -66,6 +69,7 @@ class Scheduler(PokeableLoop):
                 retry = True
                 held.add(site)
                 continue
+            self.on_fired(site, ids, time.time() - moment_epoch(group[0].at))
             log.info(
                 "schedules %s of %s fired: production %s -> %s",
                 [s.id for s in group],

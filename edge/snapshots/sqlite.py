@@ -588,6 +588,13 @@ class SqliteStore:
         row = rows[0] if rows else None
         return None if row is None or row[0] is None else float(row[0])
 
+    async def outbox_depth(self) -> dict[tuple[str, str], int]:
+        rows = await _rows(
+            self._reader,
+            "SELECT site, env, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY site, env",
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
     async def record_delivery(
         self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
     ) -> None:

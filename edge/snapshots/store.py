@@ -158,6 +158,10 @@ class Store(Protocol):
         """When the next pending delivery is due (epoch seconds)."""
         ...
 
+    async def outbox_depth(self) -> dict[tuple[str, str], int]:
+        """Pending deliveries (due or waiting for a retry) per ``(site, env)``."""
+        ...
+
     async def record_delivery(
         self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
     ) -> None:

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -44,6 +45,9 @@ from edge.visitor.representation import (
     staging_robots_txt,
 )
 from edge.visitor.upstream import Upstream, UpstreamTable, forward
+
+if TYPE_CHECKING:
+    from edge.observability.observer import Observer
 
 log = logging.getLogger("edge.visitor")
 
@@ -80,6 +84,7 @@ class Services:
     signer: PreviewSigner | None = None
     building: dict[CacheKey, asyncio.Future[Representation]] = field(default_factory=dict)
     compiled: dict[str, CompiledSettings] = field(default_factory=dict)
+    observer: Observer | None = None
 
 
 class VisitorHandler:
@@ -217,12 +222,21 @@ class VisitorHandler:
     ) -> web.StreamResponse:
         session = self._services.session
         assert session is not None, "upstreams need the outbound session"
+        observer = self._services.observer
+
+        def failed(kind: str, detail: str) -> None:
+            if observer is not None:
+                observer.upstream_error(
+                    route, upstream.origin, kind, detail, request.method, request.path
+                )
+
         return await forward(
             request,
             upstream,
             session,
             env_headers=self._env_headers(route, snapshot.id),
             tls=self._tls,
+            on_error=failed,
         )
 
     def _env_headers(self, route: Route, snapshot_id: str | None) -> dict[str, str]:

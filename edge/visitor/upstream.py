@@ -15,7 +15,7 @@ visitor's connection, so a cut-off body never looks complete.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -216,6 +216,7 @@ async def forward(
     *,
     env_headers: Mapping[str, str],
     tls: bool,
+    on_error: Callable[[str, str], None] = lambda kind, detail: None,
 ) -> web.StreamResponse:
     """Proxy ``request`` to ``upstream`` and stream the answer back.
 
@@ -224,6 +225,8 @@ async def forward(
     (:func:`upstream_target`), 502 when the upstream is refused
     (:func:`edge.netguard.check_url`) or unreachable, 504 on a timeout before the
     answer starts. ``session`` is normally an :func:`edge.netguard.guarded_session`.
+    ``on_error`` hears of every failure: its kind (``refused``, ``unreachable``,
+    ``timeout``, ``cut_off``) and what went wrong.
     """
     target = upstream_target(request.raw_path, upstream.prefix)
     if target is None:
@@ -233,6 +236,7 @@ async def forward(
         check_url(url, allowed_networks(session))
     except ForbiddenTarget as exc:
         log.warning("upstream %s for %s refused: %s", upstream.origin, upstream.prefix, exc)
+        on_error("refused", str(exc))
         return _bad_gateway(env_headers)
 
     version = request.version
@@ -258,9 +262,11 @@ async def forward(
         )
     except TimeoutError as exc:
         log.warning("upstream %s timed out: %r", upstream.origin, exc)
+        on_error("timeout", repr(exc))
         return _gateway_timeout(env_headers)
     except (aiohttp.ClientError, OSError) as exc:
         log.warning("upstream %s failed: %s", upstream.origin, exc)
+        on_error("unreachable", str(exc))
         return _bad_gateway(env_headers)
 
     async with answer:
@@ -270,9 +276,11 @@ async def forward(
             chunk = await answer.content.readany()
         except TimeoutError as exc:
             log.warning("upstream %s timed out: %r", upstream.origin, exc)
+            on_error("timeout", repr(exc))
             return _gateway_timeout(env_headers)
         except aiohttp.ClientError as exc:
             log.warning("upstream %s failed: %s", upstream.origin, exc)
+            on_error("unreachable", str(exc))
             return _bad_gateway(env_headers)
 
         a_version = answer.version
@@ -295,6 +303,7 @@ async def forward(
                 chunk = await answer.content.readany()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("upstream %s failed mid-body: %r", upstream.origin, exc)
+                on_error("cut_off", repr(exc))
                 _drop_connection(request)
                 return response
         await response.write_eof()

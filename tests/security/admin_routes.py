@@ -22,6 +22,7 @@ SITE = "/v1/sites/{site}"
 # reads the OpenAPI document. A pair is (staging, production) for {env} routes.
 SPEC_ROLES: dict[tuple[str, str], Role | tuple[Role, Role] | None] = {
     ("GET", "/v1/openapi.json"): None,
+    ("GET", "/metrics"): None,
     ("POST", f"{SITE}/blobs/missing"): "editor",
     ("PUT", f"{SITE}/blobs/{{sha256}}"): "editor",
     ("POST", f"{SITE}/snapshots"): "editor",

@@ -56,6 +56,8 @@ async def _call(
         body = await resp.read()
         if method == "HEAD" or not body:
             return resp.status, None
+        if resp.content_type != "application/json" and resp.status == 200:
+            return resp.status, body  # a text answer (Prometheus metrics)
         return resp.status, await resp.json(content_type=None)
 
 
