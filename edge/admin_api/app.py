@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 
 from edge.admin_api.auth import Principal, TokenBook
 from edge.admin_api.schemas import (
+    Caller,
     CreateSnapshotRequest,
     MissingBlobsRequest,
     PreviewLinkRequest,
@@ -23,8 +24,11 @@ from edge.admin_api.schemas import (
     RollbackRequest,
     ScheduleRequest,
     SetEnvironmentRequest,
+    SiteDirectory,
+    SitesResponse,
     decode,
 )
+from edge.admin_api.ui import add_ui_routes
 from edge.config import Role
 from edge.errors import (
     BadRequest,
@@ -139,6 +143,7 @@ class AdminApi:
         max_blob_bytes: int,
         signer: PreviewSigner | None = None,
         preview_url: PreviewUrl | None = None,
+        directory: Callable[[], SiteDirectory] | None = None,
     ) -> None:
         self._control = control
         self._store = store
@@ -147,6 +152,7 @@ class AdminApi:
         self._max_blob_bytes = max_blob_bytes
         self._signer = signer
         self._preview_url = preview_url
+        self._directory = directory
         # Uploads held in memory at once (each up to max_blob_bytes): a bound on
         # what concurrent uploads can take, whoever sends them.
         self._uploads = asyncio.Semaphore(_PARALLEL_UPLOADS)
@@ -180,6 +186,24 @@ class AdminApi:
         if env == "production":
             return "production"
         raise NotFound(f"no environment {env!r}; use one of {', '.join(ENVS)}")
+
+    # -- sites ---------------------------------------------------------------------
+
+    async def list_sites(self, request: web.Request) -> web.Response:
+        """The sites this token may see, with their hosts, and who the token is."""
+        principal = self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        if self._directory is None:
+            raise NotFound("the site directory is not available")
+        directory = self._directory()
+        return json_response(
+            SitesResponse(
+                caller=Caller(
+                    name=principal.name, role=principal.role, sites=sorted(principal.sites)
+                ),
+                visitor=directory.visitor,
+                sites=[s for s in directory.sites if principal.sees(s.id)],
+            )
+        )
 
     # -- blobs ---------------------------------------------------------------------
 
@@ -491,6 +515,7 @@ def _schedule_doc(s: Schedule) -> dict[str, Any]:
 def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Application:
     """The admin aiohttp application (routes and the JSON error middleware)."""
     app = web.Application(middlewares=[error_middleware], client_max_size=max_request_bytes)
+    app.router.add_get("/v1/sites", api.list_sites)
     prefix = "/v1/sites/{site}"
     app.router.add_post(f"{prefix}/blobs/missing", api.missing_blobs)
     app.router.add_put(f"{prefix}/blobs/{{sha256}}", api.put_blob)
@@ -512,4 +537,5 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_get(f"{prefix}/analytics/{{env}}", api.analytics)
     app.router.add_get(f"{prefix}/webhooks/{{env}}", api.webhook_deliveries)
     app.router.add_post(f"{prefix}/preview-links", api.preview_link)
+    add_ui_routes(app)  # the operator dashboard, /ui/ (static files, no data)
     return app
