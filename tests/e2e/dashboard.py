@@ -82,16 +82,23 @@ class Dashboard:
 
     async def confirm(self, *, contains: str | None = None) -> None:
         """The confirmation dialog is open (saying ``contains``): confirm it."""
+        await self._answer("#confirm-ok", contains)
+
+    async def dismiss(self) -> None:
+        await self._answer("#confirm-cancel", None)
+
+    async def _answer(self, button: str, contains: str | None) -> None:
         await expect(self.confirm_dialog).to_be_visible()
         if contains is not None:
             await expect(self.confirm_dialog).to_contain_text(contains)
-        await self.page.locator("#confirm-ok").click()
-        await expect(self.confirm_dialog).to_be_hidden()
-
-    async def dismiss(self) -> None:
-        await expect(self.confirm_dialog).to_be_visible()
-        await self.page.locator("#confirm-cancel").click()
-        await expect(self.confirm_dialog).to_be_hidden()
+        asked = await self.confirm_dialog.get_attribute("data-ask")
+        await self.page.locator(button).click()
+        # Closed, or already asking the next question (the same <dialog>, reused).
+        await expect(
+            self.page.locator(
+                f'#confirm-dialog:not([open]), #confirm-dialog:not([data-ask="{asked}"])'
+            )
+        ).to_have_count(1)
 
     async def reload_state(self) -> None:
         await self.page.get_by_role("button", name="Reload").click()

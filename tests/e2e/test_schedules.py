@@ -70,13 +70,14 @@ async def test_schedule_a_launch_cancel_one_and_watch_one_go_live(
     await expect(row).to_have_attribute("data-status", "cancelled")
     assert [s["status"] for s in await schedules(api)] == ["cancelled"]
 
-    # A launch a few seconds ahead: the page shows it going live on its own.
+    # A launch a few seconds ahead: the page shows it going live on its own (no
+    # click: it re-reads at the launch's moment and every few seconds).
+    await expect(dash.snapshot("production")).to_have_text(live)
     soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
     await picker.fill(local_input(soon))
     await schedule_button.click()
     await dash.confirm()
     await expect(dash.status).to_contain_text("Scheduled")
-    await expect(dash.snapshot("production")).to_have_text(live)
     await expect(dash.snapshot("production")).to_have_text(launch, timeout=60_000)
     status, headers, body = await visitor.get(PRODUCTION_HOST, "/")
     assert status == 200 and b"after the launch" in body

@@ -38,7 +38,10 @@ const state = {
   analytics: {},
   selected: new Set(),
   conflicts: new Set(),
-  busy: false,
+  acting: false, // a state-changing action is running
+  polling: false, // a periodic re-read is running
+  reads: 0, // reads started; a read older than the last one drawn is dropped
+  drawn: 0,
   polls: 0,
   timer: null,
   launchTimer: null,
@@ -103,6 +106,7 @@ async function signIn(token, { quiet = false } = {}) {
     return;
   }
   clearError();
+  $("token-input").value = ""; // kept in sessionStorage only, not in the form
   $("signin").hidden = true;
   $("session-controls").hidden = false;
   const who = state.directory.caller;
@@ -118,7 +122,8 @@ async function signIn(token, { quiet = false } = {}) {
     return;
   }
   const wanted = new URLSearchParams(location.hash.slice(1)).get("site");
-  const chosen = state.directory.sites.some((s) => s.id === wanted) ? wanted : state.directory.sites[0].id;
+  const sites = state.directory.sites;
+  const chosen = sites.some((s) => s.id === wanted) ? wanted : sites[0].id;
   select.value = chosen;
   await chooseSite(chosen);
   say(`Signed in as ${who.name}.`);
@@ -150,7 +155,7 @@ async function chooseSite(id) {
 
 // -- reading state ----------------------------------------------------------------------
 
-async function loadCore() {
+async function loadCore(read) {
   const site = state.site;
   const [envs, diff, schedules, hist] = await Promise.all([
     call("GET", sitePath(site, "environments")),
@@ -163,7 +168,10 @@ async function loadCore() {
     const from = encodeURIComponent(envs.doc.staging.base);
     productionChanges = (await call("GET", sitePath(site, `diff?from=${from}&to=production`))).doc;
   }
-  if (site !== state.site) return; // the operator switched sites meanwhile
+  // The operator switched sites meanwhile, or a later read (after an action) was
+  // drawn already: this older answer must not overwrite it.
+  if (site !== state.site || read < state.drawn) return;
+  state.drawn = read;
   state.envs = envs.doc;
   state.etag = envs.etag;
   state.diff = diff.doc;
@@ -197,8 +205,9 @@ async function loadExtras() {
 
 /** Re-read the site's state and redraw what changed. */
 async function reload({ extras = false } = {}) {
+  const read = ++state.reads;
   try {
-    await Promise.all([loadCore(), extras ? loadExtras() : null]);
+    await Promise.all([loadCore(read), extras ? loadExtras() : null]);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       tokenStore.clear();
@@ -209,6 +218,7 @@ async function reload({ extras = false } = {}) {
     showError(error, "Reading the site's state failed");
     return false;
   }
+  if (!state.directory) return false; // signed out meanwhile
   render();
   armLaunchTimer();
   return true;
@@ -216,8 +226,14 @@ async function reload({ extras = false } = {}) {
 
 // -- drawing ------------------------------------------------------------------------------
 
+/** Paths production changed since staging's base (while drifted). */
+function productionChangedPaths() {
+  const d = state.productionChanges;
+  return new Set(d ? [...d.added, ...d.removed, ...d.changed] : []);
+}
+
 function render() {
-  if (!state.envs) return;
+  if (!state.envs || !state.directory) return;
   const site = siteInfo();
   const entries = diffEntries(state.diff);
   const present = new Set(entries.map((e) => e.path));
@@ -245,11 +261,7 @@ function render() {
     onRollback: (to) => rollback(to),
   });
   renderDrift($("drift"), state.envs, state.productionChanges);
-  const productionChanged = new Set(
-    state.productionChanges
-      ? [...state.productionChanges.added, ...state.productionChanges.removed, ...state.productionChanges.changed]
-      : [],
-  );
+  const productionChanged = productionChangedPaths();
   renderDiff($("diff"), {
     siteId: state.site,
     diff: state.diff,
@@ -322,13 +334,14 @@ function stopPolling() {
 function startPolling() {
   clearInterval(state.timer);
   state.timer = setInterval(async () => {
-    if (state.busy || anyDialogOpen() || document.hidden || !state.directory) return;
+    if (state.acting || state.polling || anyDialogOpen() || document.hidden) return;
+    if (!state.directory) return;
     state.polls += 1;
-    state.busy = true;
+    state.polling = true;
     try {
       await reload({ extras: state.polls % EXTRAS_EVERY === 0 });
     } finally {
-      state.busy = false;
+      state.polling = false;
     }
   }, POLL_MS);
 }
@@ -341,16 +354,11 @@ function armLaunchTimer() {
     .map((s) => Date.parse(s.at))
     .filter((t) => !Number.isNaN(t))
     .sort((a, b) => a - b)[0];
-  if (next === undefined) return;
+  // Overdue but still pending (the scheduler is at it): the regular re-read will show it.
+  if (next === undefined || next < Date.now() - 2000) return;
   const wait = Math.min(Math.max(next - Date.now() + 250, 250), 2 ** 31 - 1);
-  state.launchTimer = setTimeout(async () => {
-    if (state.busy) return;
-    state.busy = true;
-    try {
-      await reload();
-    } finally {
-      state.busy = false;
-    }
+  state.launchTimer = setTimeout(() => {
+    if (!state.acting && state.directory) reload();
   }, wait);
 }
 
@@ -358,11 +366,11 @@ function armLaunchTimer() {
 
 /** Run one state-changing call; report success or the server's error text, then re-read. */
 async function act(label, run) {
-  if (state.busy) {
+  if (state.acting) {
     say("Another action is still running.");
     return undefined;
   }
-  state.busy = true;
+  state.acting = true;
   clearError();
   say(`${label}…`);
   try {
@@ -374,9 +382,17 @@ async function act(label, run) {
     showError(error, `${label} failed`);
     return false;
   } finally {
-    state.busy = false;
+    state.acting = false;
     await reload({ extras: true });
   }
+}
+
+/**
+ * POST a pointer move, valid only while the environments are as this page last
+ * read them (If-Match: a 412 instead of overwriting someone else's move).
+ */
+function guarded(action, body) {
+  return call("POST", sitePath(state.site, action), { body, ifMatch: state.etag });
 }
 
 function short(id) {
@@ -385,7 +401,9 @@ function short(id) {
 
 function preconditionHint(error) {
   if (error instanceof ApiError && error.status === 412) {
-    error.message = `${error.message}. Someone else moved an environment: the page now shows the new state; check it and try again`;
+    error.message =
+      `${error.message}. Someone else moved an environment: ` +
+      "the page now shows the new state; check it and try again";
   }
   return error;
 }
@@ -398,9 +416,12 @@ async function publish({ paths = null, force = false } = {}) {
   }
   if (force) body.force = true;
   try {
-    const { doc } = await call("POST", sitePath(state.site, "publish"), { body, ifMatch: state.etag });
+    const { doc } = await guarded("publish", body);
     if (doc.action === null) return "Nothing to publish: production already serves this.";
-    return `Published (${doc.action}): production now serves ${doc.production} (was ${short(doc.previous)}).`;
+    return (
+      `Published (${doc.action}): production now serves ${doc.production} ` +
+      `(was ${short(doc.previous)}).`
+    );
   } catch (error) {
     throw preconditionHint(error);
   }
@@ -445,9 +466,7 @@ async function resolveDrift(error) {
   } else if (choice === "select") {
     // Pre-select what is safe: staging's own changes, not the conflicts and not
     // production's fixes (publishing those paths from staging would undo them).
-    const productionChanged = state.productionChanges
-      ? new Set([...state.productionChanges.added, ...state.productionChanges.removed, ...state.productionChanges.changed])
-      : new Set();
+    const productionChanged = productionChangedPaths();
     state.selected = new Set(
       diffEntries(state.diff)
         .map((e) => e.path)
@@ -506,7 +525,8 @@ async function schedule(event) {
     input.focus();
     return;
   }
-  const onlySelected = document.querySelector('input[name="schedule-what"]:checked').value === "selected";
+  const what = document.querySelector('input[name="schedule-what"]:checked');
+  const onlySelected = what.value === "selected";
   const paths = onlySelected ? [...state.selected].sort() : null;
   if (onlySelected && paths.length === 0) {
     showError(new Error("select at least one path in the list of changes"), "Scheduling");
@@ -540,7 +560,9 @@ async function cancelSchedule(s) {
   const ok = await confirmAction({
     title: "Cancel this scheduled launch?",
     env: "production",
-    message: `The launch at ${localTime(s.at)} (${s.at} UTC) of snapshot ${s.snapshot} will not happen.`,
+    message:
+      `The launch at ${localTime(s.at)} (${s.at} UTC) of snapshot ${s.snapshot} ` +
+      "will not happen.",
     items: s.paths || [],
     confirmLabel: "Cancel the launch",
     cancelLabel: "Keep it",
@@ -566,7 +588,7 @@ async function refreshStaging() {
   let lost = null;
   await act("Refreshing staging", async () => {
     try {
-      const { doc } = await call("POST", sitePath(state.site, "refresh"), { body: {}, ifMatch: state.etag });
+      const { doc } = await guarded("refresh", {});
       return doc.action === null
         ? "Staging already serves production's snapshot."
         : `Refreshed: staging now serves ${doc.staging} (was ${short(doc.previous)}).`;
@@ -587,10 +609,7 @@ async function refreshStaging() {
   });
   if (!force) return;
   await act("Force-refreshing staging", async () => {
-    const { doc } = await call("POST", sitePath(state.site, "refresh"), {
-      body: { force: true },
-      ifMatch: state.etag,
-    });
+    const { doc } = await guarded("refresh", { force: true });
     state.conflicts.clear();
     return `Refreshed: staging now serves ${doc.staging} (was ${short(doc.previous)}).`;
   });
@@ -602,14 +621,15 @@ async function rollback(to) {
     env: "production",
     message: to
       ? `Production goes from ${short(state.envs.production.snapshot)} back to ${to}.`
-      : `Production goes from ${short(state.envs.production.snapshot)} back to the snapshot it served before.`,
+      : `Production goes from ${short(state.envs.production.snapshot)} back to the snapshot ` +
+        "it served before.",
     confirmLabel: "Roll back production",
   });
   if (!ok) return;
   await act("Rolling back", async () => {
     const body = to ? { to } : {};
     try {
-      const { doc } = await call("POST", sitePath(state.site, "rollback"), { body, ifMatch: state.etag });
+      const { doc } = await guarded("rollback", body);
       return doc.action === null
         ? "Production already serves that snapshot."
         : `Rolled back: production now serves ${doc.production} (was ${short(doc.previous)}).`;

@@ -49,7 +49,9 @@ export function viewsChart(analytics, env, titleId) {
     );
   });
   const peak = total === 0 ? 0 : max;
-  const label = `Page views per day on ${env}, ${analytics.from} to ${analytics.to}: ${total} in all, at most ${peak} a day`;
+  const label =
+    `Page views per day on ${env}, ${analytics.from} to ${analytics.to}: ` +
+    `${total} in all, at most ${peak} a day`;
   return svg(
     "svg",
     {

@@ -41,6 +41,9 @@ export function confirmAction(options) {
   const ok = document.getElementById("confirm-ok");
   const cancel = document.getElementById("confirm-cancel");
   const env = options.env || "";
+  // Each question gets a number: a question asked right after another (in the same
+  // <dialog>) is told apart from the one before.
+  dialog.dataset.ask = String(Number(dialog.dataset.ask || 0) + 1);
   dialog.className = env ? `env-dialog env-${env}` : "";
   document.getElementById("confirm-env").replaceChildren(...(env ? [envBadge(env)] : []));
   document.getElementById("confirm-title").textContent = options.title;

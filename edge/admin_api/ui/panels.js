@@ -199,7 +199,13 @@ export function renderDiff(container, ctx) {
   if (!envs.staging.snapshot) {
     put(
     container,
-      h("p", { class: "muted" }, "Staging has no snapshot yet: push one with ", h("code", {}, `edge push DIR --site ${ctx.siteId}`), "."),
+      h(
+        "p",
+        { class: "muted" },
+        "Staging has no snapshot yet: push one with ",
+        h("code", {}, `edge push DIR --site ${ctx.siteId}`),
+        ".",
+      ),
     );
     return;
   }
@@ -275,7 +281,8 @@ export function renderDiff(container, ctx) {
   put(
     container,
     table(
-      `${entries.length} path${entries.length === 1 ? "" : "s"} differ: production ${diff.from || "(none)"} → staging ${diff.to || "(none)"}`,
+      `${entries.length === 1 ? "1 path differs" : `${entries.length} paths differ`}: ` +
+        `production ${diff.from || "(none)"} → staging ${diff.to || "(none)"}`,
       [selectAll, "Path", "Change", "Open on"],
       rows,
       "diff-table",
@@ -289,10 +296,11 @@ export function renderDiff(container, ctx) {
 const STATUS_ORDER = { pending: 0, failed: 1, done: 2, cancelled: 3 };
 
 export function sortSchedules(schedules) {
-  const pending = schedules.filter((s) => s.status === "pending").sort((a, b) => (a.at < b.at ? -1 : 1));
+  const byTime = (a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
+  const pending = schedules.filter((s) => s.status === "pending").sort(byTime);
   const rest = schedules
     .filter((s) => s.status !== "pending")
-    .sort((a, b) => (a.at > b.at ? -1 : a.at < b.at ? 1 : STATUS_ORDER[a.status] - STATUS_ORDER[b.status]));
+    .sort((a, b) => byTime(b, a) || STATUS_ORDER[a.status] - STATUS_ORDER[b.status]);
   return [...pending, ...rest.slice(0, 20)];
 }
 
@@ -310,7 +318,12 @@ export function renderSchedules(container, schedules, ctx) {
       h(
         "td",
         {},
-        s.paths ? [`${s.paths.length} path${s.paths.length === 1 ? "" : "s"}: `, h("code", {}, s.paths.join(", "))] : "all of staging",
+        s.paths
+          ? [
+              `${s.paths.length} path${s.paths.length === 1 ? "" : "s"}: `,
+              h("code", {}, s.paths.join(", ")),
+            ]
+          : "all of staging",
         s.settings ? " + settings" : "",
       ),
       h("td", {}, snapshotCode(s.snapshot)),
@@ -389,10 +402,10 @@ export function renderHistory(container, history, ctx) {
 
 // -- what stays per environment ----------------------------------------------------------
 
-function envColumn(env, title, body) {
+function envColumn(env, testid, title, body) {
   return h(
     "article",
-    { class: `env-card env-${env}`, "data-testid": `${title.toLowerCase().replace(/\W+/g, "-")}-${env}` },
+    { class: `env-card env-${env}`, "data-testid": `${testid}-${env}` },
     h("header", { class: "env-card-head" }, envBadge(env), h("h3", {}, title)),
     body,
   );
@@ -434,7 +447,7 @@ export function renderInboxes(container, results) {
           ),
         );
       }
-      return envColumn(env, "Inbox", body);
+      return envColumn(env, "inbox", "Inbox", body);
     }),
   );
 }
@@ -449,23 +462,35 @@ export function renderAnalytics(container, results) {
       else if (result.error) body = h("p", { class: "inline-error" }, result.error.message);
       else {
         const doc = result.doc;
-        const top = [...doc.paths]
-          .reduce((acc, row) => acc.set(row.path, (acc.get(row.path) || 0) + row.views), new Map());
-        const topRows = [...top.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5);
+        const perPath = new Map();
+        for (const row of doc.paths) perPath.set(row.path, (perPath.get(row.path) || 0) + row.views);
+        const topRows = [...perPath].sort((a, b) => b[1] - a[1]).slice(0, 5);
         body = [
-          h("p", { class: "total" }, h("strong", { "data-testid": `views-total-${env}` }, String(doc.total)), " page views"),
+          h(
+            "p",
+            { class: "total" },
+            h("strong", { "data-testid": `views-total-${env}` }, String(doc.total)),
+            " page views",
+          ),
           viewsChart(doc, env, `chart-title-${env}`),
           topRows.length
             ? table(
                 "Most viewed",
                 ["Path", "Views"],
-                topRows.map(([path, views]) => h("tr", {}, h("td", {}, h("code", {}, path)), h("td", { class: "num" }, String(views)))),
+                topRows.map(([path, views]) =>
+                  h(
+                    "tr",
+                    {},
+                    h("td", {}, h("code", {}, path)),
+                    h("td", { class: "num" }, String(views)),
+                  ),
+                ),
                 "top-paths",
               )
             : null,
         ];
       }
-      return envColumn(env, "Page views", body);
+      return envColumn(env, "views", "Page views", body);
     }),
   );
 }
