@@ -14,9 +14,18 @@ from tests.integration.conftest import Api, EdgeServer
 
 require_browser()
 
-from playwright.async_api import Locator, Page, expect  # noqa: E402
+from playwright.async_api import Locator, Page, Route, expect  # noqa: E402
 
-__all__ = ["Dashboard", "Locator", "Page", "emergency_fix", "environments", "expect", "html"]
+__all__ = [
+    "Dashboard",
+    "Locator",
+    "Page",
+    "Route",
+    "emergency_fix",
+    "environments",
+    "expect",
+    "html",
+]
 
 
 def html(text: str) -> bytes:
@@ -57,9 +66,14 @@ class Dashboard:
         await self.page.get_by_role("button", name="Sign in").click()
 
     async def signed_in(self, who: str = "admin") -> None:
+        """Open the page, sign in and wait until the site's state is drawn."""
         await self.open()
         await self.sign_in(who)
         await expect(self.page.locator("#caller")).to_contain_text(f"Signed in as {who}")
+        await self.loaded()
+
+    async def loaded(self) -> None:
+        await expect(self.page.locator('#dashboard[aria-busy="false"]')).to_be_visible()
 
     def snapshot(self, env: str) -> Locator:
         """The snapshot id shown on an environment's card."""

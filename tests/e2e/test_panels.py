@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.dashboard import Dashboard, Page, expect, html
+from tests.e2e.dashboard import Dashboard, Page, Route, expect, html
 from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, Api, EdgeServer, Visitor
 
 pytestmark = pytest.mark.timeout(240)
@@ -157,3 +158,28 @@ async def test_a_failed_action_shows_the_servers_error(
     await expect(dash.snapshot("staging")).to_have_text(moved)
     status, envs = await api.call("GET", "/v1/sites/acme/environments")
     assert envs["production"]["snapshot"] != moved
+
+
+async def test_actions_wait_until_the_sites_state_is_read(
+    server: EdgeServer, api: Api, page: Page
+) -> None:
+    """Regression: a click before the first read used to throw (no state to act on)."""
+    await api.push("acme", {"/index.html": html("v1")})
+    held = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await held.wait()
+        await route.continue_()
+
+    await page.route("**/v1/sites/acme/environments", hold)
+    dash = Dashboard(page, server)
+    await dash.open()
+    await dash.sign_in("publisher")
+    await expect(page.locator("#caller")).to_contain_text("Signed in as publisher")
+    await expect(page.locator("#dashboard")).to_have_attribute("aria-busy", "true")
+    for name in ("Publish all to production", "Schedule"):
+        await expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
+    held.set()
+    await dash.loaded()
+    await expect(page.get_by_role("button", name="Publish all to production")).to_be_enabled()
+    await expect(page.get_by_role("button", name="Schedule", exact=True)).to_be_enabled()

@@ -54,6 +54,7 @@ async def test_sign_in_see_drift_and_publish_selected_paths(
     await dash.sign_in("publisher")
     await expect(page.locator("#caller")).to_contain_text("Signed in as publisher (publisher)")
     await expect(dash.error).to_be_hidden()
+    await dash.loaded()
 
     # Both environments side by side, each unmistakable.
     await expect(dash.snapshot("staging")).to_have_text(staged)

@@ -147,6 +147,8 @@ async function chooseSite(id) {
   state.rendered = "";
   history.replaceState(null, "", `#site=${encodeURIComponent(id)}`);
   $("site-name").textContent = id;
+  $("dashboard").setAttribute("aria-busy", "true"); // until this site's state is drawn
+  for (const button of actionButtons()) button.disabled = true;
   document.title = `${id} · edge`;
   $("dashboard").hidden = false;
   await reload({ extras: true });
@@ -248,6 +250,7 @@ function render() {
   ]);
   if (signature === state.rendered) return;
   state.rendered = signature;
+  $("dashboard").setAttribute("aria-busy", "false");
 
   const active = document.activeElement;
   const focusKey = active && active.getAttribute ? active.getAttribute("aria-label") : null;
@@ -302,6 +305,21 @@ function render() {
     );
     if (again) again.focus();
   }
+}
+
+function actionButtons() {
+  return [
+    $("publish-all"),
+    $("publish-selected"),
+    $("schedule-form").querySelector('button[type="submit"]'),
+  ];
+}
+
+/** The state an action describes and acts on; null until the site has been read. */
+function ready() {
+  if (state.envs && state.diff && state.directory && !state.acting) return true;
+  say(state.acting ? "Another action is still running." : "Still reading the site's state…");
+  return false;
 }
 
 function updateActions(entries) {
@@ -428,6 +446,7 @@ async function publish({ paths = null, force = false } = {}) {
 }
 
 async function publishAll() {
+  if (!ready()) return;
   const entries = diffEntries(state.diff);
   const drift = hasDrift(state.envs);
   const ok = await confirmAction({
@@ -496,6 +515,7 @@ async function resolveDrift(error) {
 }
 
 async function publishSelected() {
+  if (!ready()) return;
   const paths = [...state.selected].sort();
   if (paths.length === 0) return;
   const withSettings = $("include-settings").checked && state.diff.settings_changed;
@@ -518,6 +538,7 @@ async function publishSelected() {
 
 async function schedule(event) {
   event.preventDefault();
+  if (!ready()) return;
   const input = $("schedule-at");
   const at = localInputToUtc(input.value);
   if (!at) {
@@ -557,6 +578,7 @@ async function schedule(event) {
 }
 
 async function cancelSchedule(s) {
+  if (!ready()) return;
   const ok = await confirmAction({
     title: "Cancel this scheduled launch?",
     env: "production",
@@ -575,6 +597,7 @@ async function cancelSchedule(s) {
 }
 
 async function refreshStaging() {
+  if (!ready()) return;
   const ok = await confirmAction({
     title: "Refresh staging from production?",
     env: "staging",
@@ -616,6 +639,7 @@ async function refreshStaging() {
 }
 
 async function rollback(to) {
+  if (!ready()) return;
   const ok = await confirmAction({
     title: "Roll back production?",
     env: "production",
