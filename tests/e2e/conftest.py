@@ -26,7 +26,10 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures, found by name
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-TIMEOUT_MS = 30_000  # generous: the machine may be loaded; no test asserts on speed
+TIMEOUT_MS = 60_000  # generous: the machine may be very busy; no test asserts on speed
+
+
+START_TRIES = 4  # EdgeServer.wait_ready waits 20 s a try: a very busy machine needs more
 
 
 @pytest.fixture
@@ -36,11 +39,20 @@ def server(tmp_path: Path) -> Iterator[EdgeServer]:
         tokens={name: new_token()[0] for name in ROLES},
         extra_config="analytics_flush_seconds = 0.2",
     )
-    srv.start()
     try:
+        srv.start_nowait()
+        for attempt in range(START_TRIES):
+            try:
+                srv.wait_ready()
+                break
+            except RuntimeError:
+                assert srv.process is not None
+                if srv.process.poll() is not None or attempt == START_TRIES - 1:
+                    raise
         yield srv
     finally:
-        srv.stop()
+        if srv.process is not None:  # also when start-up failed: never leak the process
+            srv.stop()
 
 
 @pytest.fixture

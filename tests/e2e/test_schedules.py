@@ -78,7 +78,7 @@ async def test_schedule_a_launch_cancel_one_and_watch_one_go_live(
     await schedule_button.click()
     await dash.confirm()
     await expect(dash.status).to_contain_text("Scheduled")
-    await expect(dash.snapshot("production")).to_have_text(launch, timeout=60_000)
+    await expect(dash.snapshot("production")).to_have_text(launch, timeout=90_000)
     status, headers, body = await visitor.get(PRODUCTION_HOST, "/")
     assert status == 200 and b"after the launch" in body
     assert headers["X-Edge-Snapshot"] == launch
