@@ -26,6 +26,7 @@ from aiohttp import web
 
 from edge.admin_api.app import AdminApi, create_admin_app
 from edge.admin_api.auth import TokenBook
+from edge.admin_api.sites import site_directory
 from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
 from edge.errors import ConfigError, NotFound
@@ -181,6 +182,10 @@ def build_admin_app(runtime: Runtime) -> web.Application:
         max_blob_bytes=server.max_blob_bytes,
         signer=runtime.services.signer,
         preview_url=lambda site, token: preview_url(settings, site, token),
+        # The hosts of the configuration in force: a reload may have changed them.
+        directory=lambda: site_directory(
+            runtime.reloader.settings if runtime.reloader else settings
+        ),
     )
     app = create_admin_app(api, max_request_bytes=server.max_request_bytes)
     install_observability(
@@ -233,6 +238,11 @@ class Reloader:
         self._settings = settings
         self._handlers = handlers
         self._sni = sni
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration in force (the last one reloaded)."""
+        return self._settings
 
     def reload(self) -> bool:
         source = self._settings.source

@@ -18,6 +18,7 @@ from edge.admin_api.openapi import OPENAPI_PATH, openapi_json
 from edge.admin_api.schemas import (
     Analytics,
     BlobStored,
+    Caller,
     CreateSnapshotRequest,
     DayViews,
     Delivery,
@@ -43,11 +44,14 @@ from edge.admin_api.schemas import (
     ScheduleRequest,
     ScheduleStatus,
     SetEnvironmentRequest,
+    SiteDirectory,
+    SitesResponse,
     SnapshotDetail,
     SnapshotList,
     SnapshotSummary,
     decode,
 )
+from edge.admin_api.ui import add_ui_routes
 from edge.config import Role
 from edge.errors import (
     BadRequest,
@@ -162,6 +166,7 @@ class AdminApi:
         max_blob_bytes: int,
         signer: PreviewSigner | None = None,
         preview_url: PreviewUrl | None = None,
+        directory: Callable[[], SiteDirectory] | None = None,
     ) -> None:
         self._control = control
         self._store = store
@@ -170,6 +175,7 @@ class AdminApi:
         self._max_blob_bytes = max_blob_bytes
         self._signer = signer
         self._preview_url = preview_url
+        self._directory = directory
         # Uploads held in memory at once (each up to max_blob_bytes): a bound on
         # what concurrent uploads can take, whoever sends them.
         self._uploads = asyncio.Semaphore(_PARALLEL_UPLOADS)
@@ -209,6 +215,23 @@ class AdminApi:
         """The OpenAPI document; like every call, it needs a valid token (any role)."""
         self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
         return web.Response(body=openapi_json(), content_type="application/json")
+    # -- sites ---------------------------------------------------------------------
+
+    async def list_sites(self, request: web.Request) -> web.Response:
+        """The sites this token may see, with their hosts, and who the token is."""
+        principal = self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        if self._directory is None:
+            raise NotFound("the site directory is not available")
+        directory = self._directory()
+        return json_response(
+            SitesResponse(
+                caller=Caller(
+                    name=principal.name, role=principal.role, sites=sorted(principal.sites)
+                ),
+                visitor=directory.visitor,
+                sites=[s for s in directory.sites if principal.sees(s.id)],
+            )
+        )
 
     # -- blobs ---------------------------------------------------------------------
 
@@ -546,6 +569,7 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     """The admin aiohttp application (routes and the JSON error middleware)."""
     app = web.Application(middlewares=[error_middleware], client_max_size=max_request_bytes)
     app.router.add_get(OPENAPI_PATH, api.openapi)
+    app.router.add_get("/v1/sites", api.list_sites)
     prefix = "/v1/sites/{site}"
     app.router.add_post(f"{prefix}/blobs/missing", api.missing_blobs)
     app.router.add_put(f"{prefix}/blobs/{{sha256}}", api.put_blob)
@@ -567,4 +591,5 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_get(f"{prefix}/analytics/{{env}}", api.analytics)
     app.router.add_get(f"{prefix}/webhooks/{{env}}", api.webhook_deliveries)
     app.router.add_post(f"{prefix}/preview-links", api.preview_link)
+    add_ui_routes(app)  # the operator dashboard, /ui/ (static files, no data)
     return app

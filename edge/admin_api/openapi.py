@@ -165,6 +165,15 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/v1/sites",
+        "listSites",
+        "The sites this token may see, their hosts, and who the token is",
+        None,
+        {200: s.SitesResponse},
+        errors=_AUTH_ERRORS,
+    ),
+    Operation(
+        "GET",
         "/metrics",
         "metrics",
         "Prometheus metrics of every worker (any token; none with [server] metrics_public)",

@@ -286,3 +286,49 @@ def decode(payload_type: type[T], body: bytes) -> T:
     except RecursionError:  # settings are free-form JSON: arrays in arrays in arrays...
         raise BadRequest("request body is nested too deeply") from None
     return value
+
+
+# -- answers ---------------------------------------------------------------------
+
+
+class EnvironmentSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Where visitors reach one environment: its hosts and the URL of the first one."""
+
+    hosts: list[str]
+    url: str | None  # e.g. "http://acme.example:8080"; None when it has no host
+
+
+class SiteSummary(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    staging: EnvironmentSummary
+    production: EnvironmentSummary
+
+
+class VisitorListeners(msgspec.Struct, frozen=True, kw_only=True):
+    """The visitor listeners' addresses (``host:port``), as configured."""
+
+    http: str
+    https: str | None = None
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    """The token a request was made with (never the token itself)."""
+
+    name: str
+    role: str
+    sites: list[str]
+
+
+class SiteDirectory(msgspec.Struct, frozen=True, kw_only=True):
+    """Every configured site and the visitor listeners, before filtering by token."""
+
+    visitor: VisitorListeners
+    sites: list[SiteSummary]
+
+
+class SitesResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /v1/sites``: the sites the calling token may see."""
+
+    caller: Caller
+    visitor: VisitorListeners
+    sites: list[SiteSummary]

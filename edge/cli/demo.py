@@ -55,6 +55,7 @@ edge demo is running (Ctrl-C stops it)
 
   admin API:  export EDGE_ADMIN_URL={admin_url} EDGE_TOKEN={token}
               {Path(sys.executable).parent / "edge"} status --site {site}
+  dashboard:  {admin_url}/ui/ (sign in with the token above)
 """,
             flush=True,
         )

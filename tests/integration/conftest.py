@@ -282,11 +282,12 @@ class Visitor:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[EdgeServer]:
     srv = EdgeServer(root=tmp_path, tokens={name: new_token()[0] for name in ROLES})
-    srv.start()
     try:
+        srv.start()
         yield srv
     finally:
-        srv.stop()
+        if srv.process is not None:  # also when start-up failed: never leak the process
+            srv.stop()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ SITE = "/v1/sites/{site}"
 SPEC_ROLES: dict[tuple[str, str], Role | tuple[Role, Role] | None] = {
     ("GET", "/v1/openapi.json"): None,
     ("GET", "/metrics"): None,
+    ("GET", "/v1/sites"): None,
     ("POST", f"{SITE}/blobs/missing"): "editor",
     ("PUT", f"{SITE}/blobs/{{sha256}}"): "editor",
     ("POST", f"{SITE}/snapshots"): "editor",
@@ -59,8 +60,17 @@ async def registered_routes(root: Path) -> set[tuple[str, str]]:
         return {
             (route.method, route.resource.canonical)
             for route in app.router.routes()
-            if route.resource is not None
+            if route.resource is not None and not is_static_ui(route.resource.canonical)
         }
+
+
+def is_static_ui(template: str) -> bool:
+    """The dashboard's static files: public by design, they hold no data (docs/dashboard.md).
+
+    The page reads everything through the /v1 API with the operator's token, so
+    these are the only admin-listener routes outside the token table.
+    """
+    return template == "/ui" or template.startswith("/ui/")
 
 
 def concrete_paths(template: str) -> list[tuple[str, str | None]]:
