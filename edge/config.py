@@ -59,6 +59,8 @@ class ServerConfig(_Frozen, frozen=True):
     upstream_connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     upstream_read_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     analytics_flush_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # On SIGTERM/SIGINT: seconds requests in flight get to finish before they are cut.
+    shutdown_grace: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 class TokenConfig(_Frozen, frozen=True):

@@ -30,6 +30,7 @@ from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
 from edge.errors import ConfigError, NotFound
 from edge.integrations.webhooks import Deliverer, Webhooks
+from edge.lifecycle import drain
 from edge.netguard import check_url, guarded_session, parse_networks
 from edge.snapshots.control import Control
 from edge.snapshots.generation import SharedCounters
@@ -269,7 +270,7 @@ async def _listen(
     access_log: bool,
     reuse_port: bool,
     ssl_context: ssl.SSLContext | None = None,
-) -> None:
+) -> web.BaseRunner:
     runner: web.BaseRunner
     if isinstance(handler, web.Application):
         runner = web.AppRunner(handler, handle_signals=False)
@@ -288,6 +289,7 @@ async def _listen(
         ssl_context=ssl_context,
     )
     await site.start()
+    return runner
 
 
 @asynccontextmanager
@@ -303,14 +305,16 @@ async def running(
         )
         access_log = settings.config.server.access_log
         handlers = [runtime.visitor]
-        await _listen(
+        runners: list[web.BaseRunner] = []
+        visitors = await _listen(
             stack, runtime.visitor, settings.listen, access_log=access_log, reuse_port=reuse_port
         )
+        runners.append(visitors)
         sni = None
         if certificates is not None and settings.listen_tls is not None:
             sni = SniSelector(certificates)
             handlers.append(runtime.visitor.over_tls())
-            await _listen(
+            https = await _listen(
                 stack,
                 handlers[-1],
                 settings.listen_tls,
@@ -318,18 +322,21 @@ async def running(
                 reuse_port=reuse_port,
                 ssl_context=sni.context,
             )
-        await _listen(
+            runners.append(https)
+        admin = await _listen(
             stack, build_admin_app(runtime), settings.admin_listen, access_log=True,
             reuse_port=reuse_port,
         )  # fmt: skip
+        runners.append(admin)
         runtime.reloader = Reloader(settings, handlers, sni)
         log.info(
-            "worker %d/%d: visitors on http://%s%s, admin API on http://%s",
+            "worker %d/%d: visitors on http://%s%s, admin API on http://%s (event loop: %s)",
             worker + 1,
             workers,
             settings.listen,
             f" and https://{settings.listen_tls}" if sni is not None else "",
             settings.admin_listen,
+            type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
         _background(stack, watch(runtime), "edge-watch")
         if runtime.scheduler is not None:
@@ -344,6 +351,10 @@ async def running(
             ),
             "edge-analytics",
         )
+        # Registered last, so it runs first on the way out: every listener closes at
+        # once and requests in flight finish (within shutdown_grace) while the
+        # store, the outbound session and the background tasks are still there.
+        stack.push_async_callback(drain, runners, settings.config.server.shutdown_grace)
         yield runtime
 
 
@@ -380,4 +391,7 @@ async def serve(
         if ready is not None:
             await ready(runtime)
         await stop.wait()
-        log.info("worker %d: shutting down", worker + 1)
+        log.info(
+            "worker %d: shutting down (in-flight requests get up to %.1fs)",
+            worker + 1, settings.config.server.shutdown_grace,
+        )  # fmt: skip
