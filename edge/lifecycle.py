@@ -20,9 +20,9 @@ from aiohttp import web
 
 log = logging.getLogger("edge.lifecycle")
 
-# After the grace period: how long a cancelled handler gets to unwind before its
-# connection is closed regardless.
-CUT_SECONDS = 1.0
+# After the grace period, aiohttp's per-connection shutdown waits this long before
+# it cancels the handler and closes the connection (0 would mean "no limit").
+CUT_SECONDS = 0.01
 
 
 async def close_listeners(runners: Sequence[web.BaseRunner]) -> None:

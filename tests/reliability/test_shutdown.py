@@ -23,6 +23,7 @@ from tests.reliability.conftest import (
     EdgeServer,
     SlowUpstream,
     Visitor,
+    alive,
     connect_refused,
     free_port,
     new_server,
@@ -85,6 +86,7 @@ async def test_stop_signal_drains_in_flight_and_refuses_new_connections(
         assert not in_flight.done()
         assert srv.process.poll() is None
 
+        await asyncio.sleep(2)  # the upstream answers a while after the signal
         slow_upstream.release.set()
         status, body = await asyncio.wait_for(in_flight, 60)
         assert status == 200
@@ -128,9 +130,9 @@ async def test_the_supervisor_kills_a_worker_that_does_not_stop(tmp_path: Path) 
     srv = new_server(tmp_path, workers=2)
     srv.extra_config = "shutdown_grace = 1.0"
     srv.start()
+    await workers_listening(srv)  # SIGTERM is handled now, no longer fatal
+    stuck, other = srv.worker_pids()
     try:
-        await workers_listening(srv)  # SIGTERM is handled, no longer fatal
-        stuck, other = srv.worker_pids()
         os.kill(stuck, signal.SIGSTOP)  # a worker that cannot react to SIGTERM
         assert srv.process is not None
         srv.process.send_signal(signal.SIGTERM)
@@ -139,6 +141,9 @@ async def test_the_supervisor_kills_a_worker_that_does_not_stop(tmp_path: Path) 
         await wait_gone([stuck, other], 10)
         assert "did not stop within shutdown_grace" in srv.log()
     finally:
+        for pid in (stuck, other):
+            if alive(pid):  # the defence failed: do not leave them behind
+                os.kill(pid, signal.SIGKILL)
         srv.stop()
 
 
@@ -146,10 +151,10 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> N
     srv = new_server(tmp_path, workers=2)
     srv.extra_config = "shutdown_grace = 2.0"
     srv.start()
+    workers = srv.worker_pids()
     try:
         async with aiohttp.ClientSession() as session:
             await Api(srv, session).push("acme", {"/index.html": page("x")}, env="production")
-        workers = srv.worker_pids()
         assert len(workers) == 2
         assert srv.process is not None
         srv.process.kill()
@@ -159,6 +164,9 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> N
         await wait_gone(workers, 30)
         await connect_refused(srv.port)
     finally:
+        for pid in workers:
+            if alive(pid):  # the defence failed: do not leave them running
+                os.kill(pid, signal.SIGKILL)
         srv.stop()
 
 
