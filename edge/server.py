@@ -2,7 +2,9 @@
 
 Lifecycle: the runtime (store, live pointers, cache, timers) is opened first and
 closed last through one ``AsyncExitStack``, so a failure at any point of start-up
-tears down exactly what was started. The visitor side is aiohttp's low-level
+tears down exactly what was started. On SIGTERM/SIGINT the first thing torn down
+is the listeners: :func:`edge.lifecycle.drain` closes them all at once and lets
+requests in flight finish within ``shutdown_grace``. The visitor side is aiohttp's low-level
 server (no router or middleware between the socket and the handler: every
 request goes to :class:`VisitorHandler`); the admin side is a regular application
 whose runtime is reached through a typed ``AppKey``.

@@ -35,6 +35,8 @@ from tests.reliability.conftest import (
 
 GRACE = 20.0  # generous: these tests release the upstream themselves
 EXIT_BOUND = 60.0  # how long a test waits for an exit: a bound, not a speed claim
+# Each test starts edge once or twice and waits on it: room for a loaded machine.
+pytestmark = pytest.mark.timeout(240)
 
 
 def upstream_server(root: Path, upstream: SlowUpstream, workers: int, grace: float) -> EdgeServer:

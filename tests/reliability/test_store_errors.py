@@ -201,6 +201,7 @@ def full_disk_server(tmp_path: Path, small_disk: Path) -> Iterator[EdgeServer]:
         srv.stop()
 
 
+@pytest.mark.timeout(180)
 async def test_a_full_disk_refuses_writes_with_507_and_production_keeps_serving(
     full_disk_server: EdgeServer, small_disk: Path
 ) -> None:
@@ -242,6 +243,7 @@ async def test_a_full_disk_refuses_writes_with_507_and_production_keeps_serving(
 # -- a read-only store ------------------------------------------------------------------
 
 
+@pytest.mark.timeout(180)  # two starts of edge
 async def test_a_read_only_store_refuses_writes_with_503_and_keeps_serving(
     server: EdgeServer, api: Api, visitor: Visitor
 ) -> None:
