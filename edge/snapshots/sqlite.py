@@ -771,7 +771,10 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             for statement in _MIGRATIONS[target].split(";"):
                 if statement.strip():
                     await db.execute(statement)
-        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:
+            # Only then: a current store opens without writing, even on a full disk
+            # (a worker restarted there must come up and serve).
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         await db.execute("ROLLBACK")
         raise

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -122,11 +123,16 @@ async def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
     return process.returncode
 
 
-async def workers_listening(srv: EdgeServer, timeout: float = 30.0) -> None:
-    """Wait (bounded) until every worker has logged that it listens (handlers installed)."""
+async def workers_listening(
+    srv: EdgeServer, count: int | None = None, timeout: float = 30.0
+) -> None:
+    """Wait (bounded) until ``count`` (default: every) worker start was logged in full.
+
+    A worker logs that line once it listens and handles SIGTERM itself.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while srv.log().count(" visitors on http") < srv.workers:
+    while srv.log().count(" visitors on http") < (count or srv.workers):
         if loop.time() > deadline:
             raise AssertionError(f"not every worker started:\n{srv.log()}")
         await asyncio.sleep(0.05)
@@ -144,6 +150,14 @@ async def connect_refused(port: int, timeout: float = 20.0) -> None:
         writer.close()
         await asyncio.sleep(0.02)
     raise AssertionError(f"port {port} still accepted connections after {timeout}s")
+
+
+async def fresh_get(server: EdgeServer, host: str = PRODUCTION_HOST) -> tuple[int, str | None]:
+    """GET / on a new connection (the kernel picks the worker per connection)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+        async with s.get(server.url + "/", headers={"Host": host}) as resp:
+            await resp.read()
+            return resp.status, resp.headers.get("X-Edge-Snapshot")
 
 
 @dataclass

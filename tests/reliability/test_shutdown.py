@@ -139,7 +139,7 @@ async def test_the_supervisor_kills_a_worker_that_does_not_stop(tmp_path: Path) 
         assert srv.process is not None
         srv.process.send_signal(signal.SIGTERM)
         # Waits shutdown_grace + a margin, then SIGKILLs it; status 1 says so.
-        assert await wait_exit(srv.process, 25) == 1
+        assert await wait_exit(srv.process, EXIT_BOUND) == 1
         await wait_gone([stuck, other], 10)
         assert "did not stop within shutdown_grace" in srv.log()
     finally:

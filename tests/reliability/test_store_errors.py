@@ -17,6 +17,7 @@ import errno
 import hashlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -38,8 +39,10 @@ from tests.reliability.conftest import (
     Api,
     EdgeServer,
     Visitor,
+    fresh_get,
     new_server,
     page,
+    workers_listening,
 )
 
 V1 = {"/index.html": page("v1"), "/about.html": page("about v1")}
@@ -209,6 +212,7 @@ async def test_a_full_disk_refuses_writes_with_507_and_production_keeps_serving(
     async with aiohttp.ClientSession(skip_auto_headers=["Accept-Encoding"]) as session:
         api, visitor = Api(srv, session), Visitor(srv, session)
         v1 = await publish_v1(api)
+        await workers_listening(srv)
         pids = [srv.process.pid if srv.process else 0, *srv.worker_pids()]
         filler = fill(small_disk)
 
@@ -224,6 +228,14 @@ async def test_a_full_disk_refuses_writes_with_507_and_production_keeps_serving(
         )
         assert doc == {"missing": [sha(big)]}  # nothing half-stored
         assert [srv.process.pid if srv.process else 0, *srv.worker_pids()] == pids
+
+        # A worker that dies now is replaced, and the replacement opens the store
+        # on the full disk and serves (opening a current store writes nothing).
+        os.kill(pids[1], signal.SIGKILL)
+        await workers_listening(srv, count=3)
+        for _ in range(10):
+            status, snapshot = await fresh_get(srv)
+            assert (status, snapshot) == (200, v1)
 
         # Space comes back: the same edge takes writes again, no restart needed.
         filler.unlink()
@@ -320,6 +332,7 @@ def test_shared_counters_survive_a_full_disk(small_disk: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os
+import signal
         from pathlib import Path
         from edge.snapshots.generation import SharedCounters
         disk = Path({str(small_disk)!r})
