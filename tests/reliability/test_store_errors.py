@@ -332,7 +332,6 @@ def test_shared_counters_survive_a_full_disk(small_disk: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os
-import signal
         from pathlib import Path
         from edge.snapshots.generation import SharedCounters
         disk = Path({str(small_disk)!r})
