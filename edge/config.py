@@ -63,6 +63,8 @@ class ServerConfig(_Frozen, frozen=True):
     access_log_file: str | None = None  # default: stderr
     event_log_file: str | None = None  # default: stderr
     metrics_public: bool = False  # true: GET /metrics on the admin listener needs no token
+    # On SIGTERM/SIGINT: seconds requests in flight get to finish before they are cut.
+    shutdown_grace: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 class TokenConfig(_Frozen, frozen=True):

@@ -103,6 +103,26 @@ class MissingBlobs(EdgeError):
     code = "missing_blobs"
 
 
+class StoreUnavailable(EdgeError):
+    """The store cannot take a write now; nothing was changed and serving goes on."""
+
+    status = 503
+    code = "store_unavailable"
+
+
+class StoreFull(StoreUnavailable):
+    """The store's disk (or its size limit) is full."""
+
+    status = 507
+    code = "store_full"
+
+
+class StoreReadOnly(StoreUnavailable):
+    """The store is read-only (file permissions, a read-only mount)."""
+
+    code = "store_read_only"
+
+
 def validation_detail(exc: msgspec.ValidationError) -> tuple[str, str]:
     """msgspec's error as ``(where, what)``: ``("sites[0].id", "Expected `str`...")``.
 

@@ -2,7 +2,9 @@
 
 Lifecycle: the runtime (store, live pointers, cache, timers) is opened first and
 closed last through one ``AsyncExitStack``, so a failure at any point of start-up
-tears down exactly what was started. The visitor side is aiohttp's low-level
+tears down exactly what was started. On SIGTERM/SIGINT the first thing torn down
+is the listeners: :func:`edge.lifecycle.drain` closes them all at once and lets
+requests in flight finish within ``shutdown_grace``. The visitor side is aiohttp's low-level
 server (no router or middleware between the socket and the handler: every
 request goes to :class:`VisitorHandler`); the admin side is a regular application
 whose runtime is reached through a typed ``AppKey``.
@@ -31,6 +33,7 @@ from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
 from edge.errors import ConfigError, NotFound
 from edge.integrations.webhooks import Deliverer, Webhooks
+from edge.lifecycle import drain
 from edge.netguard import check_url, guarded_session, parse_networks
 from edge.observability.admin import install as install_observability
 from edge.observability.observer import Observer, open_observer, timed
@@ -293,7 +296,7 @@ async def _listen(
     reuse_port: bool,
     ssl_context: ssl.SSLContext | None = None,
     observer: Observer | None = None,
-) -> None:
+) -> web.BaseRunner:
     runner: web.BaseRunner
     if isinstance(handler, web.Application):
         runner = web.AppRunner(handler, handle_signals=False)
@@ -316,6 +319,7 @@ async def _listen(
         ssl_context=ssl_context,
     )
     await site.start()
+    return runner
 
 
 @asynccontextmanager
@@ -332,14 +336,16 @@ async def running(
         observer = runtime.observer
         observer.sync(runtime.cache)  # set before any scrape can reach this worker
         handlers = [runtime.visitor]
-        await _listen(
+        runners: list[web.BaseRunner] = []
+        visitors = await _listen(
             stack, runtime.visitor, settings.listen, reuse_port=reuse_port, observer=observer
         )
+        runners.append(visitors)
         sni = None
         if certificates is not None and settings.listen_tls is not None:
             sni = SniSelector(certificates)
             handlers.append(runtime.visitor.over_tls())
-            await _listen(
+            https = await _listen(
                 stack,
                 handlers[-1],
                 settings.listen_tls,
@@ -347,15 +353,20 @@ async def running(
                 ssl_context=sni.context,
                 observer=observer,
             )
-        await _listen(stack, build_admin_app(runtime), settings.admin_listen, reuse_port=reuse_port)
+            runners.append(https)
+        admin = await _listen(
+            stack, build_admin_app(runtime), settings.admin_listen, reuse_port=reuse_port
+        )
+        runners.append(admin)
         runtime.reloader = Reloader(settings, handlers, sni)
         log.info(
-            "worker %d/%d: visitors on http://%s%s, admin API on http://%s",
+            "worker %d/%d: visitors on http://%s%s, admin API on http://%s (event loop: %s)",
             worker + 1,
             workers,
             settings.listen,
             f" and https://{settings.listen_tls}" if sni is not None else "",
             settings.admin_listen,
+            type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
         _background(stack, watch(runtime), "edge-watch")
         stack.callback(observer.sync, runtime.cache)  # the last figures, on the way out
@@ -372,6 +383,10 @@ async def running(
             ),
             "edge-analytics",
         )
+        # Registered last, so it runs first on the way out: every listener closes at
+        # once and requests in flight finish (within shutdown_grace) while the
+        # store, the outbound session and the background tasks are still there.
+        stack.push_async_callback(drain, runners, settings.config.server.shutdown_grace)
         yield runtime
 
 
@@ -413,4 +428,7 @@ async def serve(
         if ready is not None:
             await ready(runtime)
         await stop.wait()
-        log.info("worker %d: shutting down", worker + 1)
+        log.info(
+            "worker %d: shutting down (in-flight requests get up to %.1fs)",
+            worker + 1, settings.config.server.shutdown_grace,
+        )  # fmt: skip

@@ -6,11 +6,18 @@ ports with ``SO_REUSEPORT``, so the kernel spreads connections over them. It
 forwards SIGINT/SIGTERM and SIGHUP (reload), restarts a worker that dies (with
 backoff; the others keep serving), and gives up only if a worker cannot even
 start.
+
+Stopping: each worker drains for up to ``[server] shutdown_grace`` seconds
+(:mod:`edge.lifecycle`); the supervisor waits that long plus
+:data:`STOP_MARGIN_SECONDS`, then SIGKILLs a worker that is still there and exits
+with status 1. Workers are born with a parent-death signal: if the supervisor
+itself is killed, they get SIGTERM and drain instead of serving on unsupervised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -21,14 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import Settings
-from edge.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, worker_exited
+from edge.observability.metrics import (
+    MULTIPROC_ENV,
+    prepare_multiprocess_dir,
+    remove_multiprocess_dir,
+    shared_metrics_dir,
+    worker_exited,
+)
+from edge.snapshots.generation import SharedCounters
 from edge.snapshots.sqlite import open_sqlite_store
 
 log = logging.getLogger("edge.supervisor")
 
 POLL_SECONDS = 0.1
 STARTUP_GRACE_SECONDS = 5.0  # a worker dying this soon after start-up is a start failure
-STOP_TIMEOUT_SECONDS = 30.0
+# Beyond shutdown_grace: time for a worker to flush analytics and close the store.
+STOP_MARGIN_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 10.0
 
 
@@ -41,8 +56,24 @@ class _Worker:
     restart_at: float = field(default=0.0)
 
 
-def _ignore_hup() -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _libc() -> ctypes.CDLL | None:
+    """Linux's C library, for ``prctl`` (loaded in the supervisor, before any fork)."""
+    return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _worker_preexec(supervisor: int, libc: ctypes.CDLL | None) -> None:
+    """In the forked child, before ``exec``: the signal setup a worker is born with."""
+    # Born ignoring SIGHUP until it installs its own handler: a reload forwarded
+    # while it is still starting must not kill it (it reads the file anyway).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if libc is not None:
+        # SIGTERM (a graceful drain) when the supervisor dies; kept across exec.
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != supervisor:  # it died before prctl took effect
+            os._exit(1)
 
 
 def _command(config: Path, index: int, workers: int) -> list[str]:
@@ -58,6 +89,13 @@ async def _prepare_store(settings: Settings) -> None:
 
 
 def supervise(config: Path, settings: Settings, workers: int) -> int:
+    try:
+        return _supervise(config, settings, workers)
+    finally:
+        remove_multiprocess_dir(shared_metrics_dir(settings.data_dir))
+
+
+def _supervise(config: Path, settings: Settings, workers: int) -> int:
     """Run ``workers`` worker processes until SIGINT/SIGTERM; the exit status."""
     stopping = False
 
@@ -85,11 +123,15 @@ def supervise(config: Path, settings: Settings, workers: int) -> int:
     environ = {**os.environ, MULTIPROC_ENV: str(metrics_dir)}
     began = time.monotonic()
 
+    supervisor, libc = os.getpid(), _libc()
+    counters = SharedCounters.for_data_dir(settings.data_dir)
+    stop_timeout = settings.config.server.shutdown_grace + STOP_MARGIN_SECONDS
+
     def start(w: _Worker) -> None:
-        # Born ignoring SIGHUP until it installs its own handler: a reload forwarded
-        # while it is still starting must not kill it (it reads the file anyway).
         w.process = subprocess.Popen(
-            _command(config, w.index, workers), preexec_fn=_ignore_hup, env=environ
+            _command(config, w.index, workers),
+            preexec_fn=lambda: _worker_preexec(supervisor, libc),
+            env=environ,
         )
         w.started = time.monotonic()
 
@@ -114,10 +156,13 @@ def supervise(config: Path, settings: Settings, workers: int) -> int:
                 # signal: restarting would fail the same way.
                 log.error("worker %d failed to start (exit %s); stopping", w.index + 1, code)
                 stop(signal.SIGTERM, None)
-                _wait_all(pool)
+                _wait_all(pool, stop_timeout)
                 return 1
             if w.restart_at == 0.0:
                 worker_exited(w.process.pid, metrics_dir)
+                # It may have died between committing a pointer move and telling the
+                # others: make every worker re-read the pointers from the store.
+                counters.bump_pointers()
                 w.failures += 1
                 delay = min(2.0 ** (w.failures - 1) * 0.5, MAX_BACKOFF_SECONDS)
                 w.restart_at = now + delay
@@ -129,18 +174,27 @@ def supervise(config: Path, settings: Settings, workers: int) -> int:
                 w.restart_at = 0.0
                 start(w)
                 log.info("worker %d restarted (pid %d)", w.index + 1, w.process.pid)
-    _wait_all(pool)
-    return 0
+    return 0 if _wait_all(pool, stop_timeout) else 1
 
 
-def _wait_all(pool: list[_Worker]) -> None:
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+def _wait_all(pool: list[_Worker], timeout: float) -> bool:
+    """Wait for every worker to exit; SIGKILL those still there after ``timeout``.
+
+    ``False`` when one had to be killed (its last page views were lost).
+    """
+    deadline = time.monotonic() + timeout
+    clean = True
     for w in pool:
         if w.process is None:
             continue
         try:
             w.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            log.warning("worker %d did not stop in time; killing it", w.index + 1)
+            log.error(
+                "worker %d (pid %d) did not stop within shutdown_grace + %.0fs; killing it",
+                w.index + 1, w.process.pid, STOP_MARGIN_SECONDS,
+            )  # fmt: skip
             w.process.kill()
             w.process.wait()
+            clean = False
+    return clean

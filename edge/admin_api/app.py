@@ -215,6 +215,7 @@ class AdminApi:
         """The OpenAPI document; like every call, it needs a valid token (any role)."""
         self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
         return web.Response(body=openapi_json(), content_type="application/json")
+
     # -- sites ---------------------------------------------------------------------
 
     async def list_sites(self, request: web.Request) -> web.Response:

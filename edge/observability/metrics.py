@@ -25,8 +25,10 @@ scrape time.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -93,12 +95,32 @@ def multiprocess_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def prepare_multiprocess_dir(data_dir: Path) -> Path:
+def shared_metrics_dir(data_dir: Path, root: Path | None = None) -> Path:
+    """Where one edge's workers keep their metric files: in memory, not on the data disk.
+
+    prometheus-client maps these files into memory; on a full filesystem a write to
+    a new page kills the process with SIGBUS. ``/dev/shm`` (RAM) keeps them off the
+    disk that holds the store, so a full data disk costs only refused writes. One
+    directory per data_dir, so two edges on one machine never mix their figures.
+    """
+    if root is None:
+        shm = Path("/dev/shm")
+        root = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    return root / f"edge-metrics-{digest}"
+
+
+def prepare_multiprocess_dir(data_dir: Path, root: Path | None = None) -> Path:
     """A fresh, empty directory for this run's worker metrics (the last run's are wiped)."""
-    path = data_dir / "metrics"
+    path = shared_metrics_dir(data_dir, root)
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def remove_multiprocess_dir(path: Path) -> None:
+    """Give the memory back when the supervisor exits."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def worker_exited(pid: int, path: Path) -> None:

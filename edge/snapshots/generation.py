@@ -36,8 +36,11 @@ class SharedCounters:
             if os.fstat(self._fd).st_size < _SIZE:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
                 try:
-                    if os.fstat(self._fd).st_size < _SIZE:
-                        os.ftruncate(self._fd, _SIZE)
+                    size = os.fstat(self._fd).st_size
+                    if size < _SIZE:
+                        # Written, not truncated: the disk block is allocated now, so
+                        # a later bump on a full disk cannot fault (SIGBUS) the process.
+                        os.pwrite(self._fd, bytes(_SIZE - size), size)
                 finally:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._map = mmap.mmap(self._fd, _SIZE)

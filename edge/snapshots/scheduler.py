@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from edge.errors import Conflict, EdgeError
+from edge.errors import Conflict, EdgeError, StoreUnavailable
 from edge.snapshots.control import Control
 from edge.snapshots.model import utc_now
 from edge.snapshots.schedule import due_groups, moment_epoch, next_moment
@@ -24,6 +24,8 @@ log = logging.getLogger("edge.scheduler")
 # After losing a race for a due schedule (or a store error), try again this soon,
 # not at once: that would spin while the other process finishes.
 RETRY_SECONDS = 0.05
+# The disk is full or read-only: try again this often (each try logs an error).
+STORE_RETRY_SECONDS = 1.0
 # Sleep at most this long before re-reading the store, so a wall-clock jump or a
 # schedule added by another process is noticed within this bound.
 MAX_SLEEP_SECONDS = 30.0
@@ -43,6 +45,7 @@ class Scheduler(PokeableLoop):
         """Fire everything due; the seconds until the next moment (capped)."""
         pending = await self._store.pending_schedules()
         retry = False
+        unwritable = False
         held: set[str] = set()  # sites whose earlier group could not fire this pass
         for group in due_groups(pending, utc_now()):
             ids = [s.id for s in group]
@@ -56,6 +59,12 @@ class Scheduler(PokeableLoop):
                 # us): the next pass re-reads the store and sees what is left.
                 log.info("schedule group %s not fired now: %s", ids, exc)
                 retry = True
+                held.add(site)
+                continue
+            except StoreUnavailable as exc:
+                # The disk is full or read-only: the schedule is fine, keep it pending.
+                log.error("schedule group %s cannot fire now: %s", ids, exc.message)
+                unwritable = True
                 held.add(site)
                 continue
             except EdgeError as exc:
@@ -82,4 +91,6 @@ class Scheduler(PokeableLoop):
         delay = MAX_SLEEP_SECONDS
         if moment is not None:
             delay = min(max(moment_epoch(moment) - time.time(), 0.0), MAX_SLEEP_SECONDS)
+        if unwritable:
+            return max(delay, STORE_RETRY_SECONDS)
         return max(delay, RETRY_SECONDS) if retry else delay

@@ -10,11 +10,15 @@ How this works:
 - The schema is versioned with ``PRAGMA user_version``; ``_MIGRATIONS[i]`` takes a
   store from version ``i`` to ``i + 1``, so a file written by an older edge opens in
   a newer one.
+- A write the disk cannot take (full, read-only) is rolled back whole and raised
+  as :class:`StoreFull` (507) or :class:`StoreReadOnly` (503): the caller answers
+  with that, and what is being served stays as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +29,15 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from edge.errors import Conflict, MissingBlobs, NotFound, PointerMoved
+from edge.errors import (
+    Conflict,
+    MissingBlobs,
+    NotFound,
+    PointerMoved,
+    StoreFull,
+    StoreReadOnly,
+    StoreUnavailable,
+)
 from edge.router import ENVS, Env
 from edge.snapshots.model import (
     FormSubmission,
@@ -152,6 +164,25 @@ _SCHEDULE_COLUMNS = (
     "id, site, at, snapshot, base, paths, settings, status, error, created_at, actor, fired_at"
 )
 _SQL_VARS = 500  # hashes per IN (...) query, below SQLite's variable limit
+# Test-only fault injection, read once when the store opens (never per request):
+# every write then fails as on a read-only file, with SQLite's own SQLITE_READONLY.
+TEST_READONLY_ENV = "EDGE_TEST_STORE_READONLY"
+
+
+def unwritable(exc: sqlite3.Error) -> StoreUnavailable | None:
+    """The error to answer for a write SQLite refused for lack of disk, else ``None``."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # primary code of an extended one
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFull(
+            "the store's disk is full: nothing was written and the current snapshots"
+            " keep serving; free space and retry"
+        )
+    if code == sqlite3.SQLITE_READONLY:
+        return StoreReadOnly(
+            "the store is read-only: nothing was written and the current snapshots keep"
+            " serving; make the data directory writable and retry"
+        )
+    return None
 
 
 class SqliteStore:
@@ -174,6 +205,8 @@ class SqliteStore:
             await writer.execute("PRAGMA journal_mode=WAL")
             await writer.execute("PRAGMA synchronous=FULL")
             await _migrate(writer)
+            if os.environ.get(TEST_READONLY_ENV) == "1":
+                await writer.execute("PRAGMA query_only=ON")
             reader = await aiosqlite.connect(path, isolation_level=None)
         except BaseException:
             await writer.close()
@@ -195,12 +228,15 @@ class SqliteStore:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
                 await self._writer.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 # Also on cancellation: aiosqlite runs statements in order on its own
                 # thread, so this ROLLBACK runs after whatever was already submitted
                 # (a BEGIN, a failed COMMIT) and the connection never stays inside
                 # an open transaction.
                 await asyncio.shield(self._rollback())
+                refused = unwritable(exc) if isinstance(exc, sqlite3.Error) else None
+                if refused is not None:
+                    raise refused from exc
                 raise
 
     async def _rollback(self) -> None:
@@ -742,7 +778,10 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             for statement in _MIGRATIONS[target].split(";"):
                 if statement.strip():
                     await db.execute(statement)
-        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:
+            # Only then: a current store opens without writing, even on a full disk
+            # (a worker restarted there must come up and serve).
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         await db.execute("ROLLBACK")
         raise

@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
+from edge.errors import StoreUnavailable
 from edge.integrations.webhooks import Webhooks
 from edge.paths import lookup_candidates, request_path, split_target
 from edge.router import Env, Route, normalize_host
@@ -278,7 +279,12 @@ class VisitorHandler:
             events = webhooks.events(
                 route.site, route.env, "form.submitted", {"form": name, "fields": fields}
             )
-        await self._store.add_form_submission(route.site, route.env, name, fields, events)
+        try:
+            await self._store.add_form_submission(route.site, route.env, name, fields, events)
+        except StoreUnavailable as exc:
+            log.error("form %r of %s could not be stored: %s", name, route.site, exc.message)
+            headers["Retry-After"] = RETRY_AFTER_SECONDS
+            return _plain(503, "Service Unavailable: please try again later", headers)
         if form.redirect is not None:
             headers[hdrs.LOCATION] = form.redirect
             return web.Response(status=303, headers=headers)

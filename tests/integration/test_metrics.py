@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.admin_api.auth import new_token
+from edge.observability.metrics import shared_metrics_dir
 from tests.integration.conftest import (
     PRODUCTION_HOST,
     ROLES,
@@ -303,7 +304,8 @@ async def test_one_worker_serves_its_own_metrics(tmp_path: Path) -> None:
         value(series, "edge_visitor_requests_total", site="acme", env="production", status="2xx")
         == 7
     )
-    assert not (tmp_path / "data" / "metrics").exists()  # no multiprocess files with one
+    # no multiprocess files with one worker
+    assert not shared_metrics_dir(srv.root / "data").exists()
 
 
 async def test_a_restarted_worker_keeps_the_totals_and_drops_its_gauges(
@@ -351,3 +353,17 @@ async def test_metrics_public_needs_no_token(tmp_path: Path) -> None:
                 assert resp.status == 401
     finally:
         srv.stop()
+
+
+async def test_worker_metric_files_live_in_memory_and_go_when_edge_stops(
+    tmp_path: Path,
+) -> None:
+    srv = EdgeServer(root=tmp_path, tokens={name: new_token()[0] for name in ROLES})
+    shared = shared_metrics_dir(srv.root / "data")
+    srv.start()
+    try:
+        assert shared.is_dir() and any(shared.iterdir())
+        assert srv.root not in shared.parents  # not on the data disk
+    finally:
+        srv.stop()
+    assert not shared.exists()

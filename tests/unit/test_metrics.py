@@ -21,6 +21,7 @@ from edge.observability.metrics import (
     Metrics,
     bounded,
     prepare_multiprocess_dir,
+    shared_metrics_dir,
     status_class,
 )
 from edge.observability.observer import Observer, VisitorRecorder
@@ -292,16 +293,26 @@ def test_cache_figures_are_published_as_deltas() -> None:
 
 
 def test_the_multiprocess_directory_starts_empty(tmp_path: Path) -> None:
-    stale = tmp_path / "metrics" / "counter_123.db"
-    stale.parent.mkdir()
+    shm = tmp_path / "shm"
+    stale = shared_metrics_dir(tmp_path / "data", shm) / "counter_123.db"
+    stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old run")
-    path = prepare_multiprocess_dir(tmp_path)
-    assert path == tmp_path / "metrics" and path.is_dir()
+    path = prepare_multiprocess_dir(tmp_path / "data", shm)
+    assert path == stale.parent and path.is_dir()
     assert list(path.iterdir()) == []
 
 
+def test_the_multiprocess_directory_is_off_the_data_disk_and_per_data_dir(tmp_path: Path) -> None:
+    """A full data disk must not SIGBUS a worker through its mmap'd metric files."""
+    one, two = shared_metrics_dir(tmp_path / "a"), shared_metrics_dir(tmp_path / "b")
+    assert one != two
+    assert tmp_path not in one.parents
+    if Path("/dev/shm").is_dir():
+        assert one.parent == Path("/dev/shm")
+
+
 def test_a_scrape_skips_the_empty_file_of_a_starting_worker(tmp_path: Path) -> None:
-    shared = prepare_multiprocess_dir(tmp_path)
+    shared = prepare_multiprocess_dir(tmp_path, tmp_path / "shm")
     for pid, value in ((101, 3.0), (102, 4.0)):
         written = MmapedDict(str(shared / f"counter_{pid}.db"))
         key = mmap_key(
