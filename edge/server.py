@@ -31,11 +31,11 @@ from edge.config import ListenAddress, Settings, load_config
 from edge.errors import ConfigError, NotFound
 from edge.integrations.webhooks import Deliverer, Webhooks
 from edge.netguard import check_url, guarded_session, parse_networks
+from edge.snapshots.backends import open_store
 from edge.snapshots.control import Control
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.scheduler import Scheduler
-from edge.snapshots.sqlite import open_sqlite_store
 from edge.snapshots.store import Store
 from edge.tls import Certificates, SniSelector, load_certificates
 from edge.visitor.handler import Services, VisitorHandler
@@ -83,7 +83,7 @@ async def open_runtime(
     processes gets its share.
     """
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(open_sqlite_store(settings.data_dir))
+        store = await stack.enter_async_context(open_store(settings))
         counters = SharedCounters.for_data_dir(settings.data_dir)
         stack.callback(counters.close)
         loader = SnapshotLoader(store)

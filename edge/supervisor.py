@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import Settings
-from edge.snapshots.sqlite import open_sqlite_store
+from edge.snapshots.backends import open_store
 
 log = logging.getLogger("edge.supervisor")
 
@@ -51,7 +51,7 @@ def _command(config: Path, index: int, workers: int) -> list[str]:
 
 
 async def _prepare_store(settings: Settings) -> None:
-    async with open_sqlite_store(settings.data_dir):
+    async with open_store(settings, role="supervisor"):
         pass  # opening migrates; workers then find the schema current
 
 
