@@ -96,6 +96,13 @@ class UnsupportedMediaType(EdgeError):
     code = "unsupported_media_type"
 
 
+class NotPropagated(EdgeError):
+    """A committed change did not reach every node in time; ``laggards`` names them."""
+
+    status = 504
+    code = "not_propagated"
+
+
 class MissingBlobs(EdgeError):
     """A snapshot names blobs the store does not hold; ``missing`` lists them."""
 

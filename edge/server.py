@@ -33,6 +33,8 @@ from edge.integrations.webhooks import Deliverer, Webhooks
 from edge.netguard import check_url, guarded_session, parse_networks
 from edge.snapshots.backends import open_store
 from edge.snapshots.control import Control
+from edge.snapshots.fanout import Fanout, propagation_wait
+from edge.snapshots.fanout import attach as attach_fanout
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.scheduler import Scheduler
@@ -68,6 +70,7 @@ class Runtime:
     services: Services
     deliverer: Deliverer | None
     reloader: Reloader | None = None
+    fanout: Fanout | None = None  # other nodes' pointer moves (PostgreSQL store)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -128,6 +131,10 @@ async def open_runtime(
                 scheduler.poke()
 
         control.schedules_changed = schedules_changed
+        fanout = None
+        if worker == 0:
+            fanout = attach_fanout(settings, store, live, schedules_changed)
+        control.wait_all = propagation_wait(settings, store) or control.wait_all
         yield Runtime(
             settings=settings,
             store=store,
@@ -140,6 +147,7 @@ async def open_runtime(
             scheduler=scheduler,
             services=services,
             deliverer=deliverer,
+            fanout=fanout,
         )
 
 
@@ -337,6 +345,8 @@ async def running(
             _background(stack, runtime.scheduler.run(), "edge-scheduler")
         if runtime.deliverer is not None:
             _background(stack, runtime.deliverer.run(), "edge-webhooks")
+        if runtime.fanout is not None:
+            _background(stack, runtime.fanout.run(), "edge-fanout")
         _background(
             stack,
             runtime.services.views.run(

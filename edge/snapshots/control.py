@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,10 @@ class Moved:
     action: str | None  # None: nothing had to move
 
 
+async def _nobody_lags(_timeout: float) -> list[str]:
+    return []
+
+
 def _content(snapshot: Snapshot | None) -> Content:
     return EMPTY if snapshot is None else (snapshot.files, snapshot.settings)
 
@@ -109,6 +113,10 @@ class Control:
         self.schedules_changed: Callable[[], None] = lambda: None
         # Builds webhook outbox rows for an event in one environment (none by default).
         self.events: EventBuilder = lambda site, env, event, data: []
+        # Waits (at most the given seconds) until every node of the cluster serves
+        # what was just committed; the names of those that do not. One machine:
+        # the commit already swapped every process's pointers, nobody lags.
+        self.wait_all: Callable[[float], Awaitable[list[str]]] = _nobody_lags
 
     # -- snapshots -----------------------------------------------------------------
 

@@ -1,0 +1,136 @@
+"""Pointer moves reach every node: NOTIFY, LISTEN, reconnect, ``wait: "all"``."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import aiohttp
+import asyncpg
+
+from tests.cluster.conftest import Api, MakeCluster, Visitor, wait_for
+from tests.integration.conftest import PRODUCTION_HOST
+
+
+def page(text: str) -> bytes:
+    return f"<html><body>{text}</body></html>".encode()
+
+
+async def serves(visitor: Visitor, text: str) -> bool:
+    status, _, body = await visitor.get(PRODUCTION_HOST, "/")
+    return status == 200 and body == page(text)
+
+
+async def all_registered(db: asyncpg.Connection, count: int) -> bool:
+    return bool(await db.fetchval("SELECT count(*) FROM nodes") == count)
+
+
+async def push_and_publish(api: Api, text: str, **publish: object) -> tuple[int, dict[str, object]]:
+    await api.push("acme", {"/index.html": page(text)})
+    status, doc = await api.publish(**publish)
+    return status, doc
+
+
+async def test_publish_through_a_is_served_by_b(
+    make_cluster: MakeCluster, session: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    # Node b runs two workers: the fan-out (worker 0) tells its sibling through the
+    # machine-local generation counter, as after a local publish.
+    nodes = make_cluster(("a", "b"), workers={"b": 2})
+    a, b = Api(nodes["a"], session), Api(nodes["b"], session)
+    status, doc = await push_and_publish(a, "one")
+    assert status == 200, doc
+    visitor_b = Visitor(nodes["b"], session)
+    await wait_for(lambda: serves(visitor_b, "one"), what="node b serving the publish")
+    for _ in range(6):  # every worker of b, whichever the kernel picks
+        assert await serves(visitor_b, "one")
+    _, envs_a = await a.call("GET", "/v1/sites/acme/environments")
+    _, envs_b = await b.call("GET", "/v1/sites/acme/environments")
+    assert envs_a == envs_b
+    assert envs_b["production"]["snapshot"] == doc["production"]
+
+    # And the other way round, with a rollback through b.
+    status, _ = await push_and_publish(b, "two")
+    assert status == 200
+    visitor_a = Visitor(nodes["a"], session)
+    await wait_for(lambda: serves(visitor_a, "two"), what="node a serving b's publish")
+    status, _ = await b.call("POST", "/v1/sites/acme/rollback", json={})
+    assert status == 200
+    await wait_for(lambda: serves(visitor_a, "one"), what="node a serving b's rollback")
+    await wait_for(lambda: all_registered(db, 2), what="both nodes registered")
+    for node in nodes.values():
+        assert "Traceback" not in node.log()
+
+
+async def test_wait_all_answers_after_every_node_flipped(
+    make_cluster: MakeCluster, session: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    # Long heartbeats: a frozen node stays "live" (and so waited for) for 15 s.
+    nodes = make_cluster(("a", "b", "c"), store_extra="heartbeat_seconds = 5.0")
+    await wait_for(lambda: all_registered(db, 3), what="three nodes registered")
+    a = Api(nodes["a"], session)
+    visitors = {name: Visitor(node, session) for name, node in nodes.items()}
+
+    status, doc = await push_and_publish(a, "one", wait="all", wait_timeout=30)
+    assert status == 200, doc
+    assert set(doc) == {"production", "previous", "action"}
+    # No polling: the answer came only after b and c had swapped.
+    assert await serves(visitors["b"], "one")
+    assert await serves(visitors["c"], "one")
+
+    # A node that cannot catch up (frozen) makes the publish answer 504, naming it;
+    # the publish itself is committed and served everywhere else.
+    c = nodes["c"]
+    assert c.process is not None
+    os.kill(c.process.pid, signal.SIGSTOP)
+    try:
+        status, doc = await push_and_publish(a, "two", wait="all", wait_timeout=1)
+        assert status == 504, doc
+        assert doc["error"]["code"] == "not_propagated"
+        assert doc["laggards"] == ["node-c"]
+        assert doc["action"] == "publish" and doc["production"]
+        assert await serves(visitors["a"], "two")
+        await wait_for(lambda: serves(visitors["b"], "two"), what="node b serving")
+    finally:
+        os.kill(c.process.pid, signal.SIGCONT)
+    await wait_for(lambda: serves(visitors["c"], "two"), what="node c catching up")
+
+
+async def test_lost_database_connection_recovers_with_the_right_snapshot(
+    make_cluster: MakeCluster, session: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    nodes = make_cluster(("a", "b"))
+    await wait_for(lambda: all_registered(db, 2), what="both nodes registered")
+    a, b = nodes["a"], nodes["b"]
+    api_a = Api(a, session)
+    visitor_b = Visitor(b, session)
+    await push_and_publish(api_a, "one")
+    await wait_for(lambda: serves(visitor_b, "one"), what="node b serving")
+
+    # Freeze b, cut every connection it has, publish meanwhile: b can only learn of
+    # this publish by re-reading the pointers after it reconnects.
+    assert b.process is not None
+    os.kill(b.process.pid, signal.SIGSTOP)
+    try:
+        killed = await db.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'edge node-b %'"
+        )
+        assert killed >= 2  # the LISTEN connection and the pool
+        await push_and_publish(api_a, "two")
+    finally:
+        os.kill(b.process.pid, signal.SIGCONT)
+    # b keeps answering (from memory) while it reconnects, then serves "two".
+    seen: list[bool] = []
+
+    async def caught_up() -> bool:
+        status, _, body = await visitor_b.get(PRODUCTION_HOST, "/")
+        assert status == 200, body
+        seen.append(body == page("two"))
+        return seen[-1]
+
+    await wait_for(caught_up, what="node b re-reading the pointers after reconnecting")
+    assert "LISTEN connection lost" in b.log()
+    # And it listens again: the next publish reaches it through NOTIFY.
+    await push_and_publish(api_a, "three")
+    await wait_for(lambda: serves(visitor_b, "three"), what="node b listening again")
