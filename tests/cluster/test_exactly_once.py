@@ -9,6 +9,7 @@ whichever node received them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from datetime import UTC, datetime, timedelta
@@ -66,7 +67,7 @@ async def test_one_schedule_fires_once_across_three_nodes(
     schedule_id = await schedule_launch(apis["a"], 2.0)
     for name, node in nodes.items():
         await wait_for(
-            lambda v=Visitor(node, session): serves(v, "launch"),
+            functools.partial(serves, Visitor(node, session), "launch"),
             what=f"node {name} serving the launch",
         )
     await asyncio.sleep(1.0)  # would a second node fire it late?
