@@ -31,7 +31,7 @@ from edge.config import ListenAddress, Settings, load_config
 from edge.errors import ConfigError, NotFound
 from edge.integrations.webhooks import Deliverer, Webhooks
 from edge.netguard import check_url, guarded_session, parse_networks
-from edge.snapshots.backends import open_store
+from edge.snapshots.backends import open_store, preview_key
 from edge.snapshots.control import Control
 from edge.snapshots.fanout import Fanout, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
@@ -42,7 +42,7 @@ from edge.snapshots.store import Store
 from edge.tls import Certificates, SniSelector, load_certificates
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
-from edge.visitor.preview import LINK_PATH, PreviewSigner, load_key
+from edge.visitor.preview import LINK_PATH, PreviewSigner
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
 
@@ -110,7 +110,7 @@ async def open_runtime(
             webhooks=webhooks,
             upstreams=UpstreamTable.build(settings) or None,  # none: skipped per request
             session=session,
-            signer=PreviewSigner(load_key(settings.data_dir)),
+            signer=PreviewSigner(await preview_key(settings, store)),
         )
         # Registered after the store: on the way out, counts are written before it closes.
         stack.push_async_callback(services.views.flush, store)

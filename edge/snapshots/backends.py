@@ -15,6 +15,7 @@ from edge.config import Settings, StoreConfig
 from edge.errors import ConfigError
 from edge.snapshots.sqlite import open_sqlite_store
 from edge.snapshots.store import Store
+from edge.visitor.preview import KEY_BYTES, load_key
 
 
 def node_name(settings: Settings) -> str:
@@ -33,6 +34,19 @@ def postgres_password(store: StoreConfig, environ: Mapping[str, str] = os.enviro
             f"store.password_env: environment variable {store.password_env} is not set"
         )
     return password
+
+
+async def preview_key(settings: Settings, store: Store) -> bytes:
+    """The preview-link signing key: per data directory, or one for the whole cluster.
+
+    Behind a load balancer a link made through one node is opened on another, so
+    with the shared PostgreSQL store the key lives there.
+    """
+    from edge.snapshots.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return await store.shared_secret("preview-key", KEY_BYTES)
+    return load_key(settings.data_dir)
 
 
 @asynccontextmanager

@@ -136,7 +136,7 @@ class Fanout:
             # Listening first, then reading: nothing committed from here on is missed.
             generation = int(await conn.fetchval("SELECT generation FROM cluster_state"))
             await self._live.refresh(None)
-            self._live.committed()
+            self._live.committed()  # this machine's other workers catch up
             self.generation = max(self.generation, generation)
             await self._beat(conn)
             self._schedules_changed()  # schedules added while we were away
@@ -172,7 +172,9 @@ class Fanout:
                 batch.append(notices.get_nowait())
             sites = list(dict.fromkeys(n.site for n in batch))
             await self._live.refresh(sites)
-            self._live.committed()  # this machine's other workers catch up
+            # Always, also when this worker had it already: it may have caught up
+            # (from a sibling's bump) later than its siblings did.
+            self._live.committed()
             self.generation = max(self.generation, *(n.generation for n in batch))
             await self._beat(conn)
             next_beat = time.monotonic() + self._heartbeat

@@ -125,6 +125,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             seen_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )""",
     ),
+    (
+        # Secrets every node must share (the preview-link signing key): made once
+        # by whichever node needs one first.
+        "CREATE TABLE cluster_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -19,6 +19,7 @@ How this works:
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -547,6 +548,18 @@ class PostgresStore:
         )
         rows = await self._pool.fetch(query, *args)
         return [_outbox_item(r) for r in rows]
+
+    # -- what the nodes share besides content ---------------------------------------
+
+    async def shared_secret(self, name: str, size: int) -> bytes:
+        """The cluster's secret ``name``: ``size`` random bytes, made by the first asker."""
+        await self._pool.execute(
+            "INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            name,
+            secrets.token_bytes(size),
+        )
+        value = await self._pool.fetchval("SELECT value FROM cluster_secrets WHERE name = $1", name)
+        return bytes(value)
 
     # -- the node registry (used by edge.snapshots.fanout) ---------------------------
 

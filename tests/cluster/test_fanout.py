@@ -9,7 +9,7 @@ import aiohttp
 import asyncpg
 
 from tests.cluster.conftest import Api, MakeCluster, Visitor, wait_for
-from tests.integration.conftest import PRODUCTION_HOST
+from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST
 
 
 def page(text: str) -> bytes:
@@ -134,3 +134,22 @@ async def test_lost_database_connection_recovers_with_the_right_snapshot(
     # And it listens again: the next publish reaches it through NOTIFY.
     await push_and_publish(api_a, "three")
     await wait_for(lambda: serves(visitor_b, "three"), what="node b listening again")
+
+
+async def test_a_preview_link_made_through_a_opens_on_b(
+    make_cluster: MakeCluster, session: aiohttp.ClientSession
+) -> None:
+    """Behind a load balancer the link's next request lands on any node."""
+    nodes = make_cluster(("a", "b"))
+    a, b = nodes["a"], nodes["b"]
+    api_a = Api(a, session)
+    first = await api_a.push("acme", {"/index.html": page("first")})
+    status, link = await api_a.call("POST", "/v1/sites/acme/preview-links", json={"ttl": 600})
+    assert status == 201, link
+    url = link["url"].replace(f"http://{STAGING_HOST}:{a.port}", b.url)
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+        async with browser.get(url, headers={"Host": STAGING_HOST}, allow_redirects=False) as r:
+            assert r.status == 303
+        async with browser.get(b.url + "/", headers={"Host": STAGING_HOST}) as r:
+            assert r.status == 200 and r.headers["X-Edge-Snapshot"] == first
