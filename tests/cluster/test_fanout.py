@@ -78,6 +78,13 @@ async def test_wait_all_answers_after_every_node_flipped(
     assert await serves(visitors["b"], "one")
     assert await serves(visitors["c"], "one")
 
+    # The same through the CLI.
+    await a.push("acme", {"/index.html": page("cli")})
+    result = nodes["a"].cli("publish", "--site", "acme", "--wait-all", "30")
+    assert result.returncode == 0, result.stderr
+    assert await serves(visitors["b"], "cli")
+    assert await serves(visitors["c"], "cli")
+
     # A node that cannot catch up (frozen) makes the publish answer 504, naming it;
     # the publish itself is committed and served everywhere else.
     c = nodes["c"]
@@ -91,9 +98,12 @@ async def test_wait_all_answers_after_every_node_flipped(
         assert doc["action"] == "publish" and doc["production"]
         assert await serves(visitors["a"], "two")
         await wait_for(lambda: serves(visitors["b"], "two"), what="node b serving")
+        await a.push("acme", {"/index.html": page("three")})
+        result = nodes["a"].cli("publish", "--site", "acme", "--wait-all", "0.5")
+        assert result.returncode != 0 and "node-c" in result.stderr
     finally:
         os.kill(c.process.pid, signal.SIGCONT)
-    await wait_for(lambda: serves(visitors["c"], "two"), what="node c catching up")
+    await wait_for(lambda: serves(visitors["c"], "three"), what="node c catching up")
 
 
 async def test_lost_database_connection_recovers_with_the_right_snapshot(
