@@ -397,8 +397,7 @@ class PostgresStore:
     ) -> None:
         at = utc_now()
         async with self._transaction() as db:
-            await _enqueue(db, events)
-            await db.execute(
+            status = await db.execute(
                 "UPDATE schedules SET status = 'failed', error = $1, fired_at = $2"
                 " WHERE id = ANY($3::text[]) AND site = $4 AND status = 'pending'",
                 error,
@@ -406,6 +405,10 @@ class PostgresStore:
                 list(schedule_ids),
                 site,
             )
+            # Row-locked like firing: when another node failed them first, its
+            # transaction announced it; this one must not announce it again.
+            if status != "UPDATE 0":
+                await _enqueue(db, events)
 
     # -- forms, analytics ------------------------------------------------------------
 

@@ -321,6 +321,21 @@ async def test_two_schedulers_never_fire_one_schedule_twice(open_store: OpenStor
     assert len(await stores[1].history(SITE, env="production", limit=10)) == 1
 
 
+async def test_failing_a_schedule_is_announced_once(open_store: OpenStore) -> None:
+    one, two = await open_store(), await open_store()
+    a = await make_snapshot(one, {"/": b"a"})
+    due = schedule(a)
+    await one.add_schedule(due)
+    await asyncio.gather(
+        one.fail_schedules(SITE, [due.id], "drift: /a", [event(1)]),
+        two.fail_schedules(SITE, [due.id], "drift: /a", [event(2)]),
+    )
+    await one.fail_schedules(SITE, [due.id], "drift: /a", [event(3)])
+    assert len(await two.list_outbox(SITE, "production", limit=10, before=None)) == 1
+    failed = await two.get_schedule(SITE, due.id)
+    assert failed is not None and failed.status == "failed"
+
+
 # -- forms, analytics ----------------------------------------------------------------
 
 
