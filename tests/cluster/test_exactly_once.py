@@ -81,13 +81,14 @@ async def test_a_node_dying_mid_fire_leaves_the_schedule_to_another(
 ) -> None:
     nodes = make_cluster(("a", "b", "c"))
     apis = {name: Api(node, session) for name, node in nodes.items()}
-    schedule_id = await schedule_launch(apis["a"], 1.0)
+    schedule_id = await schedule_launch(apis["a"], 5.0)
 
     # Hold the schedule's row, so the node that wins the site lock blocks inside
     # its firing transaction; then kill that node, mid-fire.
     holder = db.transaction()
     await holder.start()
-    await db.execute("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE", schedule_id)
+    status = await db.fetchval("SELECT status FROM schedules WHERE id = $1 FOR UPDATE", schedule_id)
+    assert status == "pending", "the schedule fired before the test could hold it"
     firing: list[str] = []
 
     async def a_node_is_firing() -> bool:

@@ -65,8 +65,8 @@ async def test_publish_through_a_is_served_by_b(
 async def test_wait_all_answers_after_every_node_flipped(
     make_cluster: MakeCluster, session: aiohttp.ClientSession, db: asyncpg.Connection
 ) -> None:
-    # Long heartbeats: a frozen node stays "live" (and so waited for) for 15 s.
-    nodes = make_cluster(("a", "b", "c"), store_extra="heartbeat_seconds = 5.0")
+    # Long heartbeats: a frozen node stays "live" (and so waited for) for 60 s.
+    nodes = make_cluster(("a", "b", "c"), store_extra="heartbeat_seconds = 20.0")
     await wait_for(lambda: all_registered(db, 3), what="three nodes registered")
     a = Api(nodes["a"], session)
     visitors = {name: Visitor(node, session) for name, node in nodes.items()}
