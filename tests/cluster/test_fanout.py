@@ -44,6 +44,15 @@ async def test_publish_through_a_is_served_by_b(
     await wait_for(lambda: serves(visitor_b, "one"), what="node b serving the publish")
     for _ in range(6):  # every worker of b, whichever the kernel picks
         assert await serves(visitor_b, "one")
+    # Staging moves reach b as well (the push went to staging through a).
+    draft = await a.push("acme", {"/index.html": page("draft")})
+
+    async def b_staging_serves_draft() -> bool:
+        status, headers, _ = await visitor_b.get(STAGING_HOST, "/")
+        return status == 200 and headers.get("X-Edge-Snapshot") == draft
+
+    await wait_for(b_staging_serves_draft, what="node b serving a's staging push")
+    assert await serves(visitor_b, "one")  # production did not move
     _, envs_a = await a.call("GET", "/v1/sites/acme/environments")
     _, envs_b = await b.call("GET", "/v1/sites/acme/environments")
     assert envs_a == envs_b
