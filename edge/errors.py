@@ -96,6 +96,13 @@ class UnsupportedMediaType(EdgeError):
     code = "unsupported_media_type"
 
 
+class StoreUnavailable(EdgeError):
+    """The configured store cannot be reached or opened."""
+
+    status = 503
+    code = "store_unavailable"
+
+
 class NotPropagated(EdgeError):
     """A committed change did not reach every node in time; ``laggards`` names them."""
 

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from edge.errors import Conflict, MissingBlobs, NotFound, PointerMoved
+from edge.errors import Conflict, MissingBlobs, NotFound, PointerMoved, StoreUnavailable
 from edge.router import ENVS, Env
 from edge.snapshots.model import (
     FormSubmission,
@@ -83,14 +83,17 @@ class PostgresStore:
             "timeout": connect_timeout,
             "server_settings": {"application_name": application_name},
         }
-        conn = await asyncpg.connect(dsn, **options)
         try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=pool_size, command_timeout=60, **options
-        )
+            conn = await asyncpg.connect(dsn, **options)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=pool_size, command_timeout=60, **options
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"cannot open the PostgreSQL store {dsn}: {exc}") from exc
         return cls(pool)
 
     async def close(self) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 
+from edge.admin_api.auth import new_token
 from tests.cluster.conftest import Api, MakeCluster, Visitor, wait_for
-from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST
+from tests.integration.conftest import PRODUCTION_HOST, ROLES, STAGING_HOST, EdgeServer
+from tests.pgserver import with_database
 
 
 def page(text: str) -> bytes:
@@ -172,3 +175,20 @@ async def test_a_preview_link_made_through_a_opens_on_b(
             assert r.status == 303
         async with browser.get(b.url + "/", headers={"Host": STAGING_HOST}) as r:
             assert r.status == 200 and r.headers["X-Edge-Snapshot"] == first
+
+
+def test_an_unreachable_database_stops_start_up_with_a_message(
+    tmp_path: Path, pg_admin_dsn: str
+) -> None:
+    missing = with_database(pg_admin_dsn, "edge_no_such_database")
+    node = EdgeServer(
+        root=tmp_path,
+        tokens={name: new_token()[0] for name in ROLES},
+        workers=2,
+        store_config=f'backend = "postgres"\ndsn = "{missing}"\nconnect_timeout = 5.0',
+    )
+    node.start_nowait()
+    assert node.process is not None
+    assert node.process.wait(timeout=60) != 0
+    assert "cannot open the PostgreSQL store" in node.log()
+    assert "Traceback" not in node.log()
