@@ -70,6 +70,9 @@ async def test_publish_through_a_is_served_by_b(
     assert status == 200
     await wait_for(lambda: serves(visitor_a, "one"), what="node a serving b's rollback")
     await wait_for(lambda: all_registered(db, 2), what="both nodes registered")
+    # A node that stops cleanly leaves the registry: nobody waits for it.
+    assert nodes["b"].stop() == 0
+    await wait_for(lambda: all_registered(db, 1), what="node b leaving the registry")
     for node in nodes.values():
         assert "Traceback" not in node.log()
 
