@@ -183,7 +183,7 @@ class NotifyProbe:
 async def measure(
     args: argparse.Namespace, nodes: list[Node], token: str, dsn: str
 ) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(total=30)
+    timeout = aiohttp.ClientTimeout(total=120)  # generous: the machine may be shared
     async with aiohttp.ClientSession(timeout=timeout, skip_auto_headers=["Accept-Encoding"]) as s:
         admin = Admin(s, nodes[0], token)
         static = {f"/pages/{i}.html": page(f"page {i}") for i in range(50)}
