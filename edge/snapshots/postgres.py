@@ -19,11 +19,12 @@ How this works:
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 import msgspec
@@ -59,6 +60,33 @@ _OUTBOX_COLUMNS = (
     " delivered_at"
 )
 _POINTER_COLUMNS = "site, env, snapshot, base, updated_at, actor"
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+# Failures of the database itself, as opposed to what a statement was refused for.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def _reachable(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """A lost or refused database connection surfaces as :class:`StoreUnavailable` (503)."""
+
+    @functools.wraps(method)
+    async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the PostgreSQL store is unavailable: {exc}") from exc
+
+    return guarded
 
 
 class PostgresStore:
@@ -104,6 +132,7 @@ class PostgresStore:
         async with self._pool.acquire() as conn, conn.transaction():
             yield conn
 
+    @_reachable
     async def generation(self) -> int:
         """The cluster's pointer generation (every committed move is at or below it)."""
         value = await self._pool.fetchval("SELECT generation FROM cluster_state")
@@ -111,6 +140,7 @@ class PostgresStore:
 
     # -- blobs ---------------------------------------------------------------------
 
+    @_reachable
     async def blob_sizes(self, site: str, hashes: Sequence[str]) -> dict[str, int]:
         unique = list(dict.fromkeys(hashes))
         if not unique:
@@ -122,10 +152,12 @@ class PostgresStore:
         )
         return {row[0]: int(row[1]) for row in rows}
 
+    @_reachable
     async def missing_blobs(self, site: str, hashes: Sequence[str]) -> list[str]:
         present = await self.blob_sizes(site, hashes)
         return [h for h in dict.fromkeys(hashes) if h not in present]
 
+    @_reachable
     async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
         status = await self._pool.execute(
             "INSERT INTO blobs (site, sha256, size, data, created_at)"
@@ -138,6 +170,7 @@ class PostgresStore:
         )
         return bool(status == "INSERT 0 1")
 
+    @_reachable
     async def get_blob(self, site: str, sha256: str) -> bytes | None:
         data = await self._pool.fetchval(
             "SELECT data FROM blobs WHERE site = $1 AND sha256 = $2", site, sha256
@@ -146,6 +179,7 @@ class PostgresStore:
 
     # -- snapshots -----------------------------------------------------------------
 
+    @_reachable
     async def create_snapshot(self, snapshot: Snapshot) -> None:
         hashes = sorted({e.sha256 for e in snapshot.files.values()})
         async with self._transaction() as db:
@@ -173,6 +207,7 @@ class PostgresStore:
                 _encoder.encode(snapshot.settings),
             )
 
+    @_reachable
     async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
         row = await self._pool.fetchrow(
             "SELECT parent, message, created_at, actor, manifest, settings"
@@ -194,6 +229,7 @@ class PostgresStore:
             settings=_settings_decoder.decode(settings),
         )
 
+    @_reachable
     async def list_snapshots(
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
@@ -214,13 +250,16 @@ class PostgresStore:
 
     # -- pointers ------------------------------------------------------------------
 
+    @_reachable
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:
         return await _read_pointers(self._pool, site)
 
+    @_reachable
     async def all_pointers(self) -> list[Pointer]:
         rows = await self._pool.fetch(f"SELECT {_POINTER_COLUMNS} FROM pointers")
         return [_pointer(r) for r in rows]
 
+    @_reachable
     async def move_pointers(
         self,
         site: str,
@@ -310,6 +349,7 @@ class PostgresStore:
                 )
         return entries
 
+    @_reachable
     async def history(
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
@@ -330,6 +370,7 @@ class PostgresStore:
 
     # -- schedules -----------------------------------------------------------------
 
+    @_reachable
     async def add_schedule(self, schedule: Schedule) -> None:
         async with self._transaction() as db:
             await db.execute(
@@ -350,6 +391,7 @@ class PostgresStore:
             )
             await db.execute("SELECT pg_notify($1, $2)", SCHEDULES_CHANNEL, schedule.site)
 
+    @_reachable
     async def list_schedules(
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
@@ -363,6 +405,7 @@ class PostgresStore:
         rows = await self._pool.fetch(query, *args)
         return [_schedule(r) for r in rows]
 
+    @_reachable
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
         row = await self._pool.fetchrow(
             f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = $1 AND id = $2",
@@ -371,12 +414,14 @@ class PostgresStore:
         )
         return None if row is None else _schedule(row)
 
+    @_reachable
     async def pending_schedules(self) -> list[Schedule]:
         rows = await self._pool.fetch(
             f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
         )
         return [_schedule(r) for r in rows]
 
+    @_reachable
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         async with self._transaction() as db:
             status = await db.fetchval(
@@ -391,6 +436,7 @@ class PostgresStore:
             await db.execute("UPDATE schedules SET status = 'cancelled' WHERE id = $1", schedule_id)
             await db.execute("SELECT pg_notify($1, $2)", SCHEDULES_CHANNEL, site)
 
+    @_reachable
     async def fail_schedules(
         self,
         site: str,
@@ -415,6 +461,7 @@ class PostgresStore:
 
     # -- forms, analytics ------------------------------------------------------------
 
+    @_reachable
     async def add_form_submission(
         self,
         site: str,
@@ -439,6 +486,7 @@ class PostgresStore:
             id=int(submission_id), site=site, env=env, form=form, at=at, fields=fields
         )
 
+    @_reachable
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
     ) -> list[FormSubmission]:
@@ -462,6 +510,7 @@ class PostgresStore:
             for r in rows
         ]
 
+    @_reachable
     async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
         if not counts:
             return
@@ -480,6 +529,7 @@ class PostgresStore:
                 [(*key, views) for key, views in rows],
             )
 
+    @_reachable
     async def page_views(
         self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
     ) -> list[PageViews]:
@@ -496,6 +546,7 @@ class PostgresStore:
 
     # -- webhook outbox ------------------------------------------------------------
 
+    @_reachable
     async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxItem]:
         # SKIP LOCKED: nodes claiming at once each get different rows, none waits.
         rows = await self._pool.fetch(
@@ -510,12 +561,14 @@ class PostgresStore:
         rows = sorted(rows, key=lambda r: (r["next_at"], r["id"]))
         return [_outbox_item(r) for r in rows]
 
+    @_reachable
     async def next_outbox_due(self) -> float | None:
         value = await self._pool.fetchval(
             "SELECT MIN(GREATEST(next_at, lease_until)) FROM outbox WHERE status = 'pending'"
         )
         return None if value is None else float(value)
 
+    @_reachable
     async def record_delivery(
         self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
     ) -> None:
@@ -542,6 +595,7 @@ class PostgresStore:
                 item_id,
             )
 
+    @_reachable
     async def list_outbox(
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
@@ -557,6 +611,7 @@ class PostgresStore:
 
     # -- what the nodes share besides content ---------------------------------------
 
+    @_reachable
     async def shared_secret(self, name: str, size: int) -> bytes:
         """The cluster's secret ``name``: ``size`` random bytes, made by the first asker."""
         await self._pool.execute(
@@ -569,6 +624,7 @@ class PostgresStore:
 
     # -- the node registry (used by edge.snapshots.fanout) ---------------------------
 
+    @_reachable
     async def live_nodes(self, stale_after: float) -> dict[str, int]:
         """Nodes heard from within ``stale_after`` seconds -> the generation they serve."""
         rows = await self._pool.fetch(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from edge.errors import Conflict, EdgeError
+from edge.errors import Conflict, EdgeError, StoreUnavailable
 from edge.snapshots.control import Control
 from edge.snapshots.model import utc_now
 from edge.snapshots.schedule import due_groups, moment_epoch, next_moment
@@ -52,6 +52,12 @@ class Scheduler(PokeableLoop):
                 # Lost a race (another process fired it, or a pointer moved under
                 # us): the next pass re-reads the store and sees what is left.
                 log.info("schedule group %s not fired now: %s", ids, exc)
+                retry = True
+                held.add(site)
+                continue
+            except StoreUnavailable:
+                # The database went away (several machines): keep the schedules.
+                log.warning("schedule group %s not fired now: the store is unavailable", ids)
                 retry = True
                 held.add(site)
                 continue

@@ -88,15 +88,3 @@ async def test_postgres_store_from_a_newer_edge_is_refused(pg_dsn: str) -> None:
         await conn.close()
     with pytest.raises(RuntimeError, match="newer edge"):
         await PostgresStore.open(pg_dsn)
-
-
-async def test_postgres_shared_secret_is_made_once_for_every_node(pg_dsn: str) -> None:
-    one, two = await PostgresStore.open(pg_dsn), await PostgresStore.open(pg_dsn)
-    try:
-        first = await one.shared_secret("preview-key", 32)
-        assert len(first) == 32
-        assert await two.shared_secret("preview-key", 32) == first
-        assert await two.shared_secret("other", 32) != first
-    finally:
-        await one.close()
-        await two.close()
