@@ -260,6 +260,8 @@ class Reloader:
             raise ConfigError("listeners changed: restart edge to apply this configuration")
         if new.site_ids != old.site_ids or new.config.tokens != old.config.tokens:
             raise ConfigError("sites or tokens changed: restart edge to apply them")
+        if new.config.store != old.config.store:
+            raise ConfigError("[store] changed: restart edge to apply it")
         for a, b in zip(new.config.sites, old.config.sites, strict=False):
             for env in ("staging", "production"):
                 ea, eb = getattr(a, env), getattr(b, env)

@@ -195,3 +195,17 @@ def test_an_unreachable_database_stops_start_up_with_a_message(
     assert node.process.wait(timeout=60) != 0
     assert "cannot open the PostgreSQL store" in node.log()
     assert "Traceback" not in node.log()
+
+
+async def test_a_reload_cannot_change_the_store(
+    make_cluster: MakeCluster, session: aiohttp.ClientSession
+) -> None:
+    nodes = make_cluster(("a",))
+    a = nodes["a"]
+    a.store_config += "\nheartbeat_seconds = 3.0"
+    a.write_config()
+    result = a.cli("reload", "--config", str(a.config_path))
+    assert result.returncode == 0, result.stderr
+    await wait_for(lambda: "[store] changed: restart edge" in a.log(), what="reload refused")
+    status, _ = await push_and_publish(Api(a, session), "still serving")
+    assert status == 200
