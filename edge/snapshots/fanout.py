@@ -155,6 +155,7 @@ class Fanout:
 
     async def _listen(self, conn: Any, notices: asyncio.Queue[Notice], lost: asyncio.Event) -> None:
         next_beat = time.monotonic() + self._heartbeat
+        behind: int | None = None  # a cluster generation seen ahead of ours at a beat
         while True:
             if lost.is_set() or conn.is_closed():
                 raise ConnectionError("the LISTEN connection was closed")
@@ -162,8 +163,24 @@ class Fanout:
             try:
                 first = await asyncio.wait_for(_first_of(notices.get(), lost.wait()), timeout)
             except TimeoutError:
-                await self._beat(conn)
+                cluster = await self._beat(conn)
                 next_beat = time.monotonic() + self._heartbeat
+                if cluster <= self.generation or not notices.empty():
+                    behind = None
+                elif behind is None or behind <= self.generation:
+                    behind = cluster  # perhaps still in flight: look again next beat
+                else:
+                    # A whole heartbeat later it has still not arrived: do not trust
+                    # the notifications, re-read everything.
+                    log.warning(
+                        "node %s: generation %d committed but not notified after %.1fs;"
+                        " re-reading every pointer", self.node, behind, self._heartbeat
+                    )  # fmt: skip
+                    await self._live.refresh(None)
+                    self._live.committed()
+                    self.generation = max(self.generation, cluster)
+                    behind = None
+                    await self._beat(conn)
                 continue
             if first is None:
                 continue  # lost: raised at the top of the loop
@@ -179,14 +196,22 @@ class Fanout:
             await self._beat(conn)
             next_beat = time.monotonic() + self._heartbeat
 
-    async def _beat(self, conn: Any) -> None:
-        await conn.execute(
-            "INSERT INTO nodes (name, generation) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE"
-            " SET generation = excluded.generation, seen_at = now()",
+    async def _beat(self, conn: Any) -> int:
+        """Record the generation this node serves; the cluster's current generation.
+
+        The latter is a safety net under LISTEN/NOTIFY: a move committed but not
+        notified within a heartbeat (a notification delayed or lost on the way) is
+        caught by re-reading every pointer.
+        """
+        cluster = await conn.fetchval(
+            "WITH beat AS (INSERT INTO nodes (name, generation) VALUES ($1, $2)"
+            " ON CONFLICT (name) DO UPDATE SET generation = excluded.generation,"
+            " seen_at = now()) SELECT generation FROM cluster_state",
             self.node,
             self.generation,
             timeout=max(self._heartbeat * STALE_HEARTBEATS, 1.0),
         )
+        return int(cluster)
 
 
 async def _first_of(

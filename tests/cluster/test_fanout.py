@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from pathlib import Path
@@ -209,3 +210,25 @@ async def test_a_reload_cannot_change_the_store(
     await wait_for(lambda: "[store] changed: restart edge" in a.log(), what="reload refused")
     status, _ = await push_and_publish(Api(a, session), "still serving")
     assert status == 200
+
+
+async def test_a_move_that_was_never_notified_is_caught_by_the_heartbeat(
+    make_cluster: MakeCluster, session: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    """A notification lost on the way (say, by a pooler) leaves no node stale for long."""
+    nodes = make_cluster(("a", "b"), store_extra="heartbeat_seconds = 0.3")
+    api = Api(nodes["a"], session)
+    await push_and_publish(api, "one")
+    two = await api.snapshot("acme", {"/index.html": page("two")})
+    # Commit a move exactly as edge does, but send no NOTIFY.
+    async with db.transaction():
+        await db.execute(
+            "UPDATE pointers SET snapshot = $1 WHERE site = 'acme' AND env = 'production'", two
+        )
+        await db.execute("UPDATE cluster_state SET generation = generation + 1")
+    for name, node in nodes.items():
+        visitor = Visitor(node, session)
+        await wait_for(
+            functools.partial(serves, visitor, "two"), what=f"node {name} re-reading the pointers"
+        )
+        assert "committed but not notified" in node.log()
