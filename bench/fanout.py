@@ -210,12 +210,13 @@ async def measure(
         visible: dict[str, list[float]] = {n.name: [] for n in nodes}
         answers: list[float] = []
         notify: list[float] = []
+        rounds: list[dict[str, Any]] = []
         late = 0
         try:
             await asyncio.sleep(1.0)  # let the load settle
             for i in range(1, args.publishes + 1):
-                for _ in range(NOTIFY_SAMPLES_PER_PUBLISH):
-                    notify.append(await probe.sample())
+                samples = [await probe.sample() for _ in range(NOTIFY_SAMPLES_PER_PUBLISH)]
+                notify += samples
                 staged = await admin.stage({**static, "/index.html": page(f"v{i}")})
                 # A whole publish of a staging that is ahead of production is a
                 # fast-forward: production becomes the staged snapshot itself, so the
@@ -229,6 +230,16 @@ async def measure(
                         poller.cancel()
                     raise BenchError(f"publish was not a fast-forward: {doc}")
                 results = await asyncio.gather(*pollers)
+                rounds.append(
+                    {
+                        "notify_ms": [round(x, 3) for x in samples],
+                        "answer_ms": round(answers[-1], 3),
+                        "visible_ms": {
+                            n.name: None if ms is None else round(ms, 3)
+                            for n, ms in zip(nodes, results, strict=True)
+                        },
+                    }
+                )
                 for node, ms in zip(nodes, results, strict=True):
                     if ms is None:
                         late += 1
@@ -256,6 +267,7 @@ async def measure(
         "answers": answers,
         "notify": notify,
         "late": late,
+        "rounds": rounds,
         "load": load_results,
     }
 
@@ -287,6 +299,7 @@ def body(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         "publish_answer_ms": report.summary(result["answers"]),
         "publish_to_visible_ms": {},
         "load": {},
+        "rounds": result["rounds"],
     }
 
     def row(name: str, s: dict[str, float | int | None]) -> list[str]:
