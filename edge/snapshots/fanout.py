@@ -116,7 +116,12 @@ class Fanout:
             self._dsn,
             password=self._password,
             timeout=self._connect_timeout,
-            server_settings={"application_name": f"edge {self.node} listen"[:63]},
+            server_settings={
+                "application_name": f"edge {self.node} listen"[:63],
+                # Only heartbeats are written here: they need no fsync, and must not
+                # queue behind one on a busy disk.
+                "synchronous_commit": "off",
+            },
         )
         notices: asyncio.Queue[Notice] = asyncio.Queue()
         lost = asyncio.Event()
