@@ -10,6 +10,7 @@ of its own (``edge_test_<random>``), dropped afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 import warnings
@@ -38,7 +39,8 @@ def postgres_server() -> Iterator[str]:
     try:
         yield server.get_uri()
     finally:
-        server.cleanup()
+        server.cleanup()  # stops the server and deletes its data directory
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def with_database(dsn: str, database: str) -> str:
