@@ -64,13 +64,38 @@ _POINTER_COLUMNS = "site, env, snapshot, base, updated_at, actor"
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-# Failures of the database itself, as opposed to what a statement was refused for.
+# Failures of the database itself, as opposed to what a statement was refused for
+# (a connection terminated while idle in the pool shows as InternalClientError).
 _UNAVAILABLE = (
     OSError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+)
+# Methods that only read: tried once more on a fresh connection when the first one
+# turns out to be dead (the pool replaces it), so a blip costs no request.
+_READS = frozenset(
+    {
+        "generation",
+        "blob_sizes",
+        "missing_blobs",
+        "get_blob",
+        "get_snapshot",
+        "list_snapshots",
+        "get_pointers",
+        "all_pointers",
+        "history",
+        "list_schedules",
+        "get_schedule",
+        "pending_schedules",
+        "list_form_submissions",
+        "page_views",
+        "next_outbox_due",
+        "list_outbox",
+        "live_nodes",
+    }
 )
 
 
@@ -78,13 +103,17 @@ def _reachable(
     method: Callable[_P, Coroutine[Any, Any, _T]],
 ) -> Callable[_P, Coroutine[Any, Any, _T]]:
     """A lost or refused database connection surfaces as :class:`StoreUnavailable` (503)."""
+    tries = 2 if method.__name__ in _READS else 1
 
     @functools.wraps(method)
     async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return await method(*args, **kwargs)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"the PostgreSQL store is unavailable: {exc}") from exc
+        for attempt in range(tries):
+            try:
+                return await method(*args, **kwargs)
+            except _UNAVAILABLE as exc:
+                if attempt + 1 == tries:
+                    raise StoreUnavailable(f"the PostgreSQL store is unavailable: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return guarded
 

@@ -29,7 +29,7 @@ async def test_a_lost_database_is_a_503_not_a_crash(pg_dsn: str) -> None:
     assert caught.value.status == 503
 
 
-async def test_the_pool_survives_terminated_connections(pg_dsn: str) -> None:
+async def test_reads_survive_terminated_connections(pg_dsn: str) -> None:
     store = await PostgresStore.open(pg_dsn, application_name="edge victim")
     admin = await asyncpg.connect(pg_dsn)
     try:
@@ -39,17 +39,10 @@ async def test_the_pool_survives_terminated_connections(pg_dsn: str) -> None:
             " WHERE application_name = 'edge victim'"
         )
         assert killed >= 1
-        # The next calls either get a fresh connection or say the store is
-        # unavailable; within a few tries the pool has reconnected.
-        for _ in range(5):
-            try:
-                pointers = await store.get_pointers("alpha")
-            except StoreUnavailable:
-                continue
+        # Reads retry once on a fresh connection: the blip costs no request.
+        for _ in range(3):
+            pointers = await store.get_pointers("alpha")
             assert pointers["production"].snapshot is None
-            break
-        else:
-            raise AssertionError("the pool never reconnected")
     finally:
         await admin.close()
         await store.close()
