@@ -232,3 +232,19 @@ async def test_a_move_that_was_never_notified_is_caught_by_the_heartbeat(
             functools.partial(serves, visitor, "two"), what=f"node {name} re-reading the pointers"
         )
         assert "committed but not notified" in node.log()
+
+
+async def test_wait_all_on_one_machine_answers_after_the_commit(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """SQLite: one machine, every worker swapped by the time the commit answers."""
+    node = EdgeServer(root=tmp_path, tokens={name: new_token()[0] for name in ROLES})
+    node.start()
+    try:
+        status, doc = await push_and_publish(Api(node, session), "one", wait="all")
+        assert status == 200 and set(doc) == {"production", "previous", "action"}
+        assert await serves(Visitor(node, session), "one")
+        status, doc = await Api(node, session).publish(wait="sometimes")
+        assert status == 400, doc
+    finally:
+        node.stop()
