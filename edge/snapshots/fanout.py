@@ -17,7 +17,9 @@ How this works (PostgreSQL store only; one :class:`Fanout` per node, in worker 0
 - Heartbeat: the node's row in ``nodes`` says which generation it serves (after the
   swap) and when it was last seen; a publish with ``wait: "all"`` waits for every
   node seen within three heartbeats (:func:`wait_for_nodes`). A node stopping
-  cleanly removes its row.
+  cleanly removes its row. Each beat also reads the cluster generation: one that
+  stays ahead of the node's for a whole heartbeat with no notification on the way
+  (lost, or stuck somewhere) makes the node re-read every pointer.
 """
 
 from __future__ import annotations
@@ -89,7 +91,6 @@ class Fanout:
         self._heartbeat = heartbeat_seconds
         self._schedules_changed = schedules_changed
         self.generation = 0  # every move up to this one is swapped in here
-        self.connected = asyncio.Event()
         self.connects = 0  # successful (re)connects
 
     async def run(self) -> None:
@@ -103,8 +104,6 @@ class Fanout:
                 raise
             except Exception as exc:
                 log.warning("node %s: LISTEN connection lost or refused: %s", self.node, exc)
-            finally:
-                self.connected.clear()
             if self.connects != connects:
                 attempt = 0  # it had connected: the backoff starts afresh
             delay = backoff(attempt, self._reconnect_max)
@@ -146,7 +145,6 @@ class Fanout:
             await self._beat(conn)
             self._schedules_changed()  # schedules added while we were away
             self.connects += 1
-            self.connected.set()
             log.info("node %s: listening, serving generation %d", self.node, self.generation)
             await self._listen(conn, notices, lost)
         except asyncio.CancelledError:
