@@ -112,10 +112,17 @@ def _reachable(
                 return await method(*args, **kwargs)
             except _UNAVAILABLE as exc:
                 if attempt + 1 == tries:
-                    raise StoreUnavailable(f"the PostgreSQL store is unavailable: {exc}") from exc
+                    raise StoreUnavailable(
+                        f"the PostgreSQL store is unavailable: {_describe(exc)}"
+                    ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     return guarded
+
+
+def _describe(exc: BaseException) -> str:
+    """An error's message, or its type when it has none (a timeout)."""
+    return str(exc) or type(exc).__name__
 
 
 class PostgresStore:
@@ -150,7 +157,9 @@ class PostgresStore:
                 dsn, min_size=1, max_size=pool_size, command_timeout=60, **options
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreUnavailable(f"cannot open the PostgreSQL store {dsn}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot open the PostgreSQL store {dsn}: {_describe(exc)}"
+            ) from exc
         return cls(pool)
 
     async def close(self) -> None:
