@@ -114,10 +114,24 @@ class SiteConfig(_Frozen, frozen=True):
     allow_shared_endpoints: bool = False
 
 
+class StoreConfig(_Frozen, frozen=True):
+    """Where durable state lives: the embedded SQLite file, or a shared PostgreSQL."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    dsn: str | None = None  # postgresql://user@host:port/db, never with a password
+    password_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    pool_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 4
+    reconnect_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    node_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
 class Config(_Frozen, frozen=True):
     server: ServerConfig = ServerConfig()
     tokens: tuple[TokenConfig, ...] = ()
     sites: tuple[SiteConfig, ...] = ()
+    store: StoreConfig = StoreConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +319,7 @@ def check(config: Config, base_dir: Path) -> Settings:
             if site_id != "*" and site_id not in seen_ids:
                 raise ConfigError(f"tokens[{i}].sites[{j}]: no site with id {site_id!r}")
 
+    _check_store(config.store)
     data_dir = Path(server.data_dir)
     if not data_dir.is_absolute():
         data_dir = base_dir / data_dir
@@ -317,6 +332,28 @@ def check(config: Config, base_dir: Path) -> Settings:
         listen_tls=listen_tls,
         base_dir=base_dir,
     )
+
+
+def _check_store(store: StoreConfig) -> None:
+    if store.backend == "sqlite":
+        for key in ("dsn", "password_env", "node_name"):
+            if getattr(store, key) is not None:
+                raise ConfigError(f'store.{key}: only used with store.backend = "postgres"')
+        return
+    if store.dsn is None:
+        raise ConfigError('store.dsn: required with store.backend = "postgres"')
+    try:
+        parts = urlsplit(store.dsn)
+        password = parts.password
+    except ValueError as exc:
+        raise ConfigError(f"store.dsn: not a valid URI: {exc}") from None
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError("store.dsn: expected a postgresql://user@host:port/database URI")
+    if password:
+        raise ConfigError(
+            "store.dsn: must not contain a password (name the environment variable that"
+            " holds it in store.password_env)"
+        )
 
 
 def origin_of(url: str) -> str | None:

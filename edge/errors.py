@@ -96,6 +96,13 @@ class UnsupportedMediaType(EdgeError):
     code = "unsupported_media_type"
 
 
+class NotPropagated(EdgeError):
+    """A committed change did not reach every node in time; ``laggards`` names them."""
+
+    status = 504
+    code = "not_propagated"
+
+
 class MissingBlobs(EdgeError):
     """A snapshot names blobs the store does not hold; ``missing`` lists them."""
 
@@ -104,7 +111,8 @@ class MissingBlobs(EdgeError):
 
 
 class StoreUnavailable(EdgeError):
-    """The store cannot take a write now; nothing was changed and serving goes on."""
+    """The store cannot be reached or cannot take a write now; nothing was changed and
+    serving goes on (a full disk, a read-only file, a database that went away)."""
 
     status = 503
     code = "store_unavailable"

@@ -37,16 +37,18 @@ from edge.lifecycle import drain
 from edge.netguard import check_url, guarded_session, parse_networks
 from edge.observability.admin import install as install_observability
 from edge.observability.observer import Observer, open_observer, timed
+from edge.snapshots.backends import open_store, preview_key
 from edge.snapshots.control import Control
+from edge.snapshots.fanout import Fanout, propagation_wait
+from edge.snapshots.fanout import attach as attach_fanout
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.scheduler import Scheduler
-from edge.snapshots.sqlite import open_sqlite_store
 from edge.snapshots.store import Store
 from edge.tls import Certificates, SniSelector, load_certificates
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
-from edge.visitor.preview import LINK_PATH, PreviewSigner, load_key
+from edge.visitor.preview import LINK_PATH, PreviewSigner
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
 
@@ -75,6 +77,7 @@ class Runtime:
     deliverer: Deliverer | None
     observer: Observer
     reloader: Reloader | None = None
+    fanout: Fanout | None = None  # other nodes' pointer moves (PostgreSQL store)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -91,7 +94,7 @@ async def open_runtime(
     """
     async with AsyncExitStack() as stack:
         observer = stack.enter_context(open_observer(settings))
-        store = await stack.enter_async_context(open_sqlite_store(settings.data_dir))
+        store = await stack.enter_async_context(open_store(settings))
         counters = SharedCounters.for_data_dir(settings.data_dir)
         stack.callback(counters.close)
         loader = SnapshotLoader(store)
@@ -115,7 +118,7 @@ async def open_runtime(
             webhooks=webhooks,
             upstreams=UpstreamTable.build(settings) or None,  # none: skipped per request
             session=session,
-            signer=PreviewSigner(load_key(settings.data_dir)),
+            signer=PreviewSigner(await preview_key(settings, store)),
             observer=observer,
         )
         # Registered after the store: on the way out, counts are written before it closes.
@@ -140,6 +143,10 @@ async def open_runtime(
                 scheduler.poke()
 
         control.schedules_changed = schedules_changed
+        fanout = None
+        if worker == 0:
+            fanout = attach_fanout(settings, store, live, schedules_changed)
+        control.wait_all = propagation_wait(settings, store) or control.wait_all
         yield Runtime(
             settings=settings,
             store=store,
@@ -153,6 +160,7 @@ async def open_runtime(
             services=services,
             deliverer=deliverer,
             observer=observer,
+            fanout=fanout,
         )
 
 
@@ -279,6 +287,8 @@ class Reloader:
             raise ConfigError("listeners changed: restart edge to apply this configuration")
         if new.site_ids != old.site_ids or new.config.tokens != old.config.tokens:
             raise ConfigError("sites or tokens changed: restart edge to apply them")
+        if new.config.store != old.config.store:
+            raise ConfigError("[store] changed: restart edge to apply it")
         for a, b in zip(new.config.sites, old.config.sites, strict=False):
             for env in ("staging", "production"):
                 ea, eb = getattr(a, env), getattr(b, env)
@@ -376,6 +386,8 @@ async def running(
             _background(stack, runtime.scheduler.run(), "edge-scheduler")
         if runtime.deliverer is not None:
             _background(stack, runtime.deliverer.run(), "edge-webhooks")
+        if runtime.fanout is not None:
+            _background(stack, runtime.fanout.run(), "edge-fanout")
         _background(
             stack,
             runtime.services.views.run(

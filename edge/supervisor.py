@@ -35,8 +35,8 @@ from edge.observability.metrics import (
     shared_metrics_dir,
     worker_exited,
 )
+from edge.snapshots.backends import open_store
 from edge.snapshots.generation import SharedCounters
-from edge.snapshots.sqlite import open_sqlite_store
 
 log = logging.getLogger("edge.supervisor")
 
@@ -84,7 +84,7 @@ def _command(config: Path, index: int, workers: int) -> list[str]:
 
 
 async def _prepare_store(settings: Settings) -> None:
-    async with open_sqlite_store(settings.data_dir):
+    async with open_store(settings, role="supervisor"):
         pass  # opening migrates; workers then find the schema current
 
 

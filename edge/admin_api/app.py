@@ -59,6 +59,7 @@ from edge.errors import (
     EdgeError,
     HashMismatch,
     NotFound,
+    NotPropagated,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -356,7 +357,19 @@ class AdminApi:
             force=payload.force,
             if_match=request.headers.get(hdrs.IF_MATCH),
         )
-        return json_response(_moved_doc(moved))
+        answer = _moved_doc(moved)
+        if payload.wait == "all":
+            laggards = await self._control.wait_all(payload.wait_timeout)
+            if laggards:
+                raise NotPropagated(
+                    f"published, but not yet served by {', '.join(laggards)}"
+                    f" after {payload.wait_timeout:g}s",
+                    laggards=laggards,
+                    production=moved.to,
+                    previous=moved.previous,
+                    action=moved.action,
+                )
+        return json_response(answer)
 
     async def refresh(self, request: web.Request) -> web.Response:
         site, principal = self._authorize(request, "publisher")

@@ -260,7 +260,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "publisher",
         s.PublishRequest,
         {200: s.Published},
-        errors=_MOVE_ERRORS,
+        errors={
+            **_MOVE_ERRORS,
+            504: 'with "wait": "all": committed, but not every node serves it yet (laggards)',
+        },
     ),
     _body_op(
         "POST",

@@ -67,6 +67,10 @@ class PublishRequest(_Payload, frozen=True):
     force: bool = False
     # Extension: with ``paths``, also publish staging's settings as a piece.
     settings: bool = False
+    # Extension: "all" answers only once every live node serves the publish
+    # (several machines on PostgreSQL), or 504 after ``wait_timeout`` seconds.
+    wait: Literal["commit", "all"] = "commit"
+    wait_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
 
 
 class ScheduleRequest(_Payload, frozen=True):

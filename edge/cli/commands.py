@@ -81,6 +81,8 @@ async def cmd_publish(client: AdminClient, args: argparse.Namespace) -> int:
         body["settings"] = args.settings
     elif args.settings:
         body["paths"], body["settings"] = [], True
+    if args.wait_all is not None:
+        body["wait"], body["wait_timeout"] = "all", args.wait_all
     answer = await _call(client, "POST", f"/v1/sites/{args.site}/publish", json=body)
     print(_moved(args.site, "production", answer))
     return 0

@@ -178,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", action="append", help="publish only this path (repeatable)")
     p.add_argument("--settings", action="store_true", help="publish staging's settings too")
     p.add_argument("--force", action="store_true", help="on drift conflicts, staging wins")
+    p.add_argument(
+        "--wait-all",
+        type=float,
+        nargs="?",
+        const=10.0,
+        metavar="SECONDS",
+        help="answer once every node serves it (several machines); fail after SECONDS (10)",
+    )
     p.set_defaults(func=_admin_command(commands.cmd_publish))
 
     p = admin("schedule", "capture staging now, publish it at AT (RFC 3339 with offset)")

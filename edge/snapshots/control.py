@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,10 @@ class Moved:
     action: str | None  # None: nothing had to move
 
 
+async def _nobody_lags(_timeout: float) -> list[str]:
+    return []
+
+
 def _content(snapshot: Snapshot | None) -> Content:
     return EMPTY if snapshot is None else (snapshot.files, snapshot.settings)
 
@@ -114,6 +118,10 @@ class Control:
         # Told about every committed swap right after it (metrics, the event log):
         # the site, its pointer moves, and the seconds from taking the swap lock to the swap.
         self.on_moved: MovedHook = lambda site, entries, seconds: None
+        # Waits (at most the given seconds) until every node of the cluster serves
+        # what was just committed; the names of those that do not. One machine:
+        # the commit already swapped every process's pointers, nobody lags.
+        self.wait_all: Callable[[float], Awaitable[list[str]]] = _nobody_lags
 
     # -- snapshots -----------------------------------------------------------------
 

@@ -163,6 +163,30 @@ class LivePointers:
             self.swap(loaded)
             self._generation = generation
 
+    async def refresh(self, sites: Iterable[str] | None = None) -> bool:
+        """Re-read the pointers of ``sites`` (every site: ``None``) and swap them in.
+
+        Each new snapshot is loaded (manifest decoded) and warmed before its swap.
+        Used when another machine moved a pointer (:mod:`edge.snapshots.fanout`);
+        the caller then tells this machine's other processes with :meth:`committed`.
+        Whether anything changed here.
+        """
+        async with self.lock:
+            if sites is None:
+                pointers = await self._store.all_pointers()
+            else:
+                pointers = []
+                for site in sites:
+                    pointers.extend((await self._store.get_pointers(site)).values())
+            loaded: list[tuple[Env, Snapshot]] = []
+            for p in pointers:
+                snapshot = await self._load(p)
+                if snapshot is not None and snapshot is not self.current(p.site, p.env):
+                    loaded.append((p.env, snapshot))
+            await self.prepare_swap(loaded)
+            self.swap(loaded)
+            return bool(loaded)
+
     async def _load(self, p: Pointer) -> Snapshot | None:
         if p.snapshot is None:
             return None

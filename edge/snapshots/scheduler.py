@@ -62,7 +62,8 @@ class Scheduler(PokeableLoop):
                 held.add(site)
                 continue
             except StoreUnavailable as exc:
-                # The disk is full or read-only: the schedule is fine, keep it pending.
+                # The disk is full or read-only, or the database went away: the
+                # schedule is fine, keep it pending and try again soon.
                 log.error("schedule group %s cannot fire now: %s", ids, exc.message)
                 unwritable = True
                 held.add(site)

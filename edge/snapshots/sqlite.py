@@ -527,13 +527,16 @@ class SqliteStore:
     ) -> None:
         at = utc_now()
         async with self._transaction() as db:
-            await _enqueue(db, events)
+            failed = 0
             for schedule_id in schedule_ids:
-                await db.execute(
+                cur = await db.execute(
                     "UPDATE schedules SET status = 'failed', error = ?, fired_at = ?"
                     " WHERE id = ? AND site = ? AND status = 'pending'",
                     (error, at, schedule_id, site),
                 )
+                failed += cur.rowcount
+            if failed:  # announced once, by whoever failed them first
+                await _enqueue(db, events)
 
     # -- forms, analytics ------------------------------------------------------------
 

@@ -55,6 +55,7 @@ class EdgeServer:
     env_extra: dict[str, str] = field(default_factory=dict)
     site_extra: str = ""  # extra keys of the acme site table
     environ: dict[str, str] = field(default_factory=dict)  # extra environment variables
+    store_config: str = ""  # lines of a [store] table (none: the default SQLite store)
 
     @property
     def config_path(self) -> Path:
@@ -83,6 +84,8 @@ data_dir = "data"
 cache_max_bytes = 4194304
 staging_domain = "staging.example"
 {self.extra_config}
+{"[store]" if self.store_config else ""}
+{self.store_config}
 
 {token_blocks}
 [[sites]]

@@ -19,6 +19,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 # Heading of each reference table -> the Struct it documents.
 TABLES: dict[str, type[msgspec.Struct]] = {
     "`[server]`": config.ServerConfig,
+    "`[store]`": config.StoreConfig,
     "`[[tokens]]`": config.TokenConfig,
     "`[[sites]]`": config.SiteConfig,
     "`[sites.production]` and `[sites.staging]`": config.EnvironmentConfig,

@@ -1,0 +1,755 @@
+"""The shared store: one PostgreSQL database for every edge node, through asyncpg.
+
+How this works:
+- A connection pool per process; each write is one transaction. Pointer moves of a
+  site are serialized by a transaction-level advisory lock on the site, so the
+  compare-and-swap reads what the previous move committed (also when the pointer
+  row does not exist yet).
+- A transaction that moves a pointer also bumps ``cluster_state.generation`` (a
+  row lock: generations follow commit order) and sends ``NOTIFY edge_pointers``
+  with ``"<generation> <site>"``; PostgreSQL delivers it at commit, to every node
+  (:mod:`edge.snapshots.fanout`).
+- Exactly-once work across nodes comes from row locks: a schedule is marked done
+  by ``UPDATE ... WHERE status = 'pending'`` in the pointer move's transaction (a
+  second node blocks on the row, then finds it done and rolls back), and outbox
+  rows are leased with ``FOR UPDATE SKIP LOCKED``. A node that dies mid-transaction
+  leaves nothing behind: PostgreSQL rolls its transaction back.
+- The schema is versioned (:mod:`edge.snapshots.pg_schema`).
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+import msgspec
+
+from edge.errors import Conflict, MissingBlobs, NotFound, PointerMoved, StoreUnavailable
+from edge.router import ENVS, Env
+from edge.snapshots.model import (
+    FormSubmission,
+    HistoryEntry,
+    ManifestEntry,
+    OutboxEvent,
+    OutboxItem,
+    PageViews,
+    Pointer,
+    PointerMove,
+    Schedule,
+    Snapshot,
+    SnapshotInfo,
+    utc_now,
+)
+from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL, migrate
+
+_encoder = msgspec.json.Encoder()
+_manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
+_settings_decoder = msgspec.json.Decoder(dict[str, Any])
+_paths_decoder = msgspec.json.Decoder(list[str])
+_fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
+_SCHEDULE_COLUMNS = (
+    "id, site, at, snapshot, base, paths, settings, status, error, created_at, actor, fired_at"
+)
+_OUTBOX_COLUMNS = (
+    "id, site, env, event, url, secret_env, payload, attempts, status, created_at, last_error,"
+    " delivered_at"
+)
+_POINTER_COLUMNS = "site, env, snapshot, base, updated_at, actor"
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+# Failures of the database itself, as opposed to what a statement was refused for
+# (a connection terminated while idle in the pool shows as InternalClientError).
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+# Methods that only read: tried once more on a fresh connection when the first one
+# turns out to be dead (the pool replaces it), so a blip costs no request.
+_READS = frozenset(
+    {
+        "generation",
+        "blob_sizes",
+        "missing_blobs",
+        "get_blob",
+        "get_snapshot",
+        "list_snapshots",
+        "get_pointers",
+        "all_pointers",
+        "history",
+        "list_schedules",
+        "get_schedule",
+        "pending_schedules",
+        "list_form_submissions",
+        "page_views",
+        "next_outbox_due",
+        "list_outbox",
+        "live_nodes",
+    }
+)
+
+
+def _reachable(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """A lost or refused database connection surfaces as :class:`StoreUnavailable` (503)."""
+    tries = 2 if method.__name__ in _READS else 1
+
+    @functools.wraps(method)
+    async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(tries):
+            try:
+                return await method(*args, **kwargs)
+            except _UNAVAILABLE as exc:
+                if attempt + 1 == tries:
+                    raise StoreUnavailable(
+                        f"the PostgreSQL store is unavailable: {_describe(exc)}"
+                    ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return guarded
+
+
+def _describe(exc: BaseException) -> str:
+    """An error's message, or its type when it has none (a timeout)."""
+    return str(exc) or type(exc).__name__
+
+
+class PostgresStore:
+    """:class:`edge.snapshots.store.Store` on a PostgreSQL database shared by nodes."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        password: str | None = None,
+        pool_size: int = 4,
+        connect_timeout: float = 5.0,
+        application_name: str = "edge",
+    ) -> PostgresStore:
+        """Connect (migrating the schema as needed)."""
+        options: dict[str, Any] = {
+            "password": password,
+            "timeout": connect_timeout,
+            "server_settings": {"application_name": application_name},
+        }
+        try:
+            conn = await asyncpg.connect(dsn, **options)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=pool_size, command_timeout=60, **options
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(
+                f"cannot open the PostgreSQL store {dsn}: {_describe(exc)}"
+            ) from exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    @_reachable
+    async def generation(self) -> int:
+        """The cluster's pointer generation (every committed move is at or below it)."""
+        value = await self._pool.fetchval("SELECT generation FROM cluster_state")
+        return int(value)
+
+    # -- blobs ---------------------------------------------------------------------
+
+    @_reachable
+    async def blob_sizes(self, site: str, hashes: Sequence[str]) -> dict[str, int]:
+        unique = list(dict.fromkeys(hashes))
+        if not unique:
+            return {}
+        rows = await self._pool.fetch(
+            "SELECT sha256, size FROM blobs WHERE site = $1 AND sha256 = ANY($2::text[])",
+            site,
+            unique,
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    @_reachable
+    async def missing_blobs(self, site: str, hashes: Sequence[str]) -> list[str]:
+        present = await self.blob_sizes(site, hashes)
+        return [h for h in dict.fromkeys(hashes) if h not in present]
+
+    @_reachable
+    async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
+        status = await self._pool.execute(
+            "INSERT INTO blobs (site, sha256, size, data, created_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            site,
+            sha256,
+            len(data),
+            bytes(data),
+            utc_now(),
+        )
+        return bool(status == "INSERT 0 1")
+
+    @_reachable
+    async def get_blob(self, site: str, sha256: str) -> bytes | None:
+        data = await self._pool.fetchval(
+            "SELECT data FROM blobs WHERE site = $1 AND sha256 = $2", site, sha256
+        )
+        return None if data is None else bytes(data)
+
+    # -- snapshots -----------------------------------------------------------------
+
+    @_reachable
+    async def create_snapshot(self, snapshot: Snapshot) -> None:
+        hashes = sorted({e.sha256 for e in snapshot.files.values()})
+        async with self._transaction() as db:
+            # Blobs are never deleted, so what is present now stays present.
+            rows = await db.fetch(
+                "SELECT sha256 FROM blobs WHERE site = $1 AND sha256 = ANY($2::text[])",
+                snapshot.site,
+                hashes,
+            )
+            present = {row[0] for row in rows}
+            missing = [h for h in hashes if h not in present]
+            if missing:
+                raise MissingBlobs(f"{len(missing)} blob(s) are not uploaded", missing=missing)
+            await db.execute(
+                "INSERT INTO snapshots (site, id, parent, message, created_at, actor,"
+                " files_count, manifest, settings) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                snapshot.site,
+                snapshot.id,
+                snapshot.parent,
+                snapshot.message,
+                snapshot.created_at,
+                snapshot.actor,
+                len(snapshot.files),
+                _encoder.encode(snapshot.files),
+                _encoder.encode(snapshot.settings),
+            )
+
+    @_reachable
+    async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
+        row = await self._pool.fetchrow(
+            "SELECT parent, message, created_at, actor, manifest, settings"
+            " FROM snapshots WHERE site = $1 AND id = $2",
+            site,
+            snapshot_id,
+        )
+        if row is None:
+            return None
+        parent, message, created_at, actor, manifest, settings = row
+        return Snapshot(
+            id=snapshot_id,
+            site=site,
+            parent=parent,
+            message=message,
+            created_at=created_at,
+            actor=actor,
+            files=_manifest_decoder.decode(manifest),
+            settings=_settings_decoder.decode(settings),
+        )
+
+    @_reachable
+    async def list_snapshots(
+        self, site: str, *, limit: int, before: str | None = None
+    ) -> list[SnapshotInfo]:
+        query, args = _page(
+            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
+            site,
+            [("id < {}", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        rows = await self._pool.fetch(query, *args)
+        return [
+            SnapshotInfo(
+                id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
+            )
+            for r in rows
+        ]
+
+    # -- pointers ------------------------------------------------------------------
+
+    @_reachable
+    async def get_pointers(self, site: str) -> dict[Env, Pointer]:
+        return await _read_pointers(self._pool, site)
+
+    @_reachable
+    async def all_pointers(self) -> list[Pointer]:
+        rows = await self._pool.fetch(f"SELECT {_POINTER_COLUMNS} FROM pointers")
+        return [_pointer(r) for r in rows]
+
+    @_reachable
+    async def move_pointers(
+        self,
+        site: str,
+        moves: Sequence[PointerMove],
+        *,
+        action: str,
+        actor: str,
+        complete: Sequence[str] = (),
+        events: Sequence[OutboxEvent] = (),
+    ) -> list[HistoryEntry]:
+        at = utc_now()
+        entries: list[HistoryEntry] = []
+        async with self._transaction() as db:
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", site)
+            await _enqueue(db, events)
+            for schedule_id in complete:
+                # Row-locked: a node firing the same schedule waits here, then
+                # finds it done (0 rows) and rolls back.
+                status = await db.execute(
+                    "UPDATE schedules SET status = 'done', fired_at = $1"
+                    " WHERE id = $2 AND site = $3 AND status = 'pending'",
+                    at,
+                    schedule_id,
+                    site,
+                )
+                if status != "UPDATE 1":
+                    raise Conflict(f"schedule {schedule_id} is no longer pending")
+            current = await _read_pointers(db, site)
+            for move in moves:
+                found = current[move.env].snapshot
+                if found != move.expect:
+                    raise PointerMoved(
+                        f"{move.env} points at {found!r}, not {move.expect!r}",
+                        env=move.env,
+                        current=found,
+                    )
+            for move in moves:
+                if move.to == move.expect:
+                    if move.base != current[move.env].base:
+                        await db.execute(
+                            "UPDATE pointers SET base = $1 WHERE site = $2 AND env = $3",
+                            move.base,
+                            site,
+                            move.env,
+                        )
+                    continue
+                await db.execute(
+                    "INSERT INTO pointers (site, env, snapshot, base, updated_at, actor)"
+                    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (site, env) DO UPDATE SET"
+                    " snapshot = excluded.snapshot, base = excluded.base,"
+                    " updated_at = excluded.updated_at, actor = excluded.actor",
+                    site,
+                    move.env,
+                    move.to,
+                    move.base,
+                    at,
+                    actor,
+                )
+                entry_id = await db.fetchval(
+                    "INSERT INTO history (site, env, at, from_snapshot, to_snapshot, action,"
+                    " actor) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    site,
+                    move.env,
+                    at,
+                    move.expect,
+                    move.to,
+                    action,
+                    actor,
+                )
+                entries.append(
+                    HistoryEntry(
+                        id=int(entry_id),
+                        at=at,
+                        env=move.env,
+                        from_=move.expect,
+                        to=move.to,
+                        action=action,
+                        actor=actor,
+                    )
+                )
+            if entries:
+                generation = await db.fetchval(
+                    "UPDATE cluster_state SET generation = generation + 1 RETURNING generation"
+                )
+                await db.execute(
+                    "SELECT pg_notify($1, $2)", POINTERS_CHANNEL, f"{generation} {site}"
+                )
+        return entries
+
+    @_reachable
+    async def history(
+        self, site: str, *, env: Env | None, limit: int, before: int | None = None
+    ) -> list[HistoryEntry]:
+        query, args = _page(
+            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
+            site,
+            [("env = {}", env), ("id < {}", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        rows = await self._pool.fetch(query, *args)
+        return [
+            HistoryEntry(
+                id=int(r[0]), at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6]
+            )
+            for r in rows
+        ]
+
+    # -- schedules -----------------------------------------------------------------
+
+    @_reachable
+    async def add_schedule(self, schedule: Schedule) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES"
+                " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                schedule.id,
+                schedule.site,
+                schedule.at,
+                schedule.snapshot,
+                schedule.base,
+                None if schedule.paths is None else _encoder.encode(schedule.paths),
+                schedule.settings,
+                schedule.status,
+                schedule.error,
+                schedule.created_at,
+                schedule.actor,
+                schedule.fired_at,
+            )
+            await db.execute("SELECT pg_notify($1, $2)", SCHEDULES_CHANNEL, schedule.site)
+
+    @_reachable
+    async def list_schedules(
+        self, site: str, *, status: str | None = None, limit: int = 100
+    ) -> list[Schedule]:
+        query, args = _page(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules",
+            site,
+            [("status = {}", status)],
+            order="at DESC, id DESC",
+            limit=limit,
+        )
+        rows = await self._pool.fetch(query, *args)
+        return [_schedule(r) for r in rows]
+
+    @_reachable
+    async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = $1 AND id = $2",
+            site,
+            schedule_id,
+        )
+        return None if row is None else _schedule(row)
+
+    @_reachable
+    async def pending_schedules(self) -> list[Schedule]:
+        rows = await self._pool.fetch(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
+        )
+        return [_schedule(r) for r in rows]
+
+    @_reachable
+    async def cancel_schedule(self, site: str, schedule_id: str) -> None:
+        async with self._transaction() as db:
+            status = await db.fetchval(
+                "SELECT status FROM schedules WHERE site = $1 AND id = $2 FOR UPDATE",
+                site,
+                schedule_id,
+            )
+            if status is None:
+                raise NotFound(f"site {site!r} has no schedule {schedule_id!r}")
+            if status != "pending":
+                raise Conflict(f"schedule {schedule_id} is {status}, not pending")
+            await db.execute("UPDATE schedules SET status = 'cancelled' WHERE id = $1", schedule_id)
+            await db.execute("SELECT pg_notify($1, $2)", SCHEDULES_CHANNEL, site)
+
+    @_reachable
+    async def fail_schedules(
+        self,
+        site: str,
+        schedule_ids: Sequence[str],
+        error: str,
+        events: Sequence[OutboxEvent] = (),
+    ) -> None:
+        at = utc_now()
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE schedules SET status = 'failed', error = $1, fired_at = $2"
+                " WHERE id = ANY($3::text[]) AND site = $4 AND status = 'pending'",
+                error,
+                at,
+                list(schedule_ids),
+                site,
+            )
+            # Row-locked like firing: when another node failed them first, its
+            # transaction announced it; this one must not announce it again.
+            if status != "UPDATE 0":
+                await _enqueue(db, events)
+
+    # -- forms, analytics ------------------------------------------------------------
+
+    @_reachable
+    async def add_form_submission(
+        self,
+        site: str,
+        env: Env,
+        form: str,
+        fields: dict[str, str | list[str]],
+        events: Sequence[OutboxEvent] = (),
+    ) -> FormSubmission:
+        at = utc_now()
+        async with self._transaction() as db:
+            submission_id = await db.fetchval(
+                "INSERT INTO form_submissions (site, env, form, at, fields)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                site,
+                env,
+                form,
+                at,
+                _encoder.encode(fields),
+            )
+            await _enqueue(db, events)
+        return FormSubmission(
+            id=int(submission_id), site=site, env=env, form=form, at=at, fields=fields
+        )
+
+    @_reachable
+    async def list_form_submissions(
+        self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
+    ) -> list[FormSubmission]:
+        query, args = _page(
+            "SELECT id, env, form, at, fields FROM form_submissions",
+            site,
+            [("env = {}", env), ("form = {}", form), ("id < {}", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        rows = await self._pool.fetch(query, *args)
+        return [
+            FormSubmission(
+                id=int(r[0]),
+                site=site,
+                env=r[1],
+                form=r[2],
+                at=r[3],
+                fields=_fields_decoder.decode(r[4]),
+            )
+            for r in rows
+        ]
+
+    @_reachable
+    async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
+        if not counts:
+            return
+        # Summed first: one row is touched once per statement, in a fixed order
+        # (two nodes flushing at once never deadlock).
+        summed: dict[tuple[str, str, str, str], int] = {}
+        for site, env, path, day, views in counts:
+            key = (site, env, day, path)
+            summed[key] = summed.get(key, 0) + views
+        rows = sorted(summed.items())
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO page_views (site, env, day, path, views) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (site, env, day, path) DO UPDATE"
+                " SET views = page_views.views + excluded.views",
+                [(*key, views) for key, views in rows],
+            )
+
+    @_reachable
+    async def page_views(
+        self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
+    ) -> list[PageViews]:
+        rows = await self._pool.fetch(
+            "SELECT path, day, views FROM page_views WHERE site = $1 AND env = $2"
+            " AND day >= $3 AND day <= $4 ORDER BY day, views DESC, path LIMIT $5",
+            site,
+            env,
+            first_day,
+            last_day,
+            limit,
+        )
+        return [PageViews(path=r[0], day=r[1], views=int(r[2])) for r in rows]
+
+    # -- webhook outbox ------------------------------------------------------------
+
+    @_reachable
+    async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxItem]:
+        # SKIP LOCKED: nodes claiming at once each get different rows, none waits.
+        rows = await self._pool.fetch(
+            f"UPDATE outbox SET lease_until = $1 WHERE id IN (SELECT id FROM outbox"
+            " WHERE status = 'pending' AND next_at <= $2 AND lease_until <= $2"
+            " ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_OUTBOX_COLUMNS}, next_at",
+            now + lease,
+            now,
+            limit,
+        )
+        rows = sorted(rows, key=lambda r: (r["next_at"], r["id"]))
+        return [_outbox_item(r) for r in rows]
+
+    @_reachable
+    async def next_outbox_due(self) -> float | None:
+        value = await self._pool.fetchval(
+            "SELECT MIN(GREATEST(next_at, lease_until)) FROM outbox WHERE status = 'pending'"
+        )
+        return None if value is None else float(value)
+
+    @_reachable
+    async def outbox_depth(self) -> dict[tuple[str, str], int]:
+        rows = await self._pool.fetch(
+            "SELECT site, env, COUNT(*) AS n FROM outbox"
+            " WHERE status = 'pending' GROUP BY site, env"
+        )
+        return {(r["site"], r["env"]): int(r["n"]) for r in rows}
+
+    @_reachable
+    async def record_delivery(
+        self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
+    ) -> None:
+        if delivered:
+            await self._pool.execute(
+                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
+                " delivered_at = $1, last_error = NULL, lease_until = 0 WHERE id = $2",
+                utc_now(),
+                item_id,
+            )
+        elif retry_at is None:
+            await self._pool.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1,"
+                " last_error = $1, lease_until = 0 WHERE id = $2",
+                error,
+                item_id,
+            )
+        else:
+            await self._pool.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_at = $2,"
+                " lease_until = 0 WHERE id = $3",
+                error,
+                retry_at,
+                item_id,
+            )
+
+    @_reachable
+    async def list_outbox(
+        self, site: str, env: Env, *, limit: int, before: int | None
+    ) -> list[OutboxItem]:
+        query, args = _page(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox",
+            site,
+            [("env = {}", env), ("id < {}", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        rows = await self._pool.fetch(query, *args)
+        return [_outbox_item(r) for r in rows]
+
+    # -- what the nodes share besides content ---------------------------------------
+
+    @_reachable
+    async def shared_secret(self, name: str, size: int) -> bytes:
+        """The cluster's secret ``name``: ``size`` random bytes, made by the first asker."""
+        await self._pool.execute(
+            "INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            name,
+            secrets.token_bytes(size),
+        )
+        value = await self._pool.fetchval("SELECT value FROM cluster_secrets WHERE name = $1", name)
+        return bytes(value)
+
+    # -- the node registry (used by edge.snapshots.fanout) ---------------------------
+
+    @_reachable
+    async def live_nodes(self, stale_after: float) -> dict[str, int]:
+        """Nodes heard from within ``stale_after`` seconds -> the generation they serve."""
+        rows = await self._pool.fetch(
+            "SELECT name, generation FROM nodes WHERE seen_at > now() - make_interval(secs => $1)",
+            stale_after,
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def _outbox_item(r: Any) -> OutboxItem:
+    return OutboxItem(
+        id=int(r[0]),
+        site=r[1],
+        env=r[2],
+        event=r[3],
+        url=r[4],
+        secret_env=r[5],
+        payload=bytes(r[6]),
+        attempts=r[7],
+        status=r[8],
+        created_at=r[9],
+        last_error=r[10],
+        delivered_at=r[11],
+    )
+
+
+async def _enqueue(db: Any, events: Sequence[OutboxEvent]) -> None:
+    if not events:
+        return
+    created = utc_now()
+    now = time.time()
+    await db.executemany(
+        "INSERT INTO outbox (site, env, event, url, secret_env, payload, status, next_at,"
+        " created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+        [(e.site, e.env, e.event, e.url, e.secret_env, e.payload, now, created) for e in events],
+    )
+
+
+def _page(
+    select: str, site: str, filters: Sequence[tuple[str, Any]], *, order: str, limit: int
+) -> tuple[str, list[Any]]:
+    """``select`` for one site, with each ``(clause, value)`` whose value is set."""
+    query = select + " WHERE site = $1"
+    args: list[Any] = [site]
+    for clause, value in filters:
+        if value is not None:
+            args.append(value)
+            query += " AND " + clause.format(f"${len(args)}")
+    args.append(limit)
+    return query + f" ORDER BY {order} LIMIT ${len(args)}", args
+
+
+def _schedule(row: Any) -> Schedule:
+    return Schedule(
+        id=row[0],
+        site=row[1],
+        at=row[2],
+        snapshot=row[3],
+        base=row[4],
+        paths=None if row[5] is None else _paths_decoder.decode(row[5]),
+        settings=bool(row[6]),
+        status=row[7],
+        error=row[8],
+        created_at=row[9],
+        actor=row[10],
+        fired_at=row[11],
+    )
+
+
+def _pointer(row: Any) -> Pointer:
+    return Pointer(
+        site=row[0], env=row[1], snapshot=row[2], base=row[3], updated_at=row[4], actor=row[5]
+    )
+
+
+async def _read_pointers(db: Any, site: str) -> dict[Env, Pointer]:
+    pointers: dict[Env, Pointer] = {env: Pointer(site=site, env=env) for env in ENVS}
+    rows = await db.fetch(f"SELECT {_POINTER_COLUMNS} FROM pointers WHERE site = $1", site)
+    for row in rows:
+        p = _pointer(row)
+        pointers[p.env] = p
+    return pointers

