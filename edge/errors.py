@@ -47,6 +47,12 @@ class HashMismatch(BadRequest):
     code = "hash_mismatch"
 
 
+class BadFraming(BadRequest):
+    """A request whose length a proxy in front of edge could read differently."""
+
+    code = "bad_framing"
+
+
 class Unauthorized(EdgeError):
     status = 401
     code = "unauthorized"
@@ -94,6 +100,18 @@ class PayloadTooLarge(EdgeError):
 class UnsupportedMediaType(EdgeError):
     status = 415
     code = "unsupported_media_type"
+
+
+class UnsupportedTransferCoding(EdgeError):
+    """A transfer coding other than ``chunked`` (RFC 9112 §6.1: 501)."""
+
+    status = 501
+    code = "not_implemented"
+
+
+class VersionNotSupported(EdgeError):
+    status = 505
+    code = "http_version_not_supported"
 
 
 class MissingBlobs(EdgeError):

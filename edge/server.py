@@ -43,6 +43,9 @@ from edge.visitor.hosts import host_policy
 from edge.visitor.preview import LINK_PATH, PreviewSigner, load_key
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
+from edge.wire.guard import wire_guard
+from edge.wire.parser import check_http_parser
+from edge.wire.protocol import GuardedAppRunner, GuardedServer, GuardedSite, WireLimits
 
 log = logging.getLogger("edge")
 
@@ -173,6 +176,7 @@ def build_admin_app(runtime: Runtime) -> web.Application:
         preview_url=lambda site, token: preview_url(settings, site, token),
     )
     app = create_admin_app(api, max_request_bytes=server.max_request_bytes)
+    app.middlewares.append(wire_guard)  # inside the JSON error middleware
     app[RUNTIME] = runtime
     return app
 
@@ -268,21 +272,26 @@ async def _listen(
     *,
     access_log: bool,
     reuse_port: bool,
+    limits: WireLimits,
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
+    # Guarded*: aiohttp with edge's deadlines and limits (edge.wire.protocol).
     runner: web.BaseRunner
     if isinstance(handler, web.Application):
-        runner = web.AppRunner(handler, handle_signals=False)
+        runner = GuardedAppRunner(handler, limits=limits, handle_signals=False)
     elif access_log:
-        runner = web.ServerRunner(web.Server(handler), handle_signals=False)
+        runner = web.ServerRunner(GuardedServer(handler, limits=limits), handle_signals=False)
     else:
-        runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False)
+        runner = web.ServerRunner(
+            GuardedServer(handler, limits=limits, access_log=None), handle_signals=False
+        )
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(
+    site = GuardedSite(
         runner,
         address.host,
         address.port,
+        limits=limits,
         reuse_address=True,
         reuse_port=reuse_port,
         ssl_context=ssl_context,
@@ -296,6 +305,8 @@ async def running(
 ) -> AsyncIterator[Runtime]:
     """Both listeners up, serving ``settings``; everything torn down on exit."""
     reuse_port = workers > 1
+    check_http_parser(settings.config.server.allow_python_http_parser)
+    limits = WireLimits.from_config(settings.config.server)
     certificates = load_certificates(settings)  # refuse bad certificates before binding
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(
@@ -304,8 +315,9 @@ async def running(
         access_log = settings.config.server.access_log
         handlers = [runtime.visitor]
         await _listen(
-            stack, runtime.visitor, settings.listen, access_log=access_log, reuse_port=reuse_port
-        )
+            stack, runtime.visitor, settings.listen, access_log=access_log, reuse_port=reuse_port,
+            limits=limits,
+        )  # fmt: skip
         sni = None
         if certificates is not None and settings.listen_tls is not None:
             sni = SniSelector(certificates)
@@ -316,11 +328,12 @@ async def running(
                 settings.listen_tls,
                 access_log=access_log,
                 reuse_port=reuse_port,
+                limits=limits,
                 ssl_context=sni.context,
             )
         await _listen(
             stack, build_admin_app(runtime), settings.admin_listen, access_log=True,
-            reuse_port=reuse_port,
+            reuse_port=reuse_port, limits=limits,
         )  # fmt: skip
         runtime.reloader = Reloader(settings, handlers, sni)
         log.info(

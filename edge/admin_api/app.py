@@ -167,6 +167,8 @@ class AdminApi:
         ctype = request.headers.get(hdrs.CONTENT_TYPE, "application/json")
         if request.can_read_body and not ctype.lower().startswith("application/json"):
             raise UnsupportedMediaType("request bodies are application/json")
+        if (request.content_length or 0) > request.client_max_size:  # refused before reading
+            raise PayloadTooLarge(f"request body over {request.client_max_size} bytes")
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge:
