@@ -91,7 +91,10 @@ def parse_responses(data: bytes) -> list[Response]:
             body = bytearray()
             while True:
                 size_line, _, rest = rest.partition(b"\r\n")
-                size = int(size_line.split(b";")[0], 16)
+                try:
+                    size = int(size_line.split(b";")[0], 16)
+                except ValueError:  # not all of it arrived
+                    return out
                 body += rest[:size]
                 rest = rest[size + 2 :]
                 if size == 0:
@@ -177,3 +180,39 @@ def environments(srv: EdgeServer, site: str = "acme") -> dict[str, Any]:
     assert answer.status == 200, answer.body
     doc: dict[str, Any] = json.loads(answer.body)
     return doc
+
+
+def read_response(sock: socket.socket, wait: float = WAIT) -> Response | None:
+    """Read until one whole response has arrived (or the peer closes, or ``wait`` passes)."""
+    data = bytearray()
+    deadline = time.monotonic() + wait
+    while True:
+        parsed = parse_responses(bytes(data)) if b"\r\n\r\n" in data else []
+        if parsed and _complete(bytes(data), parsed[0]):
+            return parsed[0]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError, ssl.SSLError):
+            return None
+        if not chunk:
+            return parsed[0] if parsed else None
+        data += chunk
+
+
+def _complete(data: bytes, response: Response) -> bool:
+    if response.headers.get("transfer-encoding", "").lower() == "chunked":
+        return data.endswith(b"0\r\n\r\n")
+    return len(response.body) >= int(response.headers.get("content-length", "0"))
+
+
+def first_response(port: int, data: bytes, *, wait: float = WAIT) -> Response:
+    """Send ``data``; the first response, as soon as it is complete."""
+    with connect(port) as sock:
+        sock.sendall(data)
+        response = read_response(sock, wait)
+    assert response is not None, "no response in time"
+    return response
