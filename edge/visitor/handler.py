@@ -25,7 +25,7 @@ from aiohttp.http import HttpVersion11
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.integrations.webhooks import Webhooks
-from edge.paths import lookup_candidates, request_path, split_target
+from edge.paths import manifest_key, request_path, split_target
 from edge.router import Env, Route, normalize_host
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.model import ManifestEntry, Snapshot
@@ -199,20 +199,20 @@ class VisitorHandler:
         if route.env == "staging" and path == ROBOTS_TXT:
             return self._respond(request, self._staging_robots(snapshot.id), 200)
         files = snapshot.files
-        for candidate in lookup_candidates(path):
-            entry = files.get(candidate)
-            if entry is not None:
-                rep = await self._representation(request, route, snapshot, candidate, entry)
-                if request.method == hdrs.METH_GET and html(entry.content_type):
-                    self._services.views.count(route, candidate)
-                return self._respond(request, rep, 200)
+        key = manifest_key(path, files)
+        if key is not None:
+            entry = files[key]
+            rep = await self._representation(request, route, snapshot, key, entry)
+            if request.method == hdrs.METH_GET and html(entry.content_type):
+                self._services.views.count(route, key)
+            return self._respond(request, rep, 200)
         if route.env == "staging" and path.startswith(settings.media_prefix):
             found = await self._production_media(request, route, path)
             if found is not None:
                 return found
-        entry = files.get(NOT_FOUND_PAGE)
-        if entry is not None:
-            rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, entry)
+        not_found = files.get(NOT_FOUND_PAGE)
+        if not_found is not None:
+            rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, not_found)
             return self._respond(request, rep, 404)
         return _plain(404, "Not Found", env_headers(route.env, snapshot.id))
 

@@ -20,6 +20,11 @@ connection.
   its high-water mark (``pause_writing``), cancelled when it drains. If the
   buffer has not shrunk at all by the deadline, the client is not reading: the
   connection is aborted (``close()`` would wait for a flush that never comes).
+  The same deadline runs from the moment a connection is closed (keep-alive
+  over, ``Connection: close``, any refusal) until the socket is really gone.
+  That second timer is what frees a TLS connection whose client stopped reading
+  after one large answer: the TLS transport hands everything at once to the
+  socket's buffer, and the protocol never sees any backpressure.
 
 Idle time between requests is aiohttp's own ``keepalive_timeout``, also armed
 when the connection is made. TLS handshakes get ``header_timeout`` as well
@@ -114,6 +119,7 @@ class GuardedRequestHandler(RequestHandler):
         "_body",
         "_body_last",
         "_body_timer",
+        "_close_timer",
         "_error_status",
         "_head_bytes",
         "_head_timer",
@@ -138,6 +144,7 @@ class GuardedRequestHandler(RequestHandler):
         self._body_last = 0.0
         self._send_timer: asyncio.TimerHandle | None = None
         self._send_mark = 0
+        self._close_timer: asyncio.TimerHandle | None = None
         self._error_status = 400
 
     # -- connection ----------------------------------------------------------------
@@ -146,12 +153,15 @@ class GuardedRequestHandler(RequestHandler):
         super().connection_made(transport)
         self._raw = transport  # type: ignore[assignment]  # a stream transport
         self._head_timer = self._loop.call_later(self._limits.header_timeout, self._head_expired)
+        if self._task_handler is not None:
+            # aiohttp's loop over requests ends when it closes the connection.
+            self._task_handler.add_done_callback(self._closing)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        for timer in (self._head_timer, self._body_timer, self._send_timer):
+        for timer in (self._head_timer, self._body_timer, self._send_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._body_timer = self._send_timer = None
+        self._head_timer = self._body_timer = self._send_timer = self._close_timer = None
         self._raw = None
         self._body = None
         super().connection_lost(exc)
@@ -291,6 +301,24 @@ class GuardedRequestHandler(RequestHandler):
         if timer is not None:
             timer.cancel()
             self._send_timer = None
+
+    def force_close(self) -> None:
+        super().force_close()
+        self._closing()
+
+    def _closing(self, _: object = None) -> None:
+        """The connection is being closed: it must be gone within ``send_timeout``."""
+        if self._close_timer is None and self._raw is not None:
+            self._close_timer = self._loop.call_later(
+                self._limits.send_timeout, self._close_expired
+            )
+
+    def _close_expired(self) -> None:
+        self._close_timer = None
+        raw = self._raw
+        if raw is not None:  # still flushing to a client that does not read
+            log.debug("aborting a connection whose close did not complete")
+            raw.abort()
 
     def _send_expired(self) -> None:
         self._send_timer = None
