@@ -254,6 +254,8 @@ class Reloader:
             old.listen_tls,
         ) or (certificates is None) != (self._sni is None):
             raise ConfigError("listeners changed: restart edge to apply this configuration")
+        if WireLimits.from_config(new.config.server) != WireLimits.from_config(old.config.server):
+            raise ConfigError("connection limits or timeouts changed: restart edge to apply them")
         if new.site_ids != old.site_ids or new.config.tokens != old.config.tokens:
             raise ConfigError("sites or tokens changed: restart edge to apply them")
         for a, b in zip(new.config.sites, old.config.sites, strict=False):

@@ -17,8 +17,11 @@ from tests.security.wire_support import exchange, get, new_server
 @pytest.mark.parametrize("workers", [1, 2])
 def test_start_up_refuses_the_python_parser(tmp_path: Path, workers: int) -> None:
     srv = new_server(tmp_path, workers=workers, environ={"AIOHTTP_NO_EXTENSIONS": "1"})
-    with pytest.raises(RuntimeError, match="exited early"):
-        srv.start()
+    try:
+        with pytest.raises(RuntimeError, match="exited early"):
+            srv.start()
+    finally:
+        srv.stop()
     assert srv.process is not None
     assert srv.process.wait(timeout=30) == 2
     assert "server.allow_python_http_parser" in srv.log()
