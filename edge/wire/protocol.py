@@ -45,7 +45,10 @@ fails loudly if any of them moves.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import sys
+import termios
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -65,6 +68,24 @@ _REQUEST_TIMEOUT = (
 )
 _TOO_MANY_HEADERS = "Too many headers"  # aiohttp's message for more than max_headers fields
 BACKLOG = 1024  # pending connections per listener socket (aiohttp's default is 128)
+_UNREAD = termios.FIONREAD  # bytes received by the kernel, not yet read
+_UNSENT = getattr(termios, "TIOCOUTQ", None)  # bytes the peer has not acknowledged (Linux)
+
+
+def _kernel_queue(transport: asyncio.BaseTransport, request: int | None) -> int:
+    """A socket queue's length in bytes (-1 when unknown); a syscall, on expiry paths only.
+
+    A deadline is only declared missed after asking the kernel: when edge itself
+    was stalled (a busy machine), the timer can fire before the event loop has
+    read what already arrived, or written what the client already took.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None or request is None:
+        return -1
+    try:
+        return int.from_bytes(fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0"), sys.byteorder)
+    except (OSError, ValueError):
+        return -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +143,14 @@ class GuardedRequestHandler(RequestHandler):
         "_close_timer",
         "_error_status",
         "_head_bytes",
+        "_head_reprieve",
         "_head_timer",
         "_limits",
         "_line_end",
         "_raw",
         "_send_mark",
         "_send_timer",
+        "_sent_mark",
     )
 
     def __init__(self, manager: web.Server, *, limits: WireLimits, **kwargs: Any) -> None:
@@ -143,7 +166,9 @@ class GuardedRequestHandler(RequestHandler):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_last = 0.0
         self._send_timer: asyncio.TimerHandle | None = None
-        self._send_mark = 0
+        self._send_mark = 0  # write buffer size when the send deadline was armed
+        self._sent_mark = -1  # the kernel's unacknowledged bytes then
+        self._head_reprieve = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._error_status = 400
 
@@ -195,6 +220,9 @@ class GuardedRequestHandler(RequestHandler):
             message, payload = self._messages[-1]
             if type(message) is _ErrInfo:
                 self._error_status = self._status_for(message.exc, data)
+                # The answer to this error ends the connection; whatever follows is
+                # not parsed (a broken parser would only report a vaguer error).
+                self.close()
             elif payload is not EMPTY_PAYLOAD and not payload.is_eof():
                 self._body = payload
                 self._body_last = self._loop.time()
@@ -204,6 +232,7 @@ class GuardedRequestHandler(RequestHandler):
                     )
         self._head_bytes = 0
         self._line_end = -1
+        self._head_reprieve = False
 
     def _head_progress(self, data: bytes) -> None:
         """Part of a head arrived (slowly, or just split over reads)."""
@@ -225,6 +254,13 @@ class GuardedRequestHandler(RequestHandler):
             # A request is being answered; the next head may wait for that.
             self._head_timer = self._loop.call_later(
                 self._limits.header_timeout, self._head_expired
+            )
+            return
+        if not self._head_reprieve and _kernel_queue(self._raw, _UNREAD) > 0:
+            # Bytes are waiting that edge has not read yet: one short second look.
+            self._head_reprieve = True
+            self._head_timer = self._loop.call_later(
+                min(1.0, self._limits.header_timeout), self._head_expired
             )
             return
         if self._head_bytes and self.transport is not None:
@@ -273,8 +309,12 @@ class GuardedRequestHandler(RequestHandler):
             self._body = None
             return
         now = self._loop.time()
-        if self._reading_paused or self._buffer_paused:
-            self._body_last = now  # edge stopped reading; the client is not silent
+        if (
+            self._reading_paused
+            or self._buffer_paused
+            or _kernel_queue(self._raw, _UNREAD) > 0  # arrived, edge has not read it yet
+        ):
+            self._body_last = now  # edge is behind or stopped reading; the client is not silent
         deadline = self._body_last + self._limits.body_timeout
         if now < deadline:
             self._body_timer = self._loop.call_at(deadline, self._body_expired)
@@ -292,7 +332,7 @@ class GuardedRequestHandler(RequestHandler):
         super().pause_writing()
         raw = self._raw
         if self._send_timer is None and raw is not None:
-            self._send_mark = raw.get_write_buffer_size()
+            self._mark_sending(raw)
             self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
 
     def resume_writing(self) -> None:
@@ -308,7 +348,9 @@ class GuardedRequestHandler(RequestHandler):
 
     def _closing(self, _: object = None) -> None:
         """The connection is being closed: it must be gone within ``send_timeout``."""
-        if self._close_timer is None and self._raw is not None:
+        raw = self._raw
+        if self._close_timer is None and raw is not None:
+            self._mark_sending(raw)
             self._close_timer = self._loop.call_later(
                 self._limits.send_timeout, self._close_expired
             )
@@ -316,22 +358,37 @@ class GuardedRequestHandler(RequestHandler):
     def _close_expired(self) -> None:
         self._close_timer = None
         raw = self._raw
-        if raw is not None:  # still flushing to a client that does not read
-            log.debug("aborting a connection whose close did not complete")
-            raw.abort()
+        if raw is None:
+            return
+        if self._sending_progressed(raw):  # a slow reader still taking the last bytes
+            self._close_timer = self._loop.call_later(
+                self._limits.send_timeout, self._close_expired
+            )
+            return
+        log.debug("aborting a connection whose close did not complete")
+        raw.abort()
 
     def _send_expired(self) -> None:
         self._send_timer = None
         raw = self._raw
         if raw is None or not self._paused:
             return
-        size = raw.get_write_buffer_size()
-        if size < self._send_mark:  # slow, but reading
-            self._send_mark = size
+        if self._sending_progressed(raw):  # slow, but reading
             self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
             return
         log.debug("aborting a connection whose client stopped reading")
         raw.abort()
+
+    def _mark_sending(self, raw: asyncio.Transport) -> None:
+        self._send_mark = raw.get_write_buffer_size()
+        self._sent_mark = _kernel_queue(raw, _UNSENT)
+
+    def _sending_progressed(self, raw: asyncio.Transport) -> bool:
+        """Whether the client took any bytes since the marks (then the marks move on)."""
+        size, sent = raw.get_write_buffer_size(), _kernel_queue(raw, _UNSENT)
+        progressed = size < self._send_mark or 0 <= sent < self._sent_mark
+        self._send_mark, self._sent_mark = size, sent
+        return progressed
 
 
 class GuardedServer(web.Server):

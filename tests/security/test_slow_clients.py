@@ -1,8 +1,8 @@
 """Slow and silent clients are cut off on every listener, over raw sockets.
 
-``slow`` runs with 2-second head, body and send deadlines and a 60-second
-keep-alive, so anything closed within the tests' 10-second wait was closed by
-those deadlines, not by keep-alive. ``idle`` has a 1-second keep-alive and long
+``slow`` runs with 2-second head, body and send deadlines and a 120-second
+keep-alive, so anything closed within the tests' 20-second wait was closed by
+those deadlines, not by keep-alive. ``idle`` has a 1-second keep-alive and longer
 deadlines otherwise. Waits are generous; nothing here measures speed.
 """
 
@@ -62,7 +62,7 @@ def slow(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[E
         f'listen_tls = "127.0.0.1:{srv.tls_port}"\n'
         'default_tls = { cert = "certs/default.crt", key = "certs/default.key" }\n'
         f"header_timeout = {DEADLINE}\nbody_timeout = {DEADLINE}\nsend_timeout = {DEADLINE}\n"
-        "keepalive_timeout = 60\nmax_blob_bytes = 33554432\n"
+        "keepalive_timeout = 120\nmax_blob_bytes = 33554432\n"
     )
     srv.env_extra = {"acme.production": 'tls = { cert = "certs/acme.crt", key = "certs/acme.key" }'}
     srv.start()
@@ -78,7 +78,7 @@ def slow(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[E
 def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeServer]:
     srv = new_server(
         tmp_path_factory.mktemp("idle"),
-        extra_config="keepalive_timeout = 1\nheader_timeout = 60\nbody_timeout = 2\n",
+        extra_config="keepalive_timeout = 1\nheader_timeout = 120\nbody_timeout = 5\n",
     )
     srv.start()
     try:
@@ -196,8 +196,8 @@ def test_a_stalled_body_gets_408_and_is_closed(
 
 
 def test_a_slow_but_steady_body_is_not_cut(idle: EdgeServer) -> None:
-    """The body deadline (2 s here) is for silence, not for the whole body."""
-    body = b"name=" + b"x" * 15
+    """The body deadline (5 s here) is for silence, not for the whole body (6 s here)."""
+    body = b"name=" + b"x" * 25
     head = (
         "POST /_edge/forms/contact HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n"
         f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -219,7 +219,7 @@ def test_an_idle_keep_alive_connection_is_closed(idle: EdgeServer) -> None:
 
 
 def test_the_head_deadline_is_not_the_keep_alive_one(idle: EdgeServer) -> None:
-    """``idle`` has a 60 s head deadline: a head sent at once is of course served."""
+    """``idle`` has a 120 s head deadline: a head sent at once is of course served."""
     got = exchange(idle.port, get("other.example"))
     assert got.first.status == 200
 

@@ -18,7 +18,7 @@ from typing import Any
 from edge.admin_api.auth import new_token
 from tests.integration.conftest import ROLES, EdgeServer
 
-WAIT = 10.0  # seconds a test waits for the server before failing (generous: loaded machines)
+WAIT = 20.0  # seconds a test waits for the server before failing (generous: loaded machines)
 
 
 @dataclass
