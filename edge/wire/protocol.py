@@ -1,7 +1,7 @@
 """Per-connection defences: a deadline on every phase of a request, clean refusals.
 
 How this works: both listeners (visitors and admin) serve connections with
-:class:`GuardedRequestHandler`, aiohttp's ``RequestHandler`` plus three timers
+:class:`GuardedRequestHandler`, aiohttp's ``RequestHandler`` plus a few timers
 per connection, each armed when its phase starts and cancelled when it ends.
 Nothing is armed or re-armed per read on the hot path: a request head that
 arrives in one read costs two integer comparisons and one cancelled timer per
@@ -28,7 +28,9 @@ connection.
 
 Idle time between requests is aiohttp's own ``keepalive_timeout``, also armed
 when the connection is made. TLS handshakes get ``header_timeout`` as well
-(:class:`GuardedSite`).
+(:class:`GuardedSite`). Before any deadline counts as missed, the kernel is
+asked whether bytes are waiting unread or were acknowledged meanwhile
+(:func:`_kernel_queue`), so a busy edge does not blame its clients.
 
 Requests the parser refuses (aiohttp answers those with a generic 400 and a log
 line with a traceback each) are answered here with a short body, ``414`` for
@@ -38,17 +40,15 @@ logged at debug level only, and the connection is closed.
 
 This subclasses aiohttp internals (``_messages``, ``_request_count``,
 ``_current_request``, ``_ErrInfo``, the flow-control flags, ``TCPSite`` fields);
-pyproject pins aiohttp's minor version and tests/unit/test_wire_protocol.py
+pyproject pins aiohttp's minor version and tests/security/test_protocol_rules.py
 fails loudly if any of them moves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import sys
-import termios
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -68,8 +68,14 @@ _REQUEST_TIMEOUT = (
 )
 _TOO_MANY_HEADERS = "Too many headers"  # aiohttp's message for more than max_headers fields
 BACKLOG = 1024  # pending connections per listener socket (aiohttp's default is 128)
-_UNREAD = termios.FIONREAD  # bytes received by the kernel, not yet read
-_UNSENT = getattr(termios, "TIOCOUTQ", None)  # bytes the peer has not acknowledged (Linux)
+try:
+    import fcntl
+    import termios
+
+    _UNREAD: int | None = termios.FIONREAD  # bytes received by the kernel, not yet read
+    _UNSENT: int | None = getattr(termios, "TIOCOUTQ", None)  # not yet acknowledged (Linux)
+except ImportError:  # pragma: no cover - no such ioctls (Windows): deadlines alone decide
+    _UNREAD = _UNSENT = None
 
 
 def _kernel_queue(transport: asyncio.BaseTransport, request: int | None) -> int:

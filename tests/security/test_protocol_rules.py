@@ -105,6 +105,7 @@ async def test_aiohttp_internals_used_by_the_guarded_protocol_are_there() -> Non
     for name in (
         "_messages", "_request_count", "_current_request", "_request_in_progress",
         "_force_close", "_close", "_paused", "_reading_paused", "_buffer_paused", "_loop",
+        "_task_handler",
     ):  # fmt: skip
         assert hasattr(handler, name), name
     handle_error = inspect.signature(web_protocol.RequestHandler.handle_error).parameters
