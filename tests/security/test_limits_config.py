@@ -68,3 +68,16 @@ def test_a_bad_value_stops_start_up_naming_the_key(tmp_path: Path, line: str, ke
     with pytest.raises(ConfigError) as info:
         parse_config(BASE + line + "\n", tmp_path)
     assert info.value.message.startswith(key), info.value.message
+
+
+def test_a_reload_that_changes_limits_is_refused(tmp_path: Path) -> None:
+    """Listeners keep the limits they started with: a reload must not pretend otherwise."""
+    from edge.server import Reloader
+
+    old = parse_config(BASE, tmp_path)
+    reloader = Reloader(old, [], None)
+    reloader._check_reloadable(
+        parse_config(BASE + 'trusted_proxies = ["10.0.0.1"]\n', tmp_path), None
+    )
+    with pytest.raises(ConfigError, match="restart edge"):
+        reloader._check_reloadable(parse_config(BASE + "header_timeout = 5\n", tmp_path), None)
