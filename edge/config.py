@@ -65,6 +65,17 @@ class ServerConfig(_Frozen, frozen=True):
     metrics_public: bool = False  # true: GET /metrics on the admin listener needs no token
     # On SIGTERM/SIGINT: seconds requests in flight get to finish before they are cut.
     shutdown_grace: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Hostile clients (docs/security-notes-protocol.md): refuse aiohttp's pure-Python
+    # parser, whom to believe about X-Forwarded-*, request size limits and timeouts.
+    allow_python_http_parser: bool = False
+    trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs whose X-Forwarded-* edge believes
+    max_request_line: Annotated[int, msgspec.Meta(ge=256, le=MiB)] = 8190  # URL bytes, else 414
+    max_header_size: Annotated[int, msgspec.Meta(ge=256, le=MiB)] = 8190  # one field, else 431
+    max_headers: Annotated[int, msgspec.Meta(ge=8, le=10_000)] = 100  # fields, else 431
+    header_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0  # whole request head
+    body_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0  # silence inside a body
+    keepalive_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 15.0  # idle between
+    send_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0  # a write not draining
 
 
 class TokenConfig(_Frozen, frozen=True):
@@ -307,6 +318,13 @@ def check(config: Config, base_dir: Path) -> Settings:
 
     for key in ("access_log_file", "event_log_file"):
         _check_log_file(key, getattr(server, key), base_dir)
+    for j, entry in enumerate(server.trusted_proxies):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies[{j}]: not an IP address or network: {entry!r}"
+            ) from None
 
     token_names: set[str] = set()
     for i, token in enumerate(config.tokens):

@@ -47,6 +47,12 @@ class HashMismatch(BadRequest):
     code = "hash_mismatch"
 
 
+class BadFraming(BadRequest):
+    """A request whose length a proxy in front of edge could read differently."""
+
+    code = "bad_framing"
+
+
 class Unauthorized(EdgeError):
     status = 401
     code = "unauthorized"
@@ -101,6 +107,18 @@ class NotPropagated(EdgeError):
 
     status = 504
     code = "not_propagated"
+
+
+class UnsupportedTransferCoding(EdgeError):
+    """A transfer coding other than ``chunked`` (RFC 9112 §6.1: 501)."""
+
+    status = 501
+    code = "not_implemented"
+
+
+class VersionNotSupported(EdgeError):
+    status = 505
+    code = "http_version_not_supported"
 
 
 class MissingBlobs(EdgeError):

@@ -9,6 +9,7 @@ are dictionary lookups, so nothing here can reach a filesystem; ``None`` means
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import unquote_to_bytes
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -88,6 +89,17 @@ def lookup_candidates(path: str) -> tuple[str, ...]:
     if path.endswith("/"):
         return (path + "index.html", path[:-1] + ".html")
     return (path, path + "/index.html", path + ".html")
+
+
+def manifest_key(path: str, files: Mapping[str, object]) -> str | None:
+    """The manifest key a normalised request path resolves to (first candidate held), or None.
+
+    Only ever a key of ``files``: resolution is dictionary lookups, never a filesystem.
+    """
+    for candidate in lookup_candidates(path):
+        if candidate in files:
+            return candidate
+    return None
 
 
 def is_manifest_path(path: str) -> bool:

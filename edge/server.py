@@ -51,6 +51,9 @@ from edge.visitor.hosts import host_policy
 from edge.visitor.preview import LINK_PATH, PreviewSigner
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
+from edge.wire.guard import wire_guard
+from edge.wire.parser import check_http_parser
+from edge.wire.protocol import GuardedAppRunner, GuardedServer, GuardedSite, WireLimits
 
 log = logging.getLogger("edge")
 
@@ -203,6 +206,7 @@ def build_admin_app(runtime: Runtime) -> web.Application:
         app, runtime.observer, tokens, runtime.store, runtime.cache,
         metrics_public=server.metrics_public,
     )  # fmt: skip
+    app.middlewares.append(wire_guard)  # inside the JSON error middleware
     app[RUNTIME] = runtime
     return app
 
@@ -285,6 +289,8 @@ class Reloader:
             old.listen_tls,
         ) or (certificates is None) != (self._sni is None):
             raise ConfigError("listeners changed: restart edge to apply this configuration")
+        if WireLimits.from_config(new.config.server) != WireLimits.from_config(old.config.server):
+            raise ConfigError("connection limits or timeouts changed: restart edge to apply them")
         if new.site_ids != old.site_ids or new.config.tokens != old.config.tokens:
             raise ConfigError("sites or tokens changed: restart edge to apply them")
         if new.config.store != old.config.store:
@@ -304,26 +310,32 @@ async def _listen(
     address: ListenAddress,
     *,
     reuse_port: bool,
+    limits: WireLimits,
     ssl_context: ssl.SSLContext | None = None,
     observer: Observer | None = None,
 ) -> web.BaseRunner:
+    # Guarded*: aiohttp with edge's deadlines and limits (edge.wire.protocol).
     runner: web.BaseRunner
     if isinstance(handler, web.Application):
-        runner = web.AppRunner(handler, handle_signals=False)
+        runner = GuardedAppRunner(handler, limits=limits, handle_signals=False)
     else:
         # aiohttp's access-log hook runs after each response is written: it records
         # the visitor metrics and, as configured, the JSON access line.
         assert observer is not None
-        server = web.Server(
-            timed(handler), access_log=log, access_log_class=observer.access_logger(handler)
+        server = GuardedServer(
+            timed(handler),
+            limits=limits,
+            access_log=log,
+            access_log_class=observer.access_logger(handler),
         )
         runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(
+    site = GuardedSite(
         runner,
         address.host,
         address.port,
+        limits=limits,
         reuse_address=True,
         reuse_port=reuse_port,
         ssl_context=ssl_context,
@@ -338,6 +350,8 @@ async def running(
 ) -> AsyncIterator[Runtime]:
     """Both listeners up, serving ``settings``; everything torn down on exit."""
     reuse_port = workers > 1
+    check_http_parser(settings.config.server.allow_python_http_parser)
+    limits = WireLimits.from_config(settings.config.server)
     certificates = load_certificates(settings)  # refuse bad certificates before binding
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(
@@ -348,8 +362,9 @@ async def running(
         handlers = [runtime.visitor]
         runners: list[web.BaseRunner] = []
         visitors = await _listen(
-            stack, runtime.visitor, settings.listen, reuse_port=reuse_port, observer=observer
-        )
+            stack, runtime.visitor, settings.listen, reuse_port=reuse_port, limits=limits,
+            observer=observer,
+        )  # fmt: skip
         runners.append(visitors)
         sni = None
         if certificates is not None and settings.listen_tls is not None:
@@ -360,13 +375,15 @@ async def running(
                 handlers[-1],
                 settings.listen_tls,
                 reuse_port=reuse_port,
+                limits=limits,
                 ssl_context=sni.context,
                 observer=observer,
             )
             runners.append(https)
         admin = await _listen(
-            stack, build_admin_app(runtime), settings.admin_listen, reuse_port=reuse_port
-        )
+            stack, build_admin_app(runtime), settings.admin_listen, reuse_port=reuse_port,
+            limits=limits,
+        )  # fmt: skip
         runners.append(admin)
         runtime.reloader = Reloader(settings, handlers, sni)
         log.info(

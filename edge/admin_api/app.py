@@ -198,6 +198,8 @@ class AdminApi:
         media = ctype.partition(";")[0].strip().lower()
         if request.can_read_body and media != "application/json":
             raise UnsupportedMediaType("request bodies are application/json")
+        if (request.content_length or 0) > request.client_max_size:  # refused before reading
+            raise PayloadTooLarge(f"request body over {request.client_max_size} bytes")
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge:

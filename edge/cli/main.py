@@ -52,9 +52,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from edge.server import hold_reloads, serve
     from edge.supervisor import supervise
     from edge.tls import load_certificates
+    from edge.wire.parser import check_http_parser
 
     hold_reloads()  # a SIGHUP during start-up must not kill the process
     settings = load_config(args.config)
+    check_http_parser(settings.config.server.allow_python_http_parser)  # before any worker
     workers = args.workers
     if workers < 1:
         raise SystemExit("error: --workers must be at least 1")

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.errors import StoreUnavailable
 from edge.integrations.webhooks import Webhooks
-from edge.paths import lookup_candidates, request_path, split_target
+from edge.paths import manifest_key, request_path, split_target
 from edge.router import Env, Route, normalize_host
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.model import ManifestEntry, Snapshot
@@ -46,6 +47,8 @@ from edge.visitor.representation import (
     staging_robots_txt,
 )
 from edge.visitor.upstream import Upstream, UpstreamTable, forward
+from edge.wire.framing import encoded_body, framing_error
+from edge.wire.proxies import first_value, forwarded_https
 
 if TYPE_CHECKING:
     from edge.observability.observer import Observer
@@ -105,34 +108,60 @@ class VisitorHandler:
         return VisitorHandler(self.policy, self._services, tls=True)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        host = request.headers.get(hdrs.HOST)
+        headers = request.headers
+        if request.version != HttpVersion11 or hdrs.TRANSFER_ENCODING in headers:
+            error = framing_error(request.version, headers.get(hdrs.TRANSFER_ENCODING))
+            if error is not None:
+                refused = _plain(error.status, error.message)
+                refused.force_close()  # nothing after it on this connection is read
+                return refused
+        policy = self.policy
+        https, forwarded = self._tls, False
+        host = headers.get(hdrs.HOST)
+        if policy.proxies is not None and policy.proxies.trusts(request.remote):
+            # A trusted proxy's word on the original host and scheme (edge.wire.proxies).
+            forwarded = True
+            host = first_value(headers.get(hdrs.X_FORWARDED_HOST)) or host
+            proto = forwarded_https(headers.get(hdrs.X_FORWARDED_PROTO))
+            https = https if proto is None else proto
         raw = request.raw_path
         if not raw.startswith("/"):
             target = split_target(raw)
             if target is None:
                 return _plain(400, "Bad Request: unsupported request target")
+            # RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
             host, raw = target[0] or host, target[1]
-        route = self.policy.routes.resolve(host)
+        route = policy.routes.resolve(host)
         if route is None:
+            if host and normalize_host(host) is None:
+                return _plain(400, "Bad Request: malformed Host")
             return _plain(421, "Misdirected Request: no site is served at this host")
         try:
-            response = await self._serve(request, route, host, raw)
-        except Exception:
+            response = await self._serve(request, route, host, raw, https, forwarded)
+        except Exception as exc:
+            if isinstance(exc, ConnectionResetError) and request.transport is None:
+                return _plain(408, "Request Timeout")  # never sent: the client is gone
             # Whatever failed, the answer still says which environment it is from
             # (staging's noindex included) and shows nothing of the failure.
             log.exception("visitor request %s %s failed", request.method, raw)
             response = _plain(500, "Internal Server Error", env_headers(route.env, None))
-        if self._tls and not response.prepared:
-            hsts = self.policy.hsts.get(route.key)
+        if https and not response.prepared:
+            hsts = policy.hsts.get(route.key)
             if hsts is not None:
                 response.headers["Strict-Transport-Security"] = hsts
         return response
 
     async def _serve(
-        self, request: web.BaseRequest, route: Route, host: str | None, raw: str
+        self,
+        request: web.BaseRequest,
+        route: Route,
+        host: str | None,
+        raw: str,
+        https: bool,
+        forwarded: bool,
     ) -> web.StreamResponse:
         policy = self.policy
-        if policy.https_port is not None and not self._tls and route.key in policy.https_only:
+        if policy.https_port is not None and not https and route.key in policy.https_only:
             return _to_https(host, raw, policy.https_port)
         if not self._live.is_current():
             await self._live.catch_up()  # another process moved a pointer
@@ -143,7 +172,7 @@ class VisitorHandler:
             or COOKIE in request.headers.get(hdrs.COOKIE, "")  # no cookie parsing per request
             or path == LINK_PATH
         ):
-            gate = await self._preview_gate(request, route, path)
+            gate = await self._preview_gate(request, route, path, https)
             if isinstance(gate, web.StreamResponse):
                 return gate
             snapshot = gate or snapshot
@@ -159,7 +188,9 @@ class VisitorHandler:
         if upstreams is not None:
             upstream = upstreams.match(route.key, path)
             if upstream is not None:
-                return await self._forward(request, route, snapshot, upstream)
+                return await self._forward(
+                    request, route, snapshot, upstream, https, forwarded, host
+                )
         if request.method not in _SERVED_METHODS:
             headers = env_headers(route.env, snapshot.id)
             headers["Allow"] = "GET, HEAD"
@@ -174,20 +205,20 @@ class VisitorHandler:
         if route.env == "staging" and path == ROBOTS_TXT:
             return self._respond(request, self._staging_robots(snapshot.id), 200)
         files = snapshot.files
-        for candidate in lookup_candidates(path):
-            entry = files.get(candidate)
-            if entry is not None:
-                rep = await self._representation(request, route, snapshot, candidate, entry)
-                if request.method == hdrs.METH_GET and html(entry.content_type):
-                    self._services.views.count(route, candidate)
-                return self._respond(request, rep, 200)
+        key = manifest_key(path, files)
+        if key is not None:
+            entry = files[key]
+            rep = await self._representation(request, route, snapshot, key, entry)
+            if request.method == hdrs.METH_GET and html(entry.content_type):
+                self._services.views.count(route, key)
+            return self._respond(request, rep, 200)
         if route.env == "staging" and path.startswith(settings.media_prefix):
             found = await self._production_media(request, route, path)
             if found is not None:
                 return found
-        entry = files.get(NOT_FOUND_PAGE)
-        if entry is not None:
-            rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, entry)
+        not_found = files.get(NOT_FOUND_PAGE)
+        if not_found is not None:
+            rep = await self._representation(request, route, snapshot, NOT_FOUND_PAGE, not_found)
             return self._respond(request, rep, 404)
         return _plain(404, "Not Found", env_headers(route.env, snapshot.id))
 
@@ -219,7 +250,14 @@ class VisitorHandler:
         return self._respond(request, rep, 200)
 
     async def _forward(
-        self, request: web.BaseRequest, route: Route, snapshot: Snapshot, upstream: Upstream
+        self,
+        request: web.BaseRequest,
+        route: Route,
+        snapshot: Snapshot,
+        upstream: Upstream,
+        https: bool,
+        forwarded: bool,
+        host: str | None,
     ) -> web.StreamResponse:
         session = self._services.session
         assert session is not None, "upstreams need the outbound session"
@@ -235,14 +273,16 @@ class VisitorHandler:
             request,
             upstream,
             session,
-            env_headers=self._env_headers(route, snapshot.id),
-            tls=self._tls,
+            env_headers=self._env_headers(route, snapshot.id, https),
+            tls=https,
+            trusted=forwarded,
+            host=host,
             on_error=failed,
         )
 
-    def _env_headers(self, route: Route, snapshot_id: str | None) -> dict[str, str]:
+    def _env_headers(self, route: Route, snapshot_id: str | None, https: bool) -> dict[str, str]:
         headers = env_headers(route.env, snapshot_id)
-        if self._tls:
+        if https:
             hsts = self.policy.hsts.get(route.key)
             if hsts is not None:
                 headers["Strict-Transport-Security"] = hsts
@@ -268,6 +308,8 @@ class VisitorHandler:
         form = self._settings(snapshot).forms.get(name)
         if form is None:
             return _plain(404, f"No form named {name!r}", headers)
+        if request.body_exists and encoded_body(request.headers.get(hdrs.CONTENT_ENCODING)):
+            return _plain(415, "Form bodies must not be content-coded", headers)
         try:
             body = await _read_limited(request, form.max_bytes)
             fields = parse_form(request.headers.get(hdrs.CONTENT_TYPE), body, form)
@@ -291,7 +333,7 @@ class VisitorHandler:
         return web.Response(status=204, headers=headers)
 
     async def _preview_gate(
-        self, request: web.BaseRequest, route: Route, path: str | None
+        self, request: web.BaseRequest, route: Route, path: str | None, https: bool
     ) -> web.StreamResponse | Snapshot | None:
         """Staging access: a preview link, its cookie, or the password.
 
@@ -314,7 +356,7 @@ class VisitorHandler:
                 path="/",
                 httponly=True,
                 samesite="Lax",
-                secure=self._tls,
+                secure=https,
             )
             return response
         cookie = request.cookies.get(COOKIE)

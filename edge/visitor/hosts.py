@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from edge.config import Settings
 from edge.errors import ConfigError
 from edge.router import ENVS, Route, RouteTable
+from edge.wire.proxies import TrustedProxies
 
 DEFAULT_PRODUCTION_HSTS = 31_536_000  # one year
 
@@ -26,6 +27,8 @@ class HostPolicy:
     hsts: dict[str, str] = field(default_factory=dict)
     # Route key -> the staging preview password (HTTP Basic).
     passwords: dict[str, str] = field(default_factory=dict)
+    # Peers whose X-Forwarded-* edge believes (None: nobody's, the common case).
+    proxies: TrustedProxies | None = None
 
 
 def preview_passwords(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
@@ -46,8 +49,9 @@ def preview_passwords(settings: Settings, environ: Mapping[str, str]) -> dict[st
 
 def host_policy(settings: Settings, environ: Mapping[str, str] = os.environ) -> HostPolicy:
     passwords = preview_passwords(settings, environ)
+    proxies = TrustedProxies.parse(settings.config.server.trusted_proxies)
     if settings.listen_tls is None:
-        return HostPolicy(settings.routes, passwords=passwords)
+        return HostPolicy(settings.routes, passwords=passwords, proxies=proxies)
     https_only: set[str] = set()
     hsts: dict[str, str] = {}
     for site in settings.config.sites:
@@ -62,7 +66,7 @@ def host_policy(settings: Settings, environ: Mapping[str, str] = os.environ) -> 
             if env == "production" and env_config.tls is not None:
                 https_only.add(key)
     return HostPolicy(
-        settings.routes, settings.listen_tls.port, frozenset(https_only), hsts, passwords
+        settings.routes, settings.listen_tls.port, frozenset(https_only), hsts, passwords, proxies
     )
 
 

@@ -45,6 +45,8 @@ HOP_BY_HOP = frozenset(
 )
 # Request headers edge sets itself (or answers itself: Expect).
 _REPLACED = frozenset({"host", "expect", "x-forwarded-proto", "x-forwarded-host"})
+# Claims about earlier hops, passed on only from a trusted proxy (edge.wire.proxies).
+_HOP_CLAIMS = frozenset({"x-forwarded-for", "forwarded"})
 # aiohttp's client adds these when absent; a proxy must pass on what it got, no more.
 _SKIP_AUTO = frozenset({hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE})
 _DOT_SEGMENTS = frozenset({b".", b".."})
@@ -137,15 +139,25 @@ def _append(existing: list[str], value: str) -> str:
 
 
 def request_headers(
-    incoming: MultiMapping[str], *, peer: str | None, tls: bool, via: str
+    incoming: MultiMapping[str],
+    *,
+    peer: str | None,
+    tls: bool,
+    via: str,
+    trusted: bool = False,
+    host: str | None = None,
 ) -> CIMultiDict[str]:
     """The headers to send upstream for a visitor request with headers ``incoming``.
 
-    Hop-by-hop headers, Host (the upstream gets its own) and Expect are dropped;
-    ``peer`` is appended to X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host
-    are set, ``via`` (``1.1 edge``) is appended to Via.
+    Hop-by-hop headers, Host (the upstream gets its own) and Expect are dropped.
+    X-Forwarded-For and Forwarded are kept only when the peer is a ``trusted``
+    proxy; ``peer`` is appended to X-Forwarded-For. X-Forwarded-Proto says
+    ``tls``, X-Forwarded-Host says ``host`` (default: the Host header), and ``via``
+    (``1.1 edge``) is appended to Via.
     """
     drop = _connection_scoped(incoming) | _REPLACED
+    if not trusted:
+        drop |= _HOP_CLAIMS
     out: CIMultiDict[str] = CIMultiDict()
     forwarded_for: list[str] = []
     vias: list[str] = []
@@ -164,7 +176,8 @@ def request_headers(
     elif forwarded_for:
         out[hdrs.X_FORWARDED_FOR] = ", ".join(forwarded_for)
     out[hdrs.X_FORWARDED_PROTO] = "https" if tls else "http"
-    host = incoming.get(hdrs.HOST)
+    if host is None:
+        host = incoming.get(hdrs.HOST)
     if host is not None:
         out[hdrs.X_FORWARDED_HOST] = host
     out[hdrs.VIA] = _append(vias, via)
@@ -216,6 +229,8 @@ async def forward(
     *,
     env_headers: Mapping[str, str],
     tls: bool,
+    trusted: bool = False,
+    host: str | None = None,
     on_error: Callable[[str, str], None] = lambda kind, detail: None,
 ) -> web.StreamResponse:
     """Proxy ``request`` to ``upstream`` and stream the answer back.
@@ -241,7 +256,9 @@ async def forward(
 
     version = request.version
     via = f"{version.major}.{version.minor} edge"
-    headers = request_headers(request.headers, peer=request.remote, tls=tls, via=via)
+    headers = request_headers(
+        request.headers, peer=request.remote, tls=tls, via=via, trusted=trusted, host=host
+    )
     body = request.content if request.body_exists else None
     if (
         body is not None

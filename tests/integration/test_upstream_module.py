@@ -234,7 +234,8 @@ async def test_forwards_path_query_and_headers(
     assert _header(got, "Host") == [f"127.0.0.1:{upstream.port}"]
     for name in ("Connection", "X-Hop-Req", "Keep-Alive", "Proxy-Authorization", "TE"):
         assert name.lower() not in _names(got), name
-    assert _header(got, "X-Forwarded-For") == ["203.0.113.7, 127.0.0.1"]
+    # not a trusted proxy: the visitor's own X-Forwarded-For is not passed on
+    assert _header(got, "X-Forwarded-For") == ["127.0.0.1"]
     assert _header(got, "X-Forwarded-Proto") == ["http"]
     assert _header(got, "X-Forwarded-Host") == [VISITOR_HOST]
     assert _header(got, "Via") == ["1.0 client-proxy, 1.1 edge"]

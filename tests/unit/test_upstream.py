@@ -139,19 +139,40 @@ def test_request_headers() -> None:
             ("X-Forwarded-For", "198.51.100.2"),
             ("X-Forwarded-Proto", "https"),
             ("X-Forwarded-Host", "spoofed.example"),
+            ("Forwarded", "for=203.0.113.7;proto=https"),
             ("Via", "1.1 cdn"),
             ("Cookie", "a=1"),
             ("Cookie", "b=2"),
         ]
     )
+    # From an untrusted peer the claims about earlier hops are not passed on.
     out = request_headers(incoming, peer="192.0.2.10", tls=False, via="1.1 edge")
     assert list(out.items()) == [
         ("Accept", "text/html"),
         ("Cookie", "a=1"),
         ("Cookie", "b=2"),
-        ("X-Forwarded-For", "203.0.113.7, 198.51.100.2, 192.0.2.10"),
+        ("X-Forwarded-For", "192.0.2.10"),
         ("X-Forwarded-Proto", "http"),
         ("X-Forwarded-Host", "acme.example"),
+        ("Via", "1.1 cdn, 1.1 edge"),
+    ]
+    # From a trusted proxy they are, and the host and scheme are the ones it reported.
+    out = request_headers(
+        incoming,
+        peer="192.0.2.10",
+        tls=True,
+        via="1.1 edge",
+        trusted=True,
+        host="www.acme.example",
+    )
+    assert list(out.items()) == [
+        ("Accept", "text/html"),
+        ("Forwarded", "for=203.0.113.7;proto=https"),
+        ("Cookie", "a=1"),
+        ("Cookie", "b=2"),
+        ("X-Forwarded-For", "203.0.113.7, 198.51.100.2, 192.0.2.10"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "www.acme.example"),
         ("Via", "1.1 cdn, 1.1 edge"),
     ]
 

@@ -1,0 +1,246 @@
+"""Request size limits on both listeners, over raw sockets.
+
+The server runs with limits well under aiohttp's defaults (8190-byte lines, 128
+fields), so these tests also prove the ``[server]`` keys reach the parser.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, EdgeServer
+from tests.security.wire_support import (
+    connect,
+    first_response,
+    new_server,
+    publish_site,
+    read_response,
+)
+
+MAX_LINE = 1024
+MAX_FIELD = 1024
+MAX_HEADERS = 20
+TEN_GB = 10 * 1024**3
+# 16 MiB of zeros: about 16 KiB once gzipped (a decompression bomb in miniature).
+BOMB = gzip.compress(b"\0" * (16 * 1024 * 1024), compresslevel=9)
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Reports the body it received: its size, sha256 and Content-Encoding."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        doc = {
+            "size": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "encoding": self.headers.get("Content-Encoding"),
+        }
+        out = json.dumps(doc).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator[EdgeServer]:
+    srv = new_server(
+        tmp_path_factory.mktemp("limits"),
+        extra_config=(
+            f"max_request_line = {MAX_LINE}\nmax_header_size = {MAX_FIELD}\n"
+            f"max_headers = {MAX_HEADERS}\nmax_request_bytes = 1048576\n"
+            'allow_private_targets = ["127.0.0.0/8"]\n'
+        ),
+        env_extra={
+            "acme.staging": f'upstreams = [{{ prefix = "/api/", origin = "{upstream}" }}]',
+        },
+    )
+    srv.start()
+    try:
+        publish_site(
+            srv,
+            {"/index.html": b"<html><head></head><body>home</body></html>"},
+            settings={"forms": {"contact": {"max_bytes": 1024}}},
+        )
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _port(srv: EdgeServer, listener: str) -> int:
+    return srv.port if listener == "visitor" else srv.admin_port
+
+
+def _send(port: int, data: bytes, *, trickle: bool) -> int | None:
+    """The status of the first answer, sending ``data`` at once or 7 bytes at a time."""
+    with connect(port) as sock:
+        if trickle:
+            for i in range(0, len(data), 7):
+                try:
+                    sock.sendall(data[i : i + 7])
+                except (BrokenPipeError, ConnectionResetError):
+                    break  # refused before the end: the answer is waiting
+                time.sleep(0.001)
+        else:
+            sock.sendall(data)
+        response = read_response(sock)
+    return None if response is None else response.status
+
+
+LISTENERS = ["visitor", "admin"]
+TRICKLE = [pytest.param(False, id="at-once"), pytest.param(True, id="trickled")]
+
+
+def _head(target: str = "/", extra: str = "") -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n{extra}\r\n".encode()
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+@pytest.mark.parametrize("trickle", TRICKLE)
+def test_a_long_request_target_gets_414(edge: EdgeServer, listener: str, trickle: bool) -> None:
+    long_target = "/" + "a" * (MAX_LINE + 10)
+    assert _send(_port(edge, listener), _head(long_target), trickle=trickle) == 414
+    assert _send(_port(edge, listener), _head("/" + "a" * (MAX_LINE - 10)), trickle=trickle) == 404
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+@pytest.mark.parametrize("trickle", TRICKLE)
+def test_a_long_header_field_gets_431(edge: EdgeServer, listener: str, trickle: bool) -> None:
+    port = _port(edge, listener)
+    assert _send(port, _head(extra=f"X-Long: {'v' * (MAX_FIELD + 10)}\r\n"), trickle=trickle) == 431
+    assert _send(port, _head(extra=f"X-{'n' * (MAX_FIELD + 10)}: v\r\n"), trickle=trickle) == 431
+    ok = _send(
+        port, _head("/nowhere", extra=f"X-Long: {'v' * (MAX_FIELD - 100)}\r\n"), trickle=trickle
+    )
+    assert ok == 404
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+def test_too_many_header_fields_get_431(edge: EdgeServer, listener: str) -> None:
+    port = _port(edge, listener)
+    many = "".join(f"X-F{i}: v\r\n" for i in range(MAX_HEADERS + 5))
+    assert _send(port, _head(extra=many), trickle=False) == 431
+    few = "".join(f"X-F{i}: v\r\n" for i in range(MAX_HEADERS - 2))
+    assert _send(port, _head("/nowhere", extra=few), trickle=False) == 404
+
+
+# -- bodies: refused from the announced length, before any of it is sent ------------
+
+
+def _announce(target: str, host: str, extra: str = "", method: str = "POST") -> bytes:
+    return (
+        f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {TEN_GB}\r\n{extra}\r\n"
+    ).encode()
+
+
+def test_a_form_announcing_ten_gigabytes_gets_413_before_sending_it(edge: EdgeServer) -> None:
+    request = _announce(
+        "/_edge/forms/contact",
+        PRODUCTION_HOST,
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+    )
+    assert first_response(edge.port, request).status == 413
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/sites/acme/blobs/" + "0" * 64),
+        ("POST", "/v1/sites/acme/snapshots"),
+        ("POST", "/v1/sites/acme/blobs/missing"),
+        ("POST", "/v1/sites/acme/publish"),
+    ],
+)
+def test_an_admin_body_announcing_ten_gigabytes_gets_413_before_sending_it(
+    edge: EdgeServer, method: str, path: str
+) -> None:
+    auth = f"Authorization: Bearer {edge.tokens['admin']}\r\nContent-Type: application/json\r\n"
+    answer = first_response(edge.admin_port, _announce(path, "admin", auth, method))
+    assert answer.status == 413, answer.body
+    assert json.loads(answer.body)["error"]["code"] == "too_large"
+
+
+# -- compressed request bodies: never inflated -----------------------------------------
+
+
+def _coded(method: str, target: str, host: str, body: bytes, extra: str = "") -> bytes:
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Encoding: gzip\r\nConnection: close\r\n{extra}\r\n"
+    )
+    return head.encode() + body
+
+
+def test_a_compressed_form_body_gets_415(edge: EdgeServer) -> None:
+    ctype = "Content-Type: application/x-www-form-urlencoded\r\n"
+    for body in (BOMB, gzip.compress(b"name=x")):
+        answer = first_response(
+            edge.port, _coded("POST", "/_edge/forms/contact", PRODUCTION_HOST, body, ctype)
+        )
+        assert answer.status == 415, answer.body
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/sites/acme/blobs/" + hashlib.sha256(b"\0" * (16 * 1024 * 1024)).hexdigest()),
+        ("POST", "/v1/sites/acme/snapshots"),
+        ("POST", "/v1/sites/acme/blobs/missing"),
+    ],
+)
+def test_a_compressed_admin_body_gets_415(edge: EdgeServer, method: str, path: str) -> None:
+    auth = f"Authorization: Bearer {edge.tokens['admin']}\r\nContent-Type: application/json\r\n"
+    answer = first_response(edge.admin_port, _coded(method, path, "admin", BOMB, auth))
+    assert answer.status == 415, answer.body
+    assert json.loads(answer.body)["error"]["code"] == "unsupported_media_type"
+
+
+def test_a_compressed_body_reaches_an_upstream_as_sent(edge: EdgeServer) -> None:
+    answer = first_response(edge.port, _coded("POST", "/api/echo", STAGING_HOST, BOMB))
+    assert answer.status == 200, answer.body
+    seen = json.loads(answer.body)
+    assert seen == {
+        "size": len(BOMB),
+        "sha256": hashlib.sha256(BOMB).hexdigest(),
+        "encoding": "gzip",
+    }
+
+
+def test_controls_the_same_requests_uncompressed_are_served(edge: EdgeServer) -> None:
+    form = b"name=x"
+    request = (
+        f"POST /_edge/forms/contact HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(form)}\r\n\r\n"
+    ).encode() + form
+    assert first_response(edge.port, request).status == 204
+    body = json.dumps({"sha256": ["0" * 64]}).encode()
+    missing = (
+        f"POST /v1/sites/acme/blobs/missing HTTP/1.1\r\nHost: admin\r\n"
+        f"Authorization: Bearer {edge.tokens['admin']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    assert first_response(edge.admin_port, missing).status == 200
