@@ -138,6 +138,13 @@ class VisitorHandler:
             return _plain(421, "Misdirected Request: no site is served at this host")
         try:
             response = await self._serve(request, route, host, raw, https, forwarded)
+        except StoreUnavailable as exc:
+            # A cache miss while the store is away (a database outage): what is cached
+            # keeps serving; this one asks the visitor to come back, not a 500.
+            log.warning("visitor request %s %s: %s", request.method, raw, exc.message)
+            unavailable = env_headers(route.env, None)
+            unavailable["Retry-After"] = RETRY_AFTER_SECONDS
+            response = _plain(503, "Service Unavailable: please try again shortly", unavailable)
         except Exception as exc:
             if isinstance(exc, ConnectionResetError) and request.transport is None:
                 return _plain(408, "Request Timeout")  # never sent: the client is gone
