@@ -295,6 +295,20 @@ async def check_restarted(srv: GroupedServer, api: Api, left: Left, ledger: Ledg
         assert (status, snapshot) == (200, staging)
 
 
+async def running_workers(srv: GroupedServer) -> list[int]:
+    """The supervisor's workers; a moment's grace for one being restarted."""
+    assert srv.process is not None
+    for _ in range(50):
+        pids = srv.worker_pids()
+        if pids:
+            return pids
+        await asyncio.sleep(0.1)
+    raise AssertionError(
+        f"supervisor {srv.process.pid} (exit status {srv.process.poll()}) has no workers:\n"
+        + srv.log()[-4000:]
+    )
+
+
 async def kill(srv: GroupedServer, mode: str, rng: random.Random) -> None:
     """Kill edge as ``mode`` says; returns once none of its processes runs."""
     assert srv.process is not None
@@ -305,7 +319,7 @@ async def kill(srv: GroupedServer, mode: str, rng: random.Random) -> None:
         srv.process.kill()
         srv.process.wait()
     elif mode == "worker":
-        os.kill(rng.choice(srv.worker_pids()), signal.SIGKILL)
+        os.kill(rng.choice(await running_workers(srv)), signal.SIGKILL)
         await asyncio.sleep(rng.uniform(0.1, 1.0))  # load goes on meanwhile
         srv.kill_group()
     await wait_gone(live_in_group(pgid), DOWN_TIMEOUT)
