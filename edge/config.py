@@ -65,7 +65,7 @@ class ServerConfig(_Frozen, frozen=True):
     metrics_public: bool = False  # true: GET /metrics on the admin listener needs no token
     # On SIGTERM/SIGINT: seconds requests in flight get to finish before they are cut.
     shutdown_grace: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    # Hostile clients (docs/security-notes-protocol.md): refuse aiohttp's pure-Python
+    # Hostile clients (docs/security/wire.md): refuse aiohttp's pure-Python
     # parser, whom to believe about X-Forwarded-*, request size limits and timeouts.
     allow_python_http_parser: bool = False
     trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs whose X-Forwarded-* edge believes
