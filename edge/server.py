@@ -36,7 +36,7 @@ from edge.integrations.webhooks import Deliverer, Webhooks
 from edge.lifecycle import drain
 from edge.netguard import check_url, guarded_session, parse_networks
 from edge.observability.admin import install as install_observability
-from edge.observability.observer import Observer, open_observer, timed
+from edge.observability.observer import Observer, open_observer
 from edge.snapshots.backends import open_store, preview_key
 from edge.snapshots.control import Control
 from edge.snapshots.fanout import Fanout, propagation_wait
@@ -323,10 +323,10 @@ async def _listen(
         # the visitor metrics and, as configured, the JSON access line.
         assert observer is not None
         server = GuardedServer(
-            timed(handler),
+            handler,
             limits=limits,
             access_log=log,
-            access_log_class=observer.access_logger(handler),
+            access_log_class=observer.access_logger(),
         )
         runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()

@@ -18,9 +18,8 @@ import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol
+from typing import Any, ParamSpec
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
@@ -47,10 +46,9 @@ from edge.observability.metrics import (
     bounded,
     multiprocess_dir,
 )
-from edge.paths import split_target
 from edge.router import Route
 from edge.snapshots.model import HistoryEntry, OutboxItem
-from edge.visitor.hosts import HostPolicy
+from edge.visitor.handler import ROUTE, STARTED
 
 log = logging.getLogger("edge.observability")
 
@@ -58,26 +56,6 @@ SYNC_SECONDS = 1.0  # how often a worker publishes its visitor and cache figures
 SNAPSHOT_HEADER = "X-Edge-Snapshot"
 P = ParamSpec("P")
 VisitorCallable = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
-# When the visitor request being answered started (perf_counter). aiohttp runs a
-# request's handler and its access-log call in one task, so the value set by
-# :func:`timed` is the one the recorder reads; 0.0 means "not timed".
-_started: ContextVar[float] = ContextVar("edge_request_started", default=0.0)
-
-
-def timed(handler: VisitorCallable) -> VisitorCallable:
-    """``handler``, noting when each request started.
-
-    aiohttp's own figure comes from ``loop.time()``, which uvloop keeps in whole
-    milliseconds: useless for a cache hit that takes a tenth of one.
-    """
-    stamp = _started.set
-    clock = time.perf_counter
-
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        stamp(clock())
-        return await handler(request)
-
-    return handle
 
 
 def _never_raises(fn: Callable[P, None]) -> Callable[P, None]:
@@ -105,12 +83,6 @@ def resolve_path(settings: Settings, value: str | None) -> Path | None:
     return None if value is None else settings.base_dir / value
 
 
-class Policied(Protocol):
-    """What the recorder needs of a visitor handler: its current host policy."""
-
-    policy: HostPolicy
-
-
 class Observer:
     """The metrics and logs of one edge process."""
 
@@ -133,13 +105,13 @@ class Observer:
 
     # -- visitors -------------------------------------------------------------------
 
-    def access_logger(self, handler: Policied) -> type[AbstractAccessLogger]:
+    def access_logger(self) -> type[AbstractAccessLogger]:
         """The aiohttp access-logger class of a visitor listener: it records every request.
 
         aiohttp calls it once per request, after the last byte is written, with
         the time since the request started; it makes one per connection.
         """
-        record = VisitorRecorder(handler, self).record
+        record = VisitorRecorder(self).record
 
         class Recorder(AbstractAccessLogger):
             __slots__ = ()
@@ -301,7 +273,6 @@ class VisitorRecorder:
 
     __slots__ = (
         "_access",
-        "_handler",
         "_latency",
         "_mode",
         "_rate",
@@ -310,9 +281,8 @@ class VisitorRecorder:
         "_unknown_row",
     )
 
-    def __init__(self, handler: Policied, observer: Observer) -> None:
+    def __init__(self, observer: Observer) -> None:
         tally = observer.tally
-        self._handler = handler
         self._rows = tally.rows
         self._unknown_row = tally.unknown
         self._latency = tally.latency
@@ -325,17 +295,10 @@ class VisitorRecorder:
         self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float
     ) -> None:
         try:
-            started = _started.get()
-            if started:
+            started = request.get(STARTED)
+            if started is not None:
                 elapsed = time.perf_counter() - started
-            headers = request.headers
-            host = headers.get(hdrs.HOST)
-            raw = request.raw_path
-            if not raw.startswith("/"):  # an absolute-form target names the host itself
-                target = split_target(raw)
-                if target is not None:
-                    host = target[0] or host
-            route = self._handler.policy.routes.resolve(host)
+            route = request.get(ROUTE)
             status = response.status
             if route is None:
                 row = self._unknown_row
@@ -349,7 +312,9 @@ class VisitorRecorder:
             latency[-1] += elapsed
             access = self._access
             if access is not None and should_log(self._mode, self._rate, status, random.random()):
-                access.write(access_line(request, response, elapsed, route, host))
+                access.write(
+                    access_line(request, response, elapsed, route, request.headers.get(hdrs.HOST))
+                )
         except Exception:
             log.exception("recording a visitor request failed")
 

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -54,6 +55,11 @@ if TYPE_CHECKING:
     from edge.observability.observer import Observer
 
 log = logging.getLogger("edge.visitor")
+
+# What the visitor metrics read once the answer is written (edge.observability):
+# the request's route (absent: no site at its host) and when edge began on it.
+ROUTE = web.RequestKey("edge_route", Route)
+STARTED = web.RequestKey("edge_started", float)
 
 NOT_FOUND_PAGE = "/404.html"
 ROBOTS_TXT = "/robots.txt"
@@ -108,6 +114,7 @@ class VisitorHandler:
         return VisitorHandler(self.policy, self._services, tls=True)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        request[STARTED] = perf_counter()
         headers = request.headers
         if request.version != HttpVersion11 or hdrs.TRANSFER_ENCODING in headers:
             error = framing_error(request.version, headers.get(hdrs.TRANSFER_ENCODING))
@@ -136,6 +143,7 @@ class VisitorHandler:
             if host and normalize_host(host) is None:
                 return _plain(400, "Bad Request: malformed Host")
             return _plain(421, "Misdirected Request: no site is served at this host")
+        request[ROUTE] = route
         try:
             response = await self._serve(request, route, host, raw, https, forwarded)
         except StoreUnavailable as exc:

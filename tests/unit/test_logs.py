@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -24,7 +23,7 @@ from edge.observability.logs import (
 from edge.observability.metrics import Metrics
 from edge.observability.observer import Observer, VisitorRecorder, access_line, endpoint
 from edge.router import Route, RouteTable
-from edge.visitor.hosts import HostPolicy
+from edge.visitor.handler import ROUTE
 
 
 @pytest.mark.parametrize(
@@ -224,10 +223,11 @@ def test_the_recorder_writes_access_lines_as_configured(
         access_mode=mode,
         access_sample=rate,
     )
-    record = VisitorRecorder(_Handler(HostPolicy(routes)), observer).record
+    record = VisitorRecorder(observer).record
     access.start()
     for status in (200, 404, 500, 503):
         request = make_mocked_request("GET", "/", headers={"Host": "acme.example"})
+        request[ROUTE] = routes.resolve("acme.example")  # as the visitor handler does
         record(request, web.Response(status=status), 0.001)
     access.close()
     assert [orjson.loads(line)["status"] for line in lines_of(tmp_path / "access.log")] == expected
@@ -236,7 +236,3 @@ def test_the_recorder_writes_access_lines_as_configured(
 def lines_of(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines() if path.exists() else []
 
-
-@dataclass
-class _Handler:
-    policy: HostPolicy

@@ -27,7 +27,7 @@ from edge.observability.metrics import (
 from edge.observability.observer import Observer, VisitorRecorder
 from edge.router import Route, RouteTable
 from edge.snapshots.model import HistoryEntry, OutboxItem
-from edge.visitor.hosts import HostPolicy
+from edge.visitor.handler import ROUTE
 
 
 @pytest.mark.parametrize(
@@ -104,11 +104,6 @@ def test_outbox_depth_of_configured_sites_only() -> None:
     assert len(scraped) == 2
 
 
-@dataclass
-class FakeHandler:
-    policy: HostPolicy
-
-
 Record = Callable[[web.BaseRequest, web.StreamResponse, float], None]
 
 
@@ -120,7 +115,15 @@ def recorder(metrics: Metrics, tmp_path: Path) -> tuple[Observer, Record]:
         ]
     )
     observer = Observer(metrics, LineLog("event", tmp_path / "e.log"))
-    return observer, VisitorRecorder(FakeHandler(HostPolicy(routes)), observer).record
+    record = VisitorRecorder(observer).record
+
+    def answered(request: web.BaseRequest, response: web.StreamResponse, elapsed: float) -> None:
+        route = routes.resolve(request.headers.get("Host"))  # as the visitor handler does
+        if route is not None:
+            request[ROUTE] = route
+        record(request, response, elapsed)
+
+    return observer, answered
 
 
 def count(metrics: Metrics, site: str, env: str, status: str) -> float:
