@@ -29,7 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 import msgspec
 
-from edge.errors import Conflict, MissingBlobs, NotFound, PointerMoved, StoreUnavailable
+from edge.errors import Conflict, MissingBlobs, NotFound, StoreUnavailable
 from edge.router import ENVS, Env
 from edge.snapshots.model import (
     FormSubmission,
@@ -46,6 +46,7 @@ from edge.snapshots.model import (
     utc_now,
 )
 from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL, migrate
+from edge.snapshots.store import check_expected
 
 _encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
@@ -326,14 +327,7 @@ class PostgresStore:
                 if status != "UPDATE 1":
                     raise Conflict(f"schedule {schedule_id} is no longer pending")
             current = await _read_pointers(db, site)
-            for move in moves:
-                found = current[move.env].snapshot
-                if found != move.expect:
-                    raise PointerMoved(
-                        f"{move.env} points at {found!r}, not {move.expect!r}",
-                        env=move.env,
-                        current=found,
-                    )
+            check_expected(current, moves)
             for move in moves:
                 if move.to == move.expect:
                     if move.base != current[move.env].base:

@@ -33,7 +33,6 @@ from edge.errors import (
     Conflict,
     MissingBlobs,
     NotFound,
-    PointerMoved,
     StoreFull,
     StoreReadOnly,
     StoreUnavailable,
@@ -53,6 +52,7 @@ from edge.snapshots.model import (
     SnapshotInfo,
     utc_now,
 )
+from edge.snapshots.store import check_expected
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -393,14 +393,7 @@ class SqliteStore:
                 if cur.rowcount != 1:
                     raise Conflict(f"schedule {schedule_id} is no longer pending")
             current = await _read_pointers(db, site)
-            for move in moves:
-                found = current[move.env].snapshot
-                if found != move.expect:
-                    raise PointerMoved(
-                        f"{move.env} points at {found!r}, not {move.expect!r}",
-                        env=move.env,
-                        current=found,
-                    )
+            check_expected(current, moves)
             for move in moves:
                 if move.to == move.expect:
                     # No pointer move: a guard, and perhaps a new sync base.

@@ -8,9 +8,10 @@ it returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from edge.errors import PointerMoved
 from edge.router import Env
 from edge.snapshots.model import (
     FormSubmission,
@@ -177,3 +178,19 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections; pending writes are already committed."""
         ...
+
+
+def check_expected(current: Mapping[Env, Pointer], moves: Sequence[PointerMove]) -> None:
+    """The compare in compare-and-swap: each move's ``expect`` is what its pointer holds.
+
+    Both stores call it inside the transaction that then writes the moves, so a
+    pointer that moved meanwhile refuses the whole batch.
+    """
+    for move in moves:
+        found = current[move.env].snapshot
+        if found != move.expect:
+            raise PointerMoved(
+                f"{move.env} points at {found!r}, not {move.expect!r}",
+                env=move.env,
+                current=found,
+            )
