@@ -46,21 +46,20 @@ from edge.snapshots.model import (
     utc_now,
 )
 from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL, migrate
+from edge.snapshots.rows import (
+    OUTBOX_COLUMNS,
+    POINTER_COLUMNS,
+    SCHEDULE_COLUMNS,
+    outbox_item_from_row,
+    pointer_from_row,
+    schedule_from_row,
+)
 from edge.snapshots.store import check_expected
 
 _encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
 _settings_decoder = msgspec.json.Decoder(dict[str, Any])
-_paths_decoder = msgspec.json.Decoder(list[str])
 _fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
-_SCHEDULE_COLUMNS = (
-    "id, site, at, snapshot, base, paths, settings, status, error, created_at, actor, fired_at"
-)
-_OUTBOX_COLUMNS = (
-    "id, site, env, event, url, secret_env, payload, attempts, status, created_at, last_error,"
-    " delivered_at"
-)
-_POINTER_COLUMNS = "site, env, snapshot, base, updated_at, actor"
 
 
 _P = ParamSpec("_P")
@@ -295,8 +294,8 @@ class PostgresStore:
 
     @_reachable
     async def all_pointers(self) -> list[Pointer]:
-        rows = await self._pool.fetch(f"SELECT {_POINTER_COLUMNS} FROM pointers")
-        return [_pointer(r) for r in rows]
+        rows = await self._pool.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers")
+        return [pointer_from_row(r) for r in rows]
 
     @_reachable
     async def move_pointers(
@@ -406,7 +405,7 @@ class PostgresStore:
     async def add_schedule(self, schedule: Schedule) -> None:
         async with self._transaction() as db:
             await db.execute(
-                f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES"
+                f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES"
                 " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 schedule.id,
                 schedule.site,
@@ -428,30 +427,30 @@ class PostgresStore:
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
         query, args = _page(
-            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules",
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
             site,
             [("status = {}", status)],
             order="at DESC, id DESC",
             limit=limit,
         )
         rows = await self._pool.fetch(query, *args)
-        return [_schedule(r) for r in rows]
+        return [schedule_from_row(r) for r in rows]
 
     @_reachable
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
         row = await self._pool.fetchrow(
-            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = $1 AND id = $2",
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = $1 AND id = $2",
             site,
             schedule_id,
         )
-        return None if row is None else _schedule(row)
+        return None if row is None else schedule_from_row(row)
 
     @_reachable
     async def pending_schedules(self) -> list[Schedule]:
         rows = await self._pool.fetch(
-            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
         )
-        return [_schedule(r) for r in rows]
+        return [schedule_from_row(r) for r in rows]
 
     @_reachable
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
@@ -585,13 +584,13 @@ class PostgresStore:
             f"UPDATE outbox SET lease_until = $1 WHERE id IN (SELECT id FROM outbox"
             " WHERE status = 'pending' AND next_at <= $2 AND lease_until <= $2"
             " ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
-            f" RETURNING {_OUTBOX_COLUMNS}, next_at",
+            f" RETURNING {OUTBOX_COLUMNS}, next_at",
             now + lease,
             now,
             limit,
         )
         rows = sorted(rows, key=lambda r: (r["next_at"], r["id"]))
-        return [_outbox_item(r) for r in rows]
+        return [outbox_item_from_row(r) for r in rows]
 
     @_reachable
     async def next_outbox_due(self) -> float | None:
@@ -640,14 +639,14 @@ class PostgresStore:
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
         query, args = _page(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox",
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox",
             site,
             [("env = {}", env), ("id < {}", before)],
             order="id DESC",
             limit=limit,
         )
         rows = await self._pool.fetch(query, *args)
-        return [_outbox_item(r) for r in rows]
+        return [outbox_item_from_row(r) for r in rows]
 
     # -- what the nodes share besides content ---------------------------------------
 
@@ -672,23 +671,6 @@ class PostgresStore:
             stale_after,
         )
         return {r[0]: int(r[1]) for r in rows}
-
-
-def _outbox_item(r: Any) -> OutboxItem:
-    return OutboxItem(
-        id=int(r[0]),
-        site=r[1],
-        env=r[2],
-        event=r[3],
-        url=r[4],
-        secret_env=r[5],
-        payload=bytes(r[6]),
-        attempts=r[7],
-        status=r[8],
-        created_at=r[9],
-        last_error=r[10],
-        delivered_at=r[11],
-    )
 
 
 async def _enqueue(db: Any, events: Sequence[OutboxEvent]) -> None:
@@ -717,33 +699,10 @@ def _page(
     return query + f" ORDER BY {order} LIMIT ${len(args)}", args
 
 
-def _schedule(row: Any) -> Schedule:
-    return Schedule(
-        id=row[0],
-        site=row[1],
-        at=row[2],
-        snapshot=row[3],
-        base=row[4],
-        paths=None if row[5] is None else _paths_decoder.decode(row[5]),
-        settings=bool(row[6]),
-        status=row[7],
-        error=row[8],
-        created_at=row[9],
-        actor=row[10],
-        fired_at=row[11],
-    )
-
-
-def _pointer(row: Any) -> Pointer:
-    return Pointer(
-        site=row[0], env=row[1], snapshot=row[2], base=row[3], updated_at=row[4], actor=row[5]
-    )
-
-
 async def _read_pointers(db: Any, site: str) -> dict[Env, Pointer]:
     pointers: dict[Env, Pointer] = {env: Pointer(site=site, env=env) for env in ENVS}
-    rows = await db.fetch(f"SELECT {_POINTER_COLUMNS} FROM pointers WHERE site = $1", site)
+    rows = await db.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers WHERE site = $1", site)
     for row in rows:
-        p = _pointer(row)
+        p = pointer_from_row(row)
         pointers[p.env] = p
     return pointers

@@ -52,6 +52,14 @@ from edge.snapshots.model import (
     SnapshotInfo,
     utc_now,
 )
+from edge.snapshots.rows import (
+    OUTBOX_COLUMNS,
+    POINTER_COLUMNS,
+    SCHEDULE_COLUMNS,
+    outbox_item_from_row,
+    pointer_from_row,
+    schedule_from_row,
+)
 from edge.snapshots.store import check_expected
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -158,11 +166,7 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 _manifest_encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
 _settings_decoder = msgspec.json.Decoder(dict[str, Any])
-_paths_decoder = msgspec.json.Decoder(list[str])
 _fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
-_SCHEDULE_COLUMNS = (
-    "id, site, at, snapshot, base, paths, settings, status, error, created_at, actor, fired_at"
-)
 _SQL_VARS = 500  # hashes per IN (...) query, below SQLite's variable limit
 # Test-only fault injection, read once when the store opens (never per request):
 # every write then fails as on a read-only file, with SQLite's own SQLITE_READONLY.
@@ -365,10 +369,8 @@ class SqliteStore:
         return await _read_pointers(self._reader, site)
 
     async def all_pointers(self) -> list[Pointer]:
-        rows = await _rows(
-            self._reader, "SELECT site, env, snapshot, base, updated_at, actor FROM pointers"
-        )
-        return [_pointer(r) for r in rows]
+        rows = await _rows(self._reader, f"SELECT {POINTER_COLUMNS} FROM pointers")
+        return [pointer_from_row(r) for r in rows]
 
     async def move_pointers(
         self,
@@ -450,7 +452,7 @@ class SqliteStore:
     async def add_schedule(self, schedule: Schedule) -> None:
         async with self._transaction() as db:
             await db.execute(
-                f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES"
+                f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES"
                 " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     schedule.id,
@@ -472,30 +474,30 @@ class SqliteStore:
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
         query, args = _page(
-            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules",
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
             site,
             [("status = ?", status)],
             order="at DESC, id DESC",
             limit=limit,
         )
         rows = await _rows(self._reader, query, args)
-        return [_schedule(r) for r in rows]
+        return [schedule_from_row(r) for r in rows]
 
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
         rows = await _rows(
             self._reader,
-            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?",
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?",
             (site, schedule_id),
         )
         row = rows[0] if rows else None
-        return None if row is None else _schedule(row)
+        return None if row is None else schedule_from_row(row)
 
     async def pending_schedules(self) -> list[Schedule]:
         rows = await _rows(
             self._reader,
-            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id",
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id",
         )
-        return [_schedule(r) for r in rows]
+        return [schedule_from_row(r) for r in rows]
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         async with self._transaction() as db:
@@ -601,11 +603,11 @@ class SqliteStore:
         async with self._transaction() as db:
             rows = await _rows(
                 db,
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
                 " AND next_at <= ? AND lease_until <= ? ORDER BY next_at, id LIMIT ?",
                 (now, now, limit),
             )
-            items = [_outbox_item(r) for r in rows]
+            items = [outbox_item_from_row(r) for r in rows]
             await db.executemany(
                 "UPDATE outbox SET lease_until = ? WHERE id = ?",
                 [(now + lease, item.id) for item in items],
@@ -654,37 +656,14 @@ class SqliteStore:
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
         query, args = _page(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox",
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox",
             site,
             [("env = ?", env), ("id < ?", before)],
             order="id DESC",
             limit=limit,
         )
         rows = await _rows(self._reader, query, args)
-        return [_outbox_item(r) for r in rows]
-
-
-_OUTBOX_COLUMNS = (
-    "id, site, env, event, url, secret_env, payload, attempts, status, created_at, last_error,"
-    " delivered_at"
-)
-
-
-def _outbox_item(r: Any) -> OutboxItem:
-    return OutboxItem(
-        id=r[0],
-        site=r[1],
-        env=r[2],
-        event=r[3],
-        url=r[4],
-        secret_env=r[5],
-        payload=bytes(r[6]),
-        attempts=r[7],
-        status=r[8],
-        created_at=r[9],
-        last_error=r[10],
-        delivered_at=r[11],
-    )
+        return [outbox_item_from_row(r) for r in rows]
 
 
 async def _enqueue(db: aiosqlite.Connection, events: Sequence[OutboxEvent]) -> None:
@@ -711,23 +690,6 @@ def _page(
     return query + f" ORDER BY {order} LIMIT ?", [*args, limit]
 
 
-def _schedule(row: Any) -> Schedule:
-    return Schedule(
-        id=row[0],
-        site=row[1],
-        at=row[2],
-        snapshot=row[3],
-        base=row[4],
-        paths=None if row[5] is None else _paths_decoder.decode(row[5]),
-        settings=bool(row[6]),
-        status=row[7],
-        error=row[8],
-        created_at=row[9],
-        actor=row[10],
-        fired_at=row[11],
-    )
-
-
 async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
     """Run one query to completion in one step.
 
@@ -739,21 +701,15 @@ async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) ->
     return list(await db.execute_fetchall(sql, args))
 
 
-def _pointer(row: Any) -> Pointer:
-    return Pointer(
-        site=row[0], env=row[1], snapshot=row[2], base=row[3], updated_at=row[4], actor=row[5]
-    )
-
-
 async def _read_pointers(db: aiosqlite.Connection, site: str) -> dict[Env, Pointer]:
     pointers: dict[Env, Pointer] = {env: Pointer(site=site, env=env) for env in ENVS}
     rows = await _rows(
         db,
-        "SELECT site, env, snapshot, base, updated_at, actor FROM pointers WHERE site = ?",
+        f"SELECT {POINTER_COLUMNS} FROM pointers WHERE site = ?",
         (site,),
     )
     for row in rows:
-        p = _pointer(row)
+        p = pointer_from_row(row)
         pointers[p.env] = p
     return pointers
 
