@@ -39,6 +39,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening_inodes(ports: set[int]) -> dict[int, int]:
+    """Socket inode -> port, for sockets in LISTEN state on one of ``ports``."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            port = int(fields[1].rsplit(":", 1)[1], 16)
+            if fields[3] == "0A" and port in ports:
+                found[int(fields[9])] = port
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process ``pid`` has open."""
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
 @dataclass
 class EdgeServer:
     """One ``edge serve`` subprocess and everything needed to talk to it."""
@@ -138,10 +171,28 @@ hosts = ["other.example"]
             try:
                 with socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.2):
                     with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                        return
+                        pass
             except OSError:
                 time.sleep(0.05)
+                continue
+            # One worker answering is not all of them: a test that kills a worker
+            # must not find the only one already listening.
+            if self.workers <= 1 or self.all_workers_listening():
+                return
+            time.sleep(0.05)
         raise RuntimeError(f"edge serve did not start:\n{self.log()}")
+
+    def all_workers_listening(self) -> bool:
+        """Every worker process holds a listening socket on both ports."""
+        pids = self.worker_pids()
+        if len(pids) < self.workers:
+            return False
+        listening = listening_inodes({self.port, self.admin_port})
+        for pid in pids:
+            ports = {listening[i] for i in socket_inodes(pid) if i in listening}
+            if ports != {self.port, self.admin_port}:
+                return False
+        return True
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
