@@ -45,6 +45,7 @@ from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.store import Store
+from edge.timer import PokeableLoop
 from edge.tls import Certificates, SniSelector, load_certificates
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
@@ -61,6 +62,8 @@ log = logging.getLogger("edge")
 # catches up with another worker's publish (and re-arms the schedule timer)
 # before a visitor has to wait for it.
 WATCH_SECONDS = 0.02
+# On the way out, how long a background step in progress may take to finish.
+STEP_FINISH_SECONDS = 3.0
 
 
 @dataclass(slots=True)
@@ -239,6 +242,28 @@ async def _cancel(task: asyncio.Future[None]) -> None:
         pass
 
 
+def _background_loop(stack: AsyncExitStack, loop: PokeableLoop, name: str) -> None:
+    """Like :func:`_background`, but a step in progress may finish on the way out."""
+    task = asyncio.create_task(loop.run(), name=name)
+    stack.push_async_callback(_finish, loop, task)
+
+
+async def _finish(loop: PokeableLoop, task: asyncio.Task[None]) -> None:
+    """Stop ``loop`` between steps; cancel it if its step outlasts :data:`STEP_FINISH_SECONDS`.
+
+    A webhook POST cut off after the receiver answered would be sent again (its
+    lease runs out first) and a cut-off scheduled swap would be retried at the
+    next start; letting the step end records the outcome now.
+    """
+    loop.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), STEP_FINISH_SECONDS)
+    except TimeoutError:
+        log.warning("%s still busy after %.0fs on the way out; cutting it", task.get_name(),
+                    STEP_FINISH_SECONDS)  # fmt: skip
+        await _cancel(task)
+
+
 class Reloader:
     """Applies a re-read configuration: host tables, HTTPS policy, passwords, certificates.
 
@@ -400,9 +425,9 @@ async def running(
         _background(stack, observer.run(runtime.cache), "edge-metrics")
         if runtime.scheduler is not None:
             # Overdue schedules (due while edge was down) fire as soon as this runs.
-            _background(stack, runtime.scheduler.run(), "edge-scheduler")
+            _background_loop(stack, runtime.scheduler, "edge-scheduler")
         if runtime.deliverer is not None:
-            _background(stack, runtime.deliverer.run(), "edge-webhooks")
+            _background_loop(stack, runtime.deliverer, "edge-webhooks")
         if runtime.fanout is not None:
             _background(stack, runtime.fanout.run(), "edge-fanout")
         _background(

@@ -13,12 +13,15 @@ class PokeableLoop:
 
     No polling: between steps the loop waits on an event with that timeout, and
     :meth:`poke` (new work arrived) cuts the wait short. A failing step is logged
-    and retried, so the loop itself never dies.
+    and retried, so the loop itself never dies. :meth:`stop` ends it between
+    steps: a step in progress (a webhook POST, a scheduled swap) finishes and
+    records its outcome rather than being cut off halfway.
     """
 
     def __init__(self, log: logging.Logger) -> None:
         self._log = log
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def poke(self) -> None:
         """Run the next step now."""
@@ -28,8 +31,13 @@ class PokeableLoop:
         """Do what is due; the seconds until the next step."""
         raise NotImplementedError
 
+    def stop(self) -> None:
+        """End :meth:`run` once the step in progress (if any) is done."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 delay = await self.step()

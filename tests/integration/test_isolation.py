@@ -46,10 +46,14 @@ class Receiver:
 
     port: int = field(default_factory=free_port)
     fail_first: int = 0
+    delay: float = 0.0  # seconds before each answer
+    arrived: int = 0  # requests received, answered or not
     calls: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.arrived += 1
+        await asyncio.sleep(self.delay)
         status = 500 if self.fail_first > 0 else 200
         self.fail_first -= 1
         self.calls.append((dict(request.headers), body, status))
@@ -231,7 +235,7 @@ async def test_webhook_retries_until_delivered_once_across_a_restart(
     production_hook.fail_first = 2
     await site_with_forms(api)  # the publish emits environment.updated on production
     await wait_for(lambda: len(production_hook.calls) >= 1)
-    server.restart()
+    await asyncio.to_thread(server.restart)  # the receiver keeps answering meanwhile
     await wait_for(lambda: bool(production_hook.delivered("environment.updated")), timeout=20)
     await asyncio.sleep(1.5)
     assert len(production_hook.delivered("environment.updated")) == 1
@@ -240,6 +244,26 @@ async def test_webhook_retries_until_delivered_once_across_a_restart(
     _, doc = await api.call("GET", "/v1/sites/acme/webhooks/production")
     delivered = [d for d in doc["deliveries"] if d["event"] == "environment.updated"]
     assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 3
+
+
+async def test_a_stop_lets_a_delivery_in_flight_finish_and_records_it(
+    server: EdgeServer, api: Api, receivers: tuple[Receiver, Receiver]
+) -> None:
+    """SIGTERM during a webhook POST: the answer is recorded, nothing is sent twice."""
+    _, production_hook = receivers
+    production_hook.delay = 1.0
+    await site_with_forms(api)  # the publish emits environment.updated on production
+    await wait_for(lambda: production_hook.arrived >= 1)
+    # In a thread: the receiver answers on this test's event loop meanwhile.
+    assert await asyncio.to_thread(server.stop) == 0
+    assert len(production_hook.delivered("environment.updated")) == 1
+    server.start()
+    _, doc = await api.call("GET", "/v1/sites/acme/webhooks/production")
+    delivered = [d for d in doc["deliveries"] if d["event"] == "environment.updated"]
+    # Cut off mid-POST, it would still be leased (and later sent a second time).
+    assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 1
+    await asyncio.sleep(1.5)
+    assert production_hook.arrived == 1
 
 
 async def test_analytics_never_mix(server: EdgeServer, api: Api, visitor: Visitor) -> None:
