@@ -97,6 +97,20 @@ class PayloadTooLarge(EdgeError):
     code = "too_large"
 
 
+class UriTooLong(EdgeError):
+    """A request line over ``max_request_line``."""
+
+    status = 414
+    code = "uri_too_long"
+
+
+class HeadersTooLarge(EdgeError):
+    """A header over ``max_header_size``, or more than ``max_headers`` of them."""
+
+    status = 431
+    code = "headers_too_large"
+
+
 class UnsupportedMediaType(EdgeError):
     status = 415
     code = "unsupported_media_type"

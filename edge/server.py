@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from edge.admin_api.app import AdminApi, create_admin_app
+from edge.admin_api.app import AdminApi, create_admin_app, wire_refusal
 from edge.admin_api.auth import TokenBook
 from edge.admin_api.sites import site_directory
 from edge.cache import ByteLRU, CacheKey
@@ -342,7 +342,8 @@ async def _listen(
     # Guarded*: aiohttp with edge's deadlines and limits (edge.wire.protocol).
     runner: web.BaseRunner
     if isinstance(handler, web.Application):
-        runner = GuardedAppRunner(handler, limits=limits, handle_signals=False)
+        # The admin API: even what the parser refuses gets the API's JSON error.
+        runner = GuardedAppRunner(handler, limits=limits, refuse=wire_refusal, handle_signals=False)
     else:
         # aiohttp's access-log hook runs after each response is written: it records
         # the visitor metrics and, as configured, the JSON access line.

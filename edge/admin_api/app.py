@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, cast
 
 import msgspec
@@ -58,10 +59,12 @@ from edge.errors import (
     Conflict,
     EdgeError,
     HashMismatch,
+    HeadersTooLarge,
     NotFound,
     NotPropagated,
     PayloadTooLarge,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from edge.router import ENVS, Env
 from edge.snapshots.control import Control, Moved, NewFile
@@ -97,6 +100,25 @@ def json_response(
 
 def _error_response(error: EdgeError) -> web.Response:
     return json_response(error.body(), status=error.status)
+
+
+# What the parser refuses (edge.wire.protocol), as the API's errors.
+_WIRE_ERRORS: dict[int, type[EdgeError]] = {
+    400: BadRequest,
+    413: PayloadTooLarge,
+    414: UriTooLong,
+    431: HeadersTooLarge,
+}
+
+
+def wire_refusal(status: int) -> web.Response:
+    """A request aiohttp's parser refused before this app saw it, in the API's error format."""
+    error = _WIRE_ERRORS.get(status, BadRequest)(
+        f"the request could not be read ({HTTPStatus(status).phrase.lower()})"
+    )
+    response = _error_response(error)
+    response.force_close()
+    return response
 
 
 @web.middleware

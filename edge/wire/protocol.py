@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -154,14 +155,23 @@ class GuardedRequestHandler(RequestHandler):
         "_limits",
         "_line_end",
         "_raw",
+        "_refuse",
         "_send_mark",
         "_send_timer",
         "_sent_mark",
     )
 
-    def __init__(self, manager: web.Server, *, limits: WireLimits, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        limits: WireLimits,
+        refuse: Callable[[int], web.Response] = refusal,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._limits = limits
+        self._refuse = refuse  # the answer to a request the parser refused
         # The socket's transport, kept after aiohttp drops its reference on close
         # (a close waits for the write buffer to drain; only abort ends a stuck one).
         self._raw: asyncio.Transport | None = None
@@ -304,7 +314,7 @@ class GuardedRequestHandler(RequestHandler):
             return super().handle_error(request, status, exc, message)
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had started; the connection is dropped")
-        return refusal(status)
+        return self._refuse(status)
 
     # -- the request body ----------------------------------------------------------
 
@@ -405,6 +415,7 @@ class GuardedServer(web.Server):
         handler: Any,
         *,
         limits: WireLimits,
+        refuse: Callable[[int], web.Response] = refusal,
         request_factory: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
         **kwargs: Any,
@@ -412,26 +423,36 @@ class GuardedServer(web.Server):
         handler_kwargs = {**limits.handler_kwargs(), **kwargs}
         super().__init__(handler, request_factory=request_factory, loop=loop, **handler_kwargs)
         self._limits = limits
+        self._refuse = refuse
         self._handler_kwargs = handler_kwargs
 
     def __call__(self) -> RequestHandler:
         return GuardedRequestHandler(
-            self, loop=self._loop, limits=self._limits, **self._handler_kwargs
+            self, loop=self._loop, limits=self._limits, refuse=self._refuse, **self._handler_kwargs
         )
 
 
 class GuardedAppRunner(web.AppRunner):
     """``AppRunner`` whose connections are :class:`GuardedRequestHandler`."""
 
-    def __init__(self, app: web.Application, *, limits: WireLimits, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        limits: WireLimits,
+        refuse: Callable[[int], web.Response] = refusal,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self._limits = limits
+        self._refuse = refuse
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # starts and freezes the application
         return GuardedServer(
             plain.request_handler,
             limits=self._limits,
+            refuse=self._refuse,
             request_factory=plain.request_factory,
             loop=asyncio.get_running_loop(),
         )

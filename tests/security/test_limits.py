@@ -139,6 +139,31 @@ def test_a_long_header_field_gets_431(edge: EdgeServer, listener: str, trickle: 
     assert ok == 404
 
 
+@pytest.mark.parametrize(
+    ("head", "status", "code"),
+    [
+        (_head("/" + "a" * (MAX_LINE + 10)), 414, "uri_too_long"),
+        (_head(extra=f"X-Long: {'v' * (MAX_FIELD + 10)}\r\n"), 431, "headers_too_large"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nBad\x00Name: v\r\n\r\n", 400, "bad_request"),
+    ],
+)
+def test_parser_refusals_on_the_admin_listener_are_json_errors(
+    edge: EdgeServer, head: bytes, status: int, code: str
+) -> None:
+    """Refused before the admin app sees it, still the API's error format; visitors get text."""
+    with connect(edge.admin_port) as sock:
+        sock.sendall(head)
+        response = read_response(sock)
+    assert response is not None and response.status == status
+    assert response.headers["content-type"].startswith("application/json")
+    assert json.loads(response.body)["error"]["code"] == code
+    with connect(edge.port) as sock:
+        sock.sendall(head)
+        response = read_response(sock)
+    assert response is not None and response.status == status
+    assert response.headers["content-type"].startswith("text/plain")
+
+
 @pytest.mark.parametrize("listener", LISTENERS)
 def test_too_many_header_fields_get_431(edge: EdgeServer, listener: str) -> None:
     port = _port(edge, listener)
