@@ -39,7 +39,7 @@ from edge.observability.admin import install as install_observability
 from edge.observability.observer import Observer, open_observer
 from edge.snapshots.backends import open_store, preview_key
 from edge.snapshots.control import Control
-from edge.snapshots.fanout import Fanout, propagation_wait
+from edge.snapshots.fanout import Fanout, cluster_view, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
@@ -203,6 +203,7 @@ def build_admin_app(runtime: Runtime) -> web.Application:
         directory=lambda: site_directory(
             runtime.reloader.settings if runtime.reloader else settings
         ),
+        cluster=cluster_view(settings, runtime.store),
     )
     app = create_admin_app(api, max_request_bytes=server.max_request_bytes)
     install_observability(

@@ -32,6 +32,8 @@ from edge.admin_api.schemas import (
     HistoryList,
     MissingBlobsRequest,
     MissingBlobsResponse,
+    NodeDoc,
+    NodesResponse,
     PointerDoc,
     PreviewLink,
     PreviewLinkRequest,
@@ -68,7 +70,7 @@ from edge.errors import (
 )
 from edge.router import ENVS, Env
 from edge.snapshots.control import Control, Moved, NewFile
-from edge.snapshots.model import Pointer, Schedule, Snapshot
+from edge.snapshots.model import NodeState, Pointer, Schedule, Snapshot
 from edge.snapshots.promotion import environments_etag
 from edge.snapshots.schedule import parse_moment
 from edge.snapshots.store import Store
@@ -175,6 +177,8 @@ def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
 
 
 PreviewUrl = Callable[[str, str], str]
+# The cluster generation and the registered nodes (edge.snapshots.fanout.cluster_view).
+ClusterView = Callable[[], Awaitable[tuple[int, list[NodeState]]]]
 
 
 class AdminApi:
@@ -190,6 +194,7 @@ class AdminApi:
         signer: PreviewSigner | None = None,
         preview_url: PreviewUrl | None = None,
         directory: Callable[[], SiteDirectory] | None = None,
+        cluster: ClusterView | None = None,
     ) -> None:
         self._control = control
         self._store = store
@@ -199,6 +204,7 @@ class AdminApi:
         self._signer = signer
         self._preview_url = preview_url
         self._directory = directory
+        self._cluster = cluster  # None: the single-machine SQLite store
         # Uploads held in memory at once (each up to max_blob_bytes): a bound on
         # what concurrent uploads can take, whoever sends them.
         self._uploads = asyncio.Semaphore(_PARALLEL_UPLOADS)
@@ -256,6 +262,32 @@ class AdminApi:
                 ),
                 visitor=directory.visitor,
                 sites=[s for s in directory.sites if principal.sees(s.id)],
+            )
+        )
+
+    # -- nodes ---------------------------------------------------------------------
+
+    async def list_nodes(self, request: web.Request) -> web.Response:
+        """The nodes sharing this store and the generation each serves (any valid token)."""
+        self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        if self._cluster is None:
+            return json_response(NodesResponse(backend="sqlite", generation=None, nodes=[]))
+        generation, nodes = await self._cluster()
+        return json_response(
+            NodesResponse(
+                backend="postgres",
+                generation=generation,
+                nodes=[
+                    NodeDoc(
+                        name=n.name,
+                        generation=n.generation,
+                        started_at=n.started_at,
+                        seen_at=n.seen_at,
+                        live=n.live,
+                        current=n.live and n.generation >= generation,
+                    )
+                    for n in nodes
+                ],
             )
         )
 
@@ -608,6 +640,7 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app = web.Application(middlewares=[error_middleware], client_max_size=max_request_bytes)
     app.router.add_get(OPENAPI_PATH, api.openapi)
     app.router.add_get("/v1/sites", api.list_sites)
+    app.router.add_get("/v1/nodes", api.list_nodes)
     prefix = "/v1/sites/{site}"
     app.router.add_post(f"{prefix}/blobs/missing", api.missing_blobs)
     app.router.add_put(f"{prefix}/blobs/{{sha256}}", api.put_blob)

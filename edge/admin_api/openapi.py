@@ -174,6 +174,15 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/v1/nodes",
+        "listNodes",
+        "The nodes sharing the PostgreSQL store and the generation each serves (none on SQLite)",
+        None,
+        {200: s.NodesResponse},
+        errors=_AUTH_ERRORS,
+    ),
+    Operation(
+        "GET",
         "/metrics",
         "metrics",
         "Prometheus metrics of every worker (any token; none with [server] metrics_public)",

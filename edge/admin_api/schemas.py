@@ -330,6 +330,25 @@ class SiteDirectory(msgspec.Struct, frozen=True, kw_only=True):
     sites: list[SiteSummary]
 
 
+class NodeDoc(msgspec.Struct, frozen=True, kw_only=True):
+    """One edge node sharing the PostgreSQL store, as its last heartbeat left it."""
+
+    name: str
+    generation: int
+    started_at: str
+    seen_at: str
+    live: bool  # heard from recently; only live nodes are waited for by wait: "all"
+    current: bool  # live and serving the cluster's generation (every committed move)
+
+
+class NodesResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /v1/nodes``: the nodes of a cluster (none on the single-machine SQLite store)."""
+
+    backend: Literal["sqlite", "postgres"]
+    generation: int | None  # the cluster's pointer generation (PostgreSQL only)
+    nodes: list[NodeDoc]
+
+
 class SitesResponse(msgspec.Struct, frozen=True, kw_only=True):
     """``GET /v1/sites``: the sites the calling token may see."""
 

@@ -36,6 +36,7 @@ import asyncpg
 from edge.config import Settings
 from edge.snapshots.backends import node_name, postgres_password
 from edge.snapshots.live import LivePointers
+from edge.snapshots.model import NodeState
 from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL
 from edge.snapshots.postgres import PostgresStore
 from edge.snapshots.store import Store
@@ -295,3 +296,18 @@ def propagation_wait(
         return await wait_for_nodes(store, timeout=timeout, stale_after=stale_after)
 
     return wait
+
+
+def cluster_view(
+    settings: Settings, store: Store
+) -> Callable[[], Awaitable[tuple[int, list[NodeState]]]] | None:
+    """The cluster generation and every registered node, for ``GET /v1/nodes`` (PostgreSQL)."""
+    if not isinstance(store, PostgresStore):
+        return None
+    stale_after = settings.config.store.heartbeat_seconds * STALE_HEARTBEATS
+
+    async def view() -> tuple[int, list[NodeState]]:
+        generation = await store.generation()
+        return generation, await store.nodes(stale_after)
+
+    return view

@@ -161,3 +161,13 @@ class PageViews(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     day: str
     views: int
+
+
+class NodeState(msgspec.Struct, frozen=True, kw_only=True):
+    """One edge node in the PostgreSQL node registry (its last heartbeat)."""
+
+    name: str
+    generation: int  # the cluster generation it serves
+    started_at: str
+    seen_at: str
+    live: bool  # heard from within the staleness bound ``wait: "all"`` uses

@@ -35,6 +35,7 @@ from edge.snapshots.model import (
     FormSubmission,
     HistoryEntry,
     ManifestEntry,
+    NodeState,
     OutboxEvent,
     OutboxItem,
     PageViews,
@@ -671,6 +672,26 @@ class PostgresStore:
             stale_after,
         )
         return {r[0]: int(r[1]) for r in rows}
+
+    @_reachable
+    async def nodes(self, stale_after: float) -> list[NodeState]:
+        """Every registered node by name; ``live`` when heard from within ``stale_after`` s."""
+        rows = await self._pool.fetch(
+            f"SELECT name, generation, {_rfc3339('started_at')}, {_rfc3339('seen_at')},"
+            " seen_at > now() - make_interval(secs => $1) FROM nodes ORDER BY name",
+            stale_after,
+        )
+        return [
+            NodeState(
+                name=r[0], generation=int(r[1]), started_at=r[2], seen_at=r[3], live=bool(r[4])
+            )
+            for r in rows
+        ]
+
+
+def _rfc3339(column: str) -> str:
+    """SQL for a TIMESTAMPTZ ``column`` as text, in :func:`utc_now`'s format."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
 
 async def _enqueue(db: Any, events: Sequence[OutboxEvent]) -> None:

@@ -29,6 +29,14 @@ async def all_registered(db: asyncpg.Connection, count: int) -> bool:
     return bool(await db.fetchval("SELECT count(*) FROM nodes") == count)
 
 
+async def all_current(api: Api, names: set[str]) -> bool:
+    """``GET /v1/nodes`` lists exactly ``names``, each live and serving the cluster generation."""
+    status, doc = await api.call("GET", "/v1/nodes")
+    assert status == 200, doc
+    nodes = doc["nodes"]
+    return {n["name"] for n in nodes} == names and all(n["live"] and n["current"] for n in nodes)
+
+
 async def push_and_publish(api: Api, text: str, **publish: object) -> tuple[int, dict[str, object]]:
     await api.push("acme", {"/index.html": page(text)})
     status, doc = await api.publish(**publish)
@@ -71,9 +79,12 @@ async def test_publish_through_a_is_served_by_b(
     assert status == 200
     await wait_for(lambda: serves(visitor_a, "one"), what="node a serving b's rollback")
     await wait_for(lambda: all_registered(db, 2), what="both nodes registered")
+    await wait_for(lambda: all_current(a, {"node-a", "node-b"}), what="both nodes current")
     # A node that stops cleanly leaves the registry: nobody waits for it.
     assert nodes["b"].stop() == 0
     await wait_for(lambda: all_registered(db, 1), what="node b leaving the registry")
+    status, listed = await a.call("GET", "/v1/nodes")
+    assert status == 200 and [n["name"] for n in listed["nodes"]] == ["node-a"]
     for node in nodes.values():
         assert "Traceback" not in node.log()
 
@@ -117,9 +128,20 @@ async def test_wait_all_answers_after_every_node_flipped(
         await a.push("acme", {"/index.html": page("three")})
         result = nodes["a"].cli("publish", "--site", "acme", "--wait-all", "0.5")
         assert result.returncode != 0 and "node-c" in result.stderr
+        # The node list says the same: c is live (its heartbeat is recent) but behind.
+        status, listed = await a.call("GET", "/v1/nodes")
+        assert status == 200 and listed["backend"] == "postgres"
+        by_name = {n["name"]: n for n in listed["nodes"]}
+        assert set(by_name) == {"node-a", "node-b", "node-c"}
+        assert by_name["node-c"]["live"] and not by_name["node-c"]["current"]
+        assert by_name["node-c"]["generation"] < listed["generation"]
+        assert by_name["node-a"]["current"]
     finally:
         os.kill(c.process.pid, signal.SIGCONT)
     await wait_for(lambda: serves(visitors["c"], "three"), what="node c catching up")
+    await wait_for(
+        lambda: all_current(a, {"node-a", "node-b", "node-c"}), what="node c current again"
+    )
 
 
 async def test_lost_database_connection_recovers_with_the_right_snapshot(

@@ -222,3 +222,10 @@ async def test_publish_refuses_when_production_drifted(api: Api, visitor: Visito
     _, headers, body = await visitor.get(PRODUCTION_HOST, "/")
     assert body == b"v1-fixed" and headers["X-Edge-Snapshot"] == fix
     assert first != fix
+
+
+async def test_nodes_on_the_sqlite_store_is_an_empty_registry(api: Api) -> None:
+    """One machine, no node registry: the answer says which backend, and lists none."""
+    status, doc = await api.call("GET", "/v1/nodes", as_="editor")
+    assert status == 200, doc
+    assert doc == {"backend": "sqlite", "generation": None, "nodes": []}

@@ -24,6 +24,7 @@ SPEC_ROLES: dict[tuple[str, str], Role | tuple[Role, Role] | None] = {
     ("GET", "/v1/openapi.json"): None,
     ("GET", "/metrics"): None,
     ("GET", "/v1/sites"): None,
+    ("GET", "/v1/nodes"): None,
     ("POST", f"{SITE}/blobs/missing"): "editor",
     ("PUT", f"{SITE}/blobs/{{sha256}}"): "editor",
     ("POST", f"{SITE}/snapshots"): "editor",
