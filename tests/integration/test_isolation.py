@@ -228,6 +228,12 @@ async def test_bad_form_posts_are_refused_whole(
     assert status in (400, 413)
 
 
+async def deliveries(api: Api, env: str, event: str) -> list[dict[str, Any]]:
+    """The delivery log of one environment's webhooks for ``event``, newest first."""
+    _, doc = await api.call("GET", f"/v1/sites/acme/webhooks/{env}")
+    return [d for d in doc["deliveries"] if d["event"] == event]
+
+
 async def test_webhook_retries_until_delivered_once_across_a_restart(
     server: EdgeServer, api: Api, receivers: tuple[Receiver, Receiver]
 ) -> None:
@@ -241,8 +247,7 @@ async def test_webhook_retries_until_delivered_once_across_a_restart(
     assert len(production_hook.delivered("environment.updated")) == 1
     assert [c[2] for c in production_hook.calls if c[0]["X-Edge-Event"] ==
             "environment.updated"] == [500, 500, 200]  # fmt: skip
-    _, doc = await api.call("GET", "/v1/sites/acme/webhooks/production")
-    delivered = [d for d in doc["deliveries"] if d["event"] == "environment.updated"]
+    delivered = await deliveries(api, "production", "environment.updated")
     assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 3
 
 
@@ -258,8 +263,7 @@ async def test_a_stop_lets_a_delivery_in_flight_finish_and_records_it(
     assert await asyncio.to_thread(server.stop) == 0
     assert len(production_hook.delivered("environment.updated")) == 1
     server.start()
-    _, doc = await api.call("GET", "/v1/sites/acme/webhooks/production")
-    delivered = [d for d in doc["deliveries"] if d["event"] == "environment.updated"]
+    delivered = await deliveries(api, "production", "environment.updated")
     # Cut off mid-POST, it would still be leased (and later sent a second time).
     assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 1
     await asyncio.sleep(1.5)
