@@ -35,6 +35,11 @@ class Route:
         # The live-pointer slot key, built once here instead of on every request.
         object.__setattr__(self, "key", f"{self.site}\x00{self.env}")
 
+    def __hash__(self) -> int:
+        # A route keys the page-view counter on every page view: hash the one string
+        # (whose hash Python caches) rather than a new (site, env) tuple each time.
+        return hash(self.key)
+
 
 def _split_port(value: str) -> str | None:
     """Strip a ``:port`` suffix; ``None`` when the port is not a number."""

@@ -223,7 +223,11 @@ class VisitorHandler:
         key = manifest_key(path, files)
         if key is not None:
             entry = files[key]
-            rep = await self._representation(request, route, snapshot, key, entry)
+            # The hot path: a cache hit costs no coroutine (see _representation).
+            cache_key = self._cache_key(request, route.env, snapshot, key, entry)
+            rep = self._cache.get(cache_key)
+            if rep is None:
+                rep = await self._fill(snapshot, entry, cache_key)
             if request.method == hdrs.METH_GET and html(entry.content_type):
                 self._services.views.count(route, key)
             return self._respond(request, rep, 200)
@@ -432,6 +436,15 @@ class VisitorHandler:
             self._cache.put(key, rep)
         return rep
 
+    @staticmethod
+    def _cache_key(
+        request: web.BaseRequest, env: Env, snapshot: Snapshot, path: str, entry: ManifestEntry
+    ) -> CacheKey:
+        gzip = compressible(entry.content_type) and accepts_gzip(
+            request.headers.get(hdrs.ACCEPT_ENCODING)
+        )
+        return (snapshot.id, path, variant_for(env, gzip))
+
     async def _representation(
         self,
         request: web.BaseRequest,
@@ -440,13 +453,14 @@ class VisitorHandler:
         path: str,
         entry: ManifestEntry,
     ) -> Representation:
-        gzip = compressible(entry.content_type) and accepts_gzip(
-            request.headers.get(hdrs.ACCEPT_ENCODING)
-        )
-        key: CacheKey = (snapshot.id, path, variant_for(route.env, gzip))
+        key = self._cache_key(request, route.env, snapshot, path, entry)
         rep = self._cache.get(key)
-        if rep is not None:
-            return rep
+        return rep if rep is not None else await self._fill(snapshot, entry, key)
+
+    async def _fill(
+        self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey
+    ) -> Representation:
+        """Build a missing representation once, however many requests want it meanwhile."""
         pending = self._building.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
