@@ -134,6 +134,10 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
             env=environ,
         )
         w.started = time.monotonic()
+        if stopping:
+            # The stop signal landed while Popen was still starting this worker
+            # (its child already forked): the handler could not see it to pass it on.
+            w.process.send_signal(signal.SIGTERM)
 
     for w in pool:
         start(w)

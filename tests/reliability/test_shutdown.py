@@ -172,6 +172,32 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> N
         srv.stop()
 
 
+async def test_a_stop_while_a_worker_is_being_restarted_stops_it_too(tmp_path: Path) -> None:
+    """SIGTERM lands while the supervisor is still inside Popen for a replacement.
+
+    The replacement's process exists (forked) before Popen returns; a stop handler
+    running then once missed it, and the supervisor waited out shutdown_grace and
+    SIGKILLed it (exit 1). The window is milliseconds wide: a few rounds hit it.
+    """
+    for round_no in range(4):
+        root = tmp_path / str(round_no)
+        root.mkdir()
+        srv = new_server(root, workers=2)
+        srv.extra_config = "shutdown_grace = 2.0"
+        srv.start()
+        assert srv.process is not None
+        before = srv.worker_pids()
+        try:
+            os.kill(before[0], signal.SIGKILL)
+            for _ in range(20000):  # as soon as the replacement is forked
+                if any(pid not in before for pid in srv.worker_pids()):
+                    break
+            srv.process.send_signal(signal.SIGTERM)
+            assert await wait_exit(srv.process, EXIT_BOUND) == 0, srv.log()[-3000:]
+        finally:
+            srv.stop()
+
+
 @pytest.mark.parametrize("value", ["0", "-1.5", '"soon"'])
 def test_shutdown_grace_must_be_a_positive_number(tmp_path: Path, value: str) -> None:
     config = tmp_path / "edge.toml"
