@@ -194,3 +194,25 @@ async def cmd_inbox(client: AdminClient, args: argparse.Namespace) -> int:
     print(f"{args.site} {args.env} inbox")
     print(table(rows) if len(rows) > 1 else "(empty)")
     return 0
+
+
+async def cmd_nodes(client: AdminClient, args: argparse.Namespace) -> int:
+    """Every registered node; exit status 1 when a live node is behind the cluster."""
+    answer = await _call(client, "GET", "/v1/nodes")
+    if answer["backend"] != "postgres":
+        print(f"{answer['backend']} store: one machine, no node registry")
+        return 0
+    rows = [["node", "generation", "state", "last heartbeat (UTC)", "started (UTC)"]]
+    behind = 0
+    for n in answer["nodes"]:
+        if not n["live"]:
+            state = "silent"
+        elif n["current"]:
+            state = "current"
+        else:
+            state = "behind"
+            behind += 1
+        rows.append([n["name"], str(n["generation"]), state, n["seen_at"], n["started_at"]])
+    print(f"cluster generation {answer['generation']}")
+    print(table(rows) if len(rows) > 1 else "(no node registered)")
+    return 1 if behind else 0

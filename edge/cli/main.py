@@ -139,13 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def admin(name: str, help_text: str) -> argparse.ArgumentParser:
+    def admin(name: str, help_text: str, *, site: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
             "--admin-url", help=f"admin API (env EDGE_ADMIN_URL, default {DEFAULT_ADMIN_URL})"
         )
         p.add_argument("--token", help="bearer token (env EDGE_TOKEN)")
-        p.add_argument("--site", required=True, help="site id")
+        if site:
+            p.add_argument("--site", required=True, help="site id")
         return p
 
     p = sub.add_parser("serve", help="run the proxy and the admin API")
@@ -229,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = admin("status", "show both environments of a site")
     p.set_defaults(func=_admin_command(commands.cmd_status))
+
+    p = admin("nodes", "the nodes sharing the PostgreSQL store and what each serves", site=False)
+    p.set_defaults(func=_admin_command(commands.cmd_nodes))
 
     token = sub.add_parser("token", help="admin API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)

@@ -136,12 +136,20 @@ async def test_wait_all_answers_after_every_node_flipped(
         assert by_name["node-c"]["live"] and not by_name["node-c"]["current"]
         assert by_name["node-c"]["generation"] < listed["generation"]
         assert by_name["node-a"]["current"]
+        result = nodes["a"].cli("nodes")  # the CLI says so too, and fails
+        assert result.returncode == 1, result.stderr
+        assert any(
+            line.split()[:1] == ["node-c"] and "behind" in line
+            for line in result.stdout.splitlines()
+        ), result.stdout
     finally:
         os.kill(c.process.pid, signal.SIGCONT)
     await wait_for(lambda: serves(visitors["c"], "three"), what="node c catching up")
     await wait_for(
         lambda: all_current(a, {"node-a", "node-b", "node-c"}), what="node c current again"
     )
+    result = nodes["a"].cli("nodes")
+    assert result.returncode == 0 and result.stdout.count("current") == 3, result.stdout
 
 
 async def test_lost_database_connection_recovers_with_the_right_snapshot(

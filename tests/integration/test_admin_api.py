@@ -229,3 +229,9 @@ async def test_nodes_on_the_sqlite_store_is_an_empty_registry(api: Api) -> None:
     status, doc = await api.call("GET", "/v1/nodes", as_="editor")
     assert status == 200, doc
     assert doc == {"backend": "sqlite", "generation": None, "nodes": []}
+
+
+def test_nodes_cli_on_the_sqlite_store(server: EdgeServer) -> None:
+    result = server.cli("nodes", token="editor")
+    assert result.returncode == 0, result.stderr
+    assert "sqlite store: one machine" in result.stdout
