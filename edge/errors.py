@@ -157,6 +157,13 @@ class StoreFull(StoreUnavailable):
     code = "store_full"
 
 
+class InboxFull(EdgeError):
+    """An environment's inbox holds ``inbox_max_submissions`` or ``inbox_max_bytes``."""
+
+    status = 507
+    code = "inbox_full"
+
+
 class StoreReadOnly(StoreUnavailable):
     """The store is read-only (file permissions, a read-only mount)."""
 
