@@ -47,6 +47,12 @@ class HashMismatch(BadRequest):
     code = "hash_mismatch"
 
 
+class TooManyPaths(BadRequest):
+    """A snapshot would hold more paths than ``max_snapshot_paths``."""
+
+    code = "too_many_paths"
+
+
 class BadFraming(BadRequest):
     """A request whose length a proxy in front of edge could read differently."""
 

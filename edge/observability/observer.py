@@ -36,6 +36,7 @@ from edge.observability.logs import (
     should_log,
 )
 from edge.observability.metrics import (
+    FORM_REFUSALS,
     REQUEST_BUCKETS,
     SWAP_ACTIONS,
     UNKNOWN,
@@ -204,6 +205,38 @@ class Observer:
                 "method": method,
                 "path": path,
             },
+        )
+
+    # -- visitor abuse limits and unwritable answers ----------------------------------
+
+    @_never_raises
+    def form_refused(self, route: Route, form: str, reason: str, refused: int | None) -> None:
+        """One post to ``form`` refused for ``reason``. With ``refused`` (the posts so
+        refused since the last event; callers throttle), a ``form.refused`` event too."""
+        metrics = self.metrics
+        metrics.form_refusals.labels(
+            metrics.site_label(route.site), route.env, bounded(reason, FORM_REFUSALS)
+        ).inc()
+        if refused is not None:
+            self.events.emit(
+                "form.refused",
+                {
+                    "site": route.site,
+                    "env": route.env,
+                    "form": form,
+                    "reason": reason,
+                    "refused": refused,
+                },
+            )
+
+    @_never_raises
+    def response_unwritable(self, route: Route, path: str, reason: str) -> None:
+        """A response edge built could not be written; the visitor got a 500."""
+        metrics = self.metrics
+        metrics.unwritable.labels(metrics.site_label(route.site), route.env).inc()
+        self.events.emit(
+            "response.unwritable",
+            {"site": route.site, "env": route.env, "path": path, "error": reason},
         )
 
     # -- the admin API --------------------------------------------------------------

@@ -24,6 +24,7 @@ from edge.errors import (
     MissingBlobs,
     NotFound,
     PreconditionFailed,
+    TooManyPaths,
 )
 from edge.router import Env
 from edge.snapshots.live import LivePointers, SnapshotLoader
@@ -54,6 +55,7 @@ from edge.snapshots.promotion import (
     plan_set,
     same_content,
 )
+from edge.snapshots.servable import check_servable
 from edge.snapshots.settings import validate_settings
 from edge.snapshots.store import Store
 
@@ -61,6 +63,7 @@ log = logging.getLogger("edge.control")
 EventBuilder = Callable[[str, Env, str, dict[str, Any]], list[OutboxEvent]]
 MovedHook = Callable[[str, Sequence[HistoryEntry], float], None]
 _HISTORY_SCAN = 10_000  # how far back rollback looks for "was production before"
+DEFAULT_MAX_PATHS = 200_000  # [server] max_snapshot_paths
 _LINEAGE_DEPTH = 50  # ancestors a drift check looks through for production's version
 
 
@@ -105,8 +108,18 @@ def _content(snapshot: Snapshot | None) -> Content:
 class Control:
     """Snapshot creation and pointer moves for every site of this process."""
 
-    def __init__(self, store: Store, live: LivePointers, loader: SnapshotLoader) -> None:
+    def __init__(
+        self,
+        store: Store,
+        live: LivePointers,
+        loader: SnapshotLoader,
+        *,
+        max_paths: int = DEFAULT_MAX_PATHS,
+    ) -> None:
         self._store = store
+        # Paths a snapshot may hold, whatever built it (a request's files on top
+        # of a parent, a merge, a partial publish): the limit is on the result.
+        self._max_paths = max_paths
         self._live = live
         self._loader = loader
         # One pointer-moving operation per site at a time in this process; the
@@ -174,10 +187,14 @@ class Control:
             )
             for path, f in files.items()
         }
+        manifest = apply_changes(base[0], upserts, delete)
+        new_settings = dict(base[1]) if settings is None else settings
+        self._check_size(manifest)
+        check_servable(manifest, new_settings)
         return await self._derive(
             site,
-            apply_changes(base[0], upserts, delete),
-            dict(base[1]) if settings is None else settings,
+            manifest,
+            new_settings,
             parent=parent,
             message=message,
             actor=actor,
@@ -193,6 +210,7 @@ class Control:
         message: str,
         actor: str,
     ) -> Snapshot:
+        self._check_size(files)
         snapshot = Snapshot(
             id=new_snapshot_id(),
             site=site,
@@ -206,6 +224,13 @@ class Control:
         await self._store.create_snapshot(snapshot)
         self._loader.remember(snapshot)
         return snapshot
+
+    def _check_size(self, files: dict[str, ManifestEntry]) -> None:
+        if len(files) > self._max_paths:
+            raise TooManyPaths(
+                f"the snapshot would hold {len(files)} paths; at most {self._max_paths}"
+                " (the server's max_snapshot_paths, counted after parent and delete)"
+            )
 
     async def diff(self, site: str, from_: str, to: str) -> dict[str, Any]:
         """Paths added, removed and changed from one environment or snapshot to another."""

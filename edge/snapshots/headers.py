@@ -100,3 +100,14 @@ def first_unwritable(headers: Iterable[tuple[str, str]]) -> str | None:
         if not HEADER_NAME.fullmatch(name) or not HEADER_VALUE.fullmatch(value):
             return f"{name!r}: not writable"
     return None
+
+
+class UnwritableHeaders(ValueError):
+    """A response's headers break :func:`first_unwritable`; it is answered as a 500."""
+
+
+def check_writable(headers: Iterable[tuple[str, str]]) -> None:
+    """Raise :class:`UnwritableHeaders` unless every header can be written."""
+    problem = first_unwritable(headers)
+    if problem is not None:
+        raise UnwritableHeaders(problem)

@@ -26,16 +26,19 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
-from edge.errors import StoreUnavailable
+from edge.errors import InboxFull, StoreUnavailable
 from edge.integrations.webhooks import Webhooks
 from edge.paths import manifest_key, request_path, split_target
 from edge.router import Env, Route, normalize_host
+from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.model import ManifestEntry, Snapshot
+from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.settings import EMPTY_SETTINGS, CompiledSettings, compile_settings
 from edge.snapshots.store import Store
 from edge.visitor.analytics import PageViewCounter
 from edge.visitor.conditional import UNSATISFIABLE, accepts_gzip, etag_matches, parse_range
+from edge.visitor.formguard import FormGuard, Refusal
 from edge.visitor.forms import FormError, parse_form
 from edge.visitor.hosts import HostPolicy, https_location
 from edge.visitor.preview import COOKIE, LINK_PATH, PreviewSigner, password_matches
@@ -95,6 +98,8 @@ class Services:
     building: dict[CacheKey, asyncio.Future[Representation]] = field(default_factory=dict)
     compiled: dict[str, CompiledSettings] = field(default_factory=dict)
     observer: Observer | None = None
+    forms_guard: FormGuard | None = None  # abuse limits of form posts (issue 19)
+    reserve: DiskReserve | None = None  # free disk kept for operators (issue 19)
 
 
 class VisitorHandler:
@@ -153,6 +158,12 @@ class VisitorHandler:
             unavailable = env_headers(route.env, None)
             unavailable["Retry-After"] = RETRY_AFTER_SECONDS
             response = _plain(503, "Service Unavailable: please try again shortly", unavailable)
+        except UnwritableHeaders as exc:
+            # A response no writer could send (issue 19): a counted 500, never a cut connection.
+            log.error("visitor request %s %s: unwritable response: %s", request.method, raw, exc)
+            if self._services.observer is not None:
+                self._services.observer.response_unwritable(route, raw, str(exc))
+            response = _plain(500, "Internal Server Error", env_headers(route.env, None))
         except Exception as exc:
             if isinstance(exc, ConnectionResetError) and request.transport is None:
                 return _plain(408, "Request Timeout")  # never sent: the client is gone
@@ -327,6 +338,14 @@ class VisitorHandler:
         form = self._settings(snapshot).forms.get(name)
         if form is None:
             return _plain(404, f"No form named {name!r}", headers)
+        # -- abuse limits (edge.visitor.formguard): rate, then disk reserve ----------
+        guard = self._services.forms_guard
+        if guard is not None:
+            forwarded_for = request.headers.get(hdrs.X_FORWARDED_FOR)
+            refusal = guard.admit(route, name, form, request.remote, forwarded_for)
+            if refusal is not None:
+                return _refuse(refusal, headers)
+        # -- end of abuse limits ---------------------------------------------------------
         if request.body_exists and encoded_body(request.headers.get(hdrs.CONTENT_ENCODING)):
             return _plain(415, "Form bodies must not be content-coded", headers)
         try:
@@ -341,7 +360,17 @@ class VisitorHandler:
                 route.site, route.env, "form.submitted", {"form": name, "fields": fields}
             )
         try:
-            await self._store.add_form_submission(route.site, route.env, name, fields, events)
+            await self._store.add_form_submission(
+                route.site,
+                route.env,
+                name,
+                fields,
+                events,
+                limits=None if guard is None else guard.inbox,
+            )
+        except InboxFull:
+            assert guard is not None  # only a capped write is refused as full
+            return _refuse(guard.inbox_full(route, name), headers)
         except StoreUnavailable as exc:
             log.error("form %r of %s could not be stored: %s", name, route.site, exc.message)
             headers["Retry-After"] = RETRY_AFTER_SECONDS
@@ -524,6 +553,12 @@ async def _read_limited(request: web.BaseRequest, limit: int) -> bytes:
             raise FormError(413, f"form bodies are limited to {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _refuse(refusal: Refusal, headers: dict[str, str]) -> web.Response:
+    if refusal.retry_after is not None:
+        headers["Retry-After"] = refusal.retry_after
+    return _plain(refusal.status, refusal.message, headers)
 
 
 def _to_https(host: str | None, raw_target: str, port: int) -> web.Response:
