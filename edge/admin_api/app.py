@@ -28,6 +28,7 @@ from edge.admin_api.schemas import (
     DiffResponse,
     Environments,
     EnvironmentSet,
+    FormsDeleted,
     FormSubmissionList,
     HistoryList,
     MissingBlobsRequest,
@@ -83,6 +84,7 @@ _BLOB_CHUNK = 256 * 1024
 _PARALLEL_UPLOADS = 4
 _MAX_ID = 2**62  # larger ids do not fit SQLite's integers and never exist
 _MAX_PAGE = 500
+INBOX_PAGE_BYTES = 4 * 1024 * 1024  # stored bytes of submissions in one inbox page
 _SHA256_HEX = frozenset("0123456789abcdef")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: no trailing newline
 
@@ -529,12 +531,40 @@ class AdminApi:
         env = self._env(request)
         limit = _int_query(request, "limit", 50, _MAX_PAGE)
         before = _int_query(request, "before", 0, _MAX_ID) or None
-        found = await self._store.list_form_submissions(
-            site, env, form=request.query.get("form"), limit=limit, before=before
+        # Bounded by bytes as well as count: a page of large submissions is never
+        # read (or built) whole.
+        page = await self._store.inbox_page(
+            site,
+            env,
+            form=request.query.get("form"),
+            limit=limit,
+            before=before,
+            max_bytes=INBOX_PAGE_BYTES,
         )
-        more = len(found) == limit
-        next_ = found[-1].id if more else None
+        found = page.submissions
+        next_ = found[-1].id if page.more and found else None
         return json_response(FormSubmissionList(submissions=found, next=next_))
+
+    async def delete_forms(self, request: web.Request) -> web.Response:
+        """Empty an inbox, or the part of it before ``before`` (or of one ``form``)."""
+        site, _ = self._authorize(request, "publisher")
+        env = self._env(request)
+        raw_before = request.query.get("before")
+        before = None if raw_before is None else parse_moment(raw_before, name="before")
+        deleted = await self._store.delete_form_submissions(
+            site, env, before=before, form=request.query.get("form")
+        )
+        return json_response(FormsDeleted(deleted=deleted))
+
+    async def delete_form(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "publisher")
+        env = self._env(request)
+        raw = request.match_info["id"]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 1 <= int(raw) < _MAX_ID:
+            raise BadRequest(f"{raw!r} is not a submission id")
+        if not await self._store.delete_form_submissions(site, env, submission=int(raw)):
+            raise NotFound(f"the {env} inbox of {site} has no submission {raw}")
+        return web.Response(status=204)
 
     async def analytics(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
@@ -659,6 +689,8 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_get(f"{prefix}/history", api.history)
     app.router.add_get(f"{prefix}/diff", api.diff)
     app.router.add_get(f"{prefix}/forms/{{env}}", api.list_forms)
+    app.router.add_delete(f"{prefix}/forms/{{env}}", api.delete_forms)
+    app.router.add_delete(f"{prefix}/forms/{{env}}/{{id}}", api.delete_form)
     app.router.add_get(f"{prefix}/analytics/{{env}}", api.analytics)
     app.router.add_get(f"{prefix}/webhooks/{{env}}", api.webhook_deliveries)
     app.router.add_post(f"{prefix}/preview-links", api.preview_link)

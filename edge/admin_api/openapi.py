@@ -359,7 +359,7 @@ OPERATIONS: tuple[Operation, ...] = (
     _get_op(
         f"{_SITE}/forms/{{env}}",
         "listForms",
-        "Form submissions of one environment, newest first",
+        "Form submissions of one environment, newest first (a page stops at 500 or 4 MiB)",
         "publisher",
         s.FormSubmissionList,
         query=(
@@ -369,6 +369,28 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         errors={400: "a query parameter is out of range"},
         staging_role="editor",
+    ),
+    Operation(
+        "DELETE",
+        f"{_SITE}/forms/{{env}}",
+        "deleteForms",
+        "Delete an environment's submissions: all, those of one form, or those before a time",
+        "publisher",
+        {200: s.FormsDeleted},
+        query=(
+            Param("before", {"type": "string"}, "RFC 3339 time: only submissions before it"),
+            Param("form", {"type": "string"}, "only this form's submissions"),
+        ),
+        errors={**_SITE_ERRORS, 400: "before is not an RFC 3339 time with an offset"},
+    ),
+    Operation(
+        "DELETE",
+        f"{_SITE}/forms/{{env}}/{{id}}",
+        "deleteFormSubmission",
+        "Delete one submission",
+        "publisher",
+        {204: None},
+        errors={**_SITE_ERRORS, 400: "the id is not a submission id"},
     ),
     _get_op(
         f"{_SITE}/analytics/{{env}}",

@@ -225,6 +225,10 @@ class FormSubmissionList(_Answer, frozen=True):
     next: int | None
 
 
+class FormsDeleted(_Answer, frozen=True):
+    deleted: int
+
+
 class DayViews(_Answer, frozen=True):
     day: str
     views: int
