@@ -180,7 +180,30 @@ async def cmd_status(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_inbox_delete(client: AdminClient, args: argparse.Namespace) -> int:
+    """``edge inbox --delete``: one submission (``--id``) or many; says how many went."""
+    path = f"/v1/sites/{args.site}/forms/{args.env}"
+    if args.id is not None:
+        if args.before or args.form:
+            raise SystemExit("edge inbox: --id deletes one submission; drop --before/--form")
+        await _call(client, "DELETE", f"{path}/{args.id}")
+        print(f"deleted submission {args.id} from the {args.site} {args.env} inbox")
+        return 0
+    params = {}
+    if args.before:
+        params["before"] = args.before
+    if args.form:
+        params["form"] = args.form
+    answer = await _call(client, "DELETE", path, params=params)
+    print(f"deleted {answer['deleted']} submission(s) from the {args.site} {args.env} inbox")
+    return 0
+
+
 async def cmd_inbox(client: AdminClient, args: argparse.Namespace) -> int:
+    if args.delete:
+        return await cmd_inbox_delete(client, args)
+    if args.before or args.id is not None:
+        raise SystemExit("edge inbox: --before and --id go with --delete")
     params = {"limit": str(args.limit)}
     if args.form:
         params["form"] = args.form

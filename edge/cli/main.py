@@ -226,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", choices=["staging", "production"], default="production")
     p.add_argument("--form", help="only this form")
     p.add_argument("--limit", type=int, default=50)
+    # Emptying an inbox (issue 19): publisher role, both environments.
+    p.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete the submissions instead of listing them (all, or with --before/--form/--id)",
+    )
+    p.add_argument("--before", metavar="T", help="with --delete: only those before RFC 3339 time T")
+    p.add_argument("--id", type=int, help="with --delete: only this submission")
     p.set_defaults(func=_admin_command(commands.cmd_inbox))
 
     p = admin("status", "show both environments of a site")
