@@ -185,10 +185,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/metrics",
         "metrics",
-        "Prometheus metrics of every worker (any token; none with [server] metrics_public)",
+        "Prometheus metrics of every worker and site (a token of any role that sees every"
+        " site; none with [server] metrics_public)",
         None,
         {200: None},
-        errors=_AUTH_ERRORS,
+        errors={**_AUTH_ERRORS, 403: "the token is scoped to some sites, not all"},
         text_answer="text/plain",
     ),
     _body_op(
