@@ -52,7 +52,7 @@ def check_servable(files: Mapping[str, ManifestEntry], settings: dict[str, Any])
         if problem is not None:
             raise BadRequest(f"files.{path}.content_type: {problem}", paths=[path])
     compiled = compile_settings(settings)
-    for prefix in compiled.header_rules.by_prefix:
+    for prefix in compiled.header_rules.prefixes:
         problem = _probe(_PROBE_TYPE, compiled.headers_for(prefix))
         if problem is not None:
             raise BadRequest(f"settings.headers.{prefix}: {problem}")

@@ -129,34 +129,56 @@ def validate_settings(doc: dict[str, Any]) -> SiteSettings:
 
 @dataclass(frozen=True, slots=True)
 class HeaderRules:
-    """``settings.headers`` compiled: prefixes in a dict, grouped by their length.
+    """``settings.headers`` compiled: prefixes in dictionaries, grouped by shape.
 
-    A path's matching prefixes are found by slicing it at each distinct rule
-    length (ascending, so longer prefixes win) and looking the slice up: the cost
-    grows with the number of distinct lengths (at most MAX_PREFIX_LENGTH), never
-    with the number of rules.
+    Prefixes ending in ``/`` (nearly all of them: ``/assets/``, ``/blog/``) are
+    looked up by slicing the path at each of its own ``/``: as many lookups as the
+    path has segments. The others are grouped by length and looked up by slicing
+    the path at each distinct length. Either way the cost grows with the path
+    (segments, distinct lengths of the odd prefixes), never with the number of
+    rules; matches apply shortest first, so longer prefixes win.
     """
 
-    by_prefix: dict[str, dict[str, str]] = field(default_factory=dict)
-    lengths: tuple[int, ...] = ()
+    by_dir: dict[str, dict[str, str]] = field(default_factory=dict)
+    by_prefix: dict[str, dict[str, str]] = field(default_factory=dict)  # not ending in "/"
+    lengths: tuple[int, ...] = ()  # distinct lengths of by_prefix keys, ascending
 
     @classmethod
     def compile(cls, headers: dict[str, dict[str, str]]) -> HeaderRules:
+        by_dir = {p: dict(v) for p, v in headers.items() if p.endswith("/")}
+        by_prefix = {p: dict(v) for p, v in headers.items() if not p.endswith("/")}
         return cls(
-            by_prefix={prefix: dict(values) for prefix, values in headers.items()},
-            lengths=tuple(sorted({len(prefix) for prefix in headers})),
+            by_dir=by_dir,
+            by_prefix=by_prefix,
+            lengths=tuple(sorted({len(prefix) for prefix in by_prefix})),
         )
 
+    @property
+    def prefixes(self) -> list[str]:
+        return [*self.by_dir, *self.by_prefix]
+
     def headers_for(self, path: str) -> dict[str, str]:
+        found: list[tuple[int, dict[str, str]]] = []
+        by_dir = self.by_dir
+        if by_dir:
+            cut = path.find("/")
+            while cut != -1:
+                hit = by_dir.get(path[: cut + 1])
+                if hit is not None:
+                    found.append((cut + 1, hit))
+                cut = path.find("/", cut + 1)
+        if self.lengths:
+            by_prefix, size = self.by_prefix, len(path)
+            for length in self.lengths:
+                if length > size:
+                    break
+                hit = by_prefix.get(path[:length])
+                if hit is not None:
+                    found.append((length, hit))
+            found.sort(key=lambda match: match[0])
         extra: dict[str, str] = {}
-        by_prefix = self.by_prefix
-        size = len(path)
-        for length in self.lengths:
-            if length > size:
-                break
-            found = by_prefix.get(path[:length])
-            if found is not None:
-                extra.update(found)
+        for _, headers in found:
+            extra.update(headers)
         return extra
 
 

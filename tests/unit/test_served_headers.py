@@ -134,7 +134,7 @@ def naive(rules: dict[str, dict[str, str]], path: str) -> dict[str, str]:
     return extra
 
 
-_segment = st.text(alphabet="ab/", max_size=6)
+_segment = st.text(alphabet="ab/", max_size=8)
 
 
 @given(
@@ -154,8 +154,12 @@ def test_the_compiled_matcher_answers_as_walking_every_rule(
 def test_the_matcher_looks_up_by_prefix_length_not_by_rule() -> None:
     rules = {f"/section-{n:04d}/": {"X-N": str(n)} for n in range(999)}
     compiled = compile_settings({"headers": {**rules, "/": {"X-All": "1"}}}).header_rules
-    assert compiled.lengths == (1, len("/section-0000/"))  # two lookups per path
+    # Every prefix ends in "/": a lookup per segment of the path, whatever the rules.
+    assert compiled.lengths == () and len(compiled.by_dir) == 1000
     assert compiled.headers_for("/section-0042/a.html") == {"X-All": "1", "X-N": "42"}
+    odd = compile_settings({"headers": {"/a": {"X-A": "1"}, "/ab": {"X-A": "2"}}}).header_rules
+    assert odd.lengths == (2, 3)
+    assert odd.headers_for("/abc") == {"X-A": "2"}
 
 
 def entry(content_type: str) -> ManifestEntry:
