@@ -454,7 +454,10 @@ class VisitorHandler:
             ):
                 self._cache.put(new_key, rep.for_snapshot(new.id))
             elif entry is not None and loop.time() < deadline:
-                self._cache.put(new_key, await self._build(new, entry, new_key))
+                try:
+                    self._cache.put(new_key, await self._build(new, entry, new_key))
+                except UnwritableHeaders:
+                    continue  # answered (a counted 500) when asked for, never a failed swap
 
     def _staging_robots(self, snapshot_id: str) -> Representation:
         # Staging never serves the snapshot's own robots.txt, so this key is free.

@@ -338,23 +338,29 @@ async def test_a_manifest_grown_past_the_limit_through_parent_is_refused(api: Ap
 async def test_a_stored_response_that_cannot_be_written_is_a_counted_500(
     limits_server: EdgeServer, api: Api, session: aiohttp.ClientSession, visitor: Visitor
 ) -> None:
-    """A snapshot stored by an older edge, past today's validation: never a cut connection."""
-    snap = await api.snapshot(
+    """A snapshot stored by an older edge, past today's validation: never a cut connection,
+    and publishing it (or rolling back to it) still works."""
+    good = await api.snapshot("acme", {"/index.html": page("good")})
+    await api.set_env("acme", "staging", good)
+    assert (await api.publish())[0] == 200
+    bad = await api.snapshot(
         "acme",
-        {"/index.html": page("home")},
+        {"/index.html": page("bad")},
         settings={"headers": {"/": {"X-Note": "placeholder"}}},
     )
-    await api.set_env("acme", "staging", snap)
-    assert (await api.publish())[0] == 200
+    await api.set_env("acme", "staging", bad)
     limits_server.stop()
     db = sqlite3.connect(limits_server.root / "data" / "edge.sqlite3")
     with db:
         db.execute(
             "UPDATE snapshots SET settings = ? WHERE id = ?",
-            (json.dumps({"headers": {"/": {"X-Note": "bad\r\nSet-Cookie: x=1"}}}).encode(), snap),
+            (json.dumps({"headers": {"/": {"X-Note": "bad\r\nSet-Cookie: x=1"}}}).encode(), bad),
         )
     db.close()
     limits_server.start()
+    assert (await visitor.get(PRODUCTION_HOST, "/"))[0] == 200  # cached: warmed at publish
+    status, doc = await api.publish()
+    assert status == 200 and doc["production"] == bad, doc
     for path in ("/", "/index.html"):
         status, headers, _ = await visitor.get(PRODUCTION_HOST, path)
         assert status == 500
@@ -369,3 +375,6 @@ async def test_a_stored_response_that_cannot_be_written_is_a_counted_500(
     assert 'edge_visitor_requests_total{env="production",site="acme",status="5xx"} 2.0' in text
     unwritable = events(limits_server, "response.unwritable")
     assert len(unwritable) == 2 and unwritable[0]["site"] == "acme"
+    status, doc = await api.call("POST", "/v1/sites/acme/rollback", json={})
+    assert status == 200 and doc["production"] == good, doc
+    assert (await visitor.get(PRODUCTION_HOST, "/"))[0] == 200
