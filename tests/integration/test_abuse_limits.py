@@ -378,3 +378,26 @@ async def test_a_stored_response_that_cannot_be_written_is_a_counted_500(
     status, doc = await api.call("POST", "/v1/sites/acme/rollback", json={})
     assert status == 200 and doc["production"] == good, doc
     assert (await visitor.get(PRODUCTION_HOST, "/"))[0] == 200
+
+
+# -- page views ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "limits_server",
+    ["disk_reserve_bytes = 1152921504606846976\nanalytics_flush_seconds = 0.1"],
+    indirect=True,
+)
+async def test_page_views_held_back_by_the_reserve_are_written_at_shutdown(
+    limits_server: EdgeServer, api: Api, visitor: Visitor
+) -> None:
+    await publish_forms(api)
+    for _ in range(3):
+        assert (await visitor.get(PRODUCTION_HOST, "/"))[0] == 200
+    status, doc = await api.call("GET", "/v1/sites/acme/analytics/production")
+    assert status == 200 and doc["total"] == 0  # held in memory, below the reserve
+    limits_server.stop()  # SIGTERM: the last flush writes what waited (not lost)
+    assert "page views lost" not in limits_server.log()
+    limits_server.start()
+    status, doc = await api.call("GET", "/v1/sites/acme/analytics/production")
+    assert status == 200 and doc["total"] == 3, doc
