@@ -13,8 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.exclusive import check_node_name, check_ports, hold_data_dir, listen_addresses
     from edge.server import hold_reloads, serve
     from edge.supervisor import supervise
     from edge.tls import load_certificates
@@ -63,7 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.worker_index is not None:  # one worker of a supervisor
         return run_async(_serve(serve, settings, args.worker_index, workers))
     load_certificates(settings)  # a bad certificate stops start-up here, naming the file
-    with _pid_file(settings.pid_file):
+    # What a running edge holds alone: refused here, in one line, before anything binds.
+    with hold_data_dir(settings):
+        check_ports(listen_addresses(settings))
+        asyncio.run(check_node_name(settings))
         if workers > 1:
             return supervise(Path(args.config), settings, workers)
         return run_async(_serve(serve, settings, 0, 1))
@@ -74,16 +77,6 @@ async def _serve(
 ) -> int:
     await serve(settings, worker=worker, workers=workers)
     return 0
-
-
-@contextmanager
-def _pid_file(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{os.getpid()}\n")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
