@@ -38,6 +38,7 @@ from edge.admin_api.schemas import (
     PreviewLink,
     PreviewLinkRequest,
     Published,
+    PublishPreview,
     PublishRequest,
     Refreshed,
     RefreshRequest,
@@ -405,6 +406,15 @@ class AdminApi:
         payload = decode(PublishRequest, await self._json_body(request))
         if payload.settings and payload.paths is None:
             raise BadRequest("'settings' goes with 'paths' (a whole publish includes settings)")
+        if payload.dry_run:
+            preview = await self._control.preview_publish(
+                site,
+                paths=payload.paths,
+                settings=payload.settings,
+                force=payload.force,
+                if_match=request.headers.get(hdrs.IF_MATCH),
+            )
+            return json_response(PublishPreview(**preview.doc()))
         moved = await self._control.publish(
             site,
             actor=principal.name,

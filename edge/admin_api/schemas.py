@@ -71,6 +71,9 @@ class PublishRequest(_Payload, frozen=True):
     # (several machines on PostgreSQL), or 504 after ``wait_timeout`` seconds.
     wait: Literal["commit", "all"] = "commit"
     wait_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # What the publish would do, and nothing moves (PublishPreview); a publish that
+    # would be refused answers the same refusal (drift: 409, with ``if_forced``).
+    dry_run: bool = False
 
 
 class ScheduleRequest(_Payload, frozen=True):
@@ -177,6 +180,26 @@ class Published(_Answer, frozen=True):
     production: str | None
     previous: str | None
     action: str | None
+
+
+class PublishPreview(_Answer, frozen=True):
+    """A publish's dry run (``dry_run: true``): production as the publish would leave it."""
+
+    # added/removed/changed: against production now. kept: production's own changes
+    # since staging's base (emergency fixes) that the merge keeps. conflicts: paths
+    # changed on both sides, here only with force (staging's version wins); without
+    # force the dry run answers the real publish's 409 drift.
+
+    dry_run: bool
+    production: str | None
+    staging: str
+    action: str | None
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    settings_changed: bool
+    kept: list[str]
+    conflicts: list[str]
 
 
 class Refreshed(_Answer, frozen=True):
