@@ -81,6 +81,13 @@ class PointerMoved(Conflict):
     code = "pointer_moved"
 
 
+class EmptyEnvironment(Conflict):
+    """A move would leave an environment with no files (every path a 404) and was not
+    explicitly allowed (``allow_empty``)."""
+
+    code = "empty_environment"
+
+
 class Drift(Conflict):
     """Production moved since staging's base and the same paths changed on both."""
 

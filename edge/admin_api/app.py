@@ -395,6 +395,7 @@ class AdminApi:
             check_expect=check,
             action=payload.action,
             actor=principal.name,
+            allow_empty=payload.allow_empty,
         )
         doc = _pointer_doc((await self._control.pointers(site))[env])
         if env == "staging":

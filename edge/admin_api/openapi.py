@@ -262,7 +262,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "publisher",
         s.SetEnvironmentRequest,
         {200: s.EnvironmentSet},
-        errors={409: "expect does not match the pointer"},
+        errors={
+            409: (
+                "expect does not match the pointer, or the snapshot has no"
+                " files and allow_empty is not set (empty_environment)"
+            )
+        },
         staging_role="editor",
     ),
     _body_op(

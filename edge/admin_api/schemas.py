@@ -57,6 +57,8 @@ class SetEnvironmentRequest(_Payload, frozen=True):
     expect: SnapshotId | msgspec.UnsetType | None = msgspec.UNSET
     # Extension: how the history names this move ("push" from `edge push`).
     action: Literal["set", "push"] = "set"
+    # A snapshot without files is refused (409 empty_environment) unless this is set.
+    allow_empty: bool = False
 
 
 Paths = Annotated[list[str], msgspec.Meta(max_length=MAX_FILES)]

@@ -66,6 +66,7 @@ async def cmd_push(client: AdminClient, args: argparse.Namespace) -> int:
         message=args.message,
         settings=settings,
         show_progress=sys.stderr.isatty(),
+        allow_empty=args.allow_empty,
     )
     print(
         f"{args.site}: {args.env} -> {result.snapshot} ({result.files} files,"

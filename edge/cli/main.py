@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", choices=["staging", "production"], default="staging")
     p.add_argument("--message", "-m", default="")
     p.add_argument("--settings", help="JSON file: the snapshot's settings (default: kept)")
+    p.add_argument("--allow-empty", action="store_true")
     p.set_defaults(func=_admin_command(commands.cmd_push))
 
     p = admin("publish", "promote staging to production (whole, or --path pieces)")

@@ -21,6 +21,7 @@ from edge.errors import (
     BadRequest,
     Conflict,
     Drift,
+    EmptyEnvironment,
     MissingBlobs,
     NotFound,
     PreconditionFailed,
@@ -299,9 +300,19 @@ class Control:
         check_expect: bool,
         action: str,
         actor: str,
+        allow_empty: bool = False,
     ) -> list[HistoryEntry]:
-        """Point ``env`` at a snapshot; with ``check_expect``, only if it is at ``expect``."""
+        """Point ``env`` at a snapshot; with ``check_expect``, only if it is at ``expect``.
+
+        A snapshot without files would make the environment answer 404 for every
+        path: refused unless ``allow_empty`` (a typo'd directory must not take a site down).
+        """
         target = await self.snapshot(site, snapshot_id)
+        if not target.files and not allow_empty:
+            raise EmptyEnvironment(
+                f"snapshot {target.id} has no files: {env} would answer 404 for every path;"
+                " set allow_empty (edge push --allow-empty) if that is what you mean"
+            )
         async with self._site_locks[site]:
             pointers = await self._store.get_pointers(site)
             if check_expect and pointers[env].snapshot != expect:
