@@ -68,6 +68,12 @@ class NotFound(EdgeError):
     code = "not_found"
 
 
+class UnknownSite(NotFound):
+    """No site has this id (told only to a token that may see every site)."""
+
+    code = "unknown_site"
+
+
 class Conflict(EdgeError):
     """The request is valid but the state it assumed no longer holds."""
 

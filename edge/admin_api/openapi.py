@@ -38,7 +38,10 @@ _AUTH_ERRORS = {
     401: "no token, or a token edge does not know",
     403: "the token lacks the role, or the site",
 }
-_SITE_ERRORS = {**_AUTH_ERRORS, 404: "no such site (or resource)"}
+_SITE_ERRORS = {
+    **_AUTH_ERRORS,
+    404: "no such site (unknown_site, to a token that may see every site) or resource",
+}
 _BODY_ERRORS = {
     400: "the body is not valid JSON of the documented shape",
     413: "the body is larger than max_request_bytes",

@@ -16,7 +16,6 @@ from edge.errors import BadRequest
 from edge.router import Env
 from edge.snapshots.model import (
     FormSubmission,
-    HistoryEntry,
     ManifestEntry,
     PageViews,
     SnapshotInfo,
@@ -162,6 +161,7 @@ class PointerDoc(_Answer, frozen=True):
     base: str | None
     updated_at: str | None
     actor: str | None
+    message: str | None = None  # the snapshot's message (``edge push -m``)
 
 
 class Environments(_Answer, frozen=True):
@@ -231,8 +231,21 @@ class ScheduleList(_Answer, frozen=True):
     schedules: list[ScheduleDoc]
 
 
+class HistoryDoc(_Answer, frozen=True):
+    """One pointer move, with the message of the snapshot it moved to (``edge push -m``)."""
+
+    id: int
+    at: str
+    env: Env
+    from_: str | None = msgspec.field(name="from")
+    to: str
+    action: str
+    actor: str
+    message: str
+
+
 class HistoryList(_Answer, frozen=True):
-    history: list[HistoryEntry]
+    history: list[HistoryDoc]
     next: int | None
 
 
