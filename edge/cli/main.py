@@ -48,12 +48,14 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from edge.exclusive import check_node_name, check_ports, hold_data_dir, listen_addresses
+    from edge.observability.logs import log_json_to_stderr
     from edge.server import hold_reloads, serve
     from edge.supervisor import supervise
     from edge.tls import load_certificates
     from edge.wire.parser import check_http_parser
 
     hold_reloads()  # a SIGHUP during start-up must not kill the process
+    log_json_to_stderr()  # one format on stderr: JSON lines, like the events
     settings = load_config(args.config)
     check_http_parser(settings.config.server.allow_python_http_parser)  # before any worker
     workers = args.workers
@@ -94,6 +96,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge.cli.demo import run_demo
+    from edge.observability.logs import log_json_to_stderr
+
+    log_json_to_stderr()  # as `edge serve`: stderr carries JSON lines only
 
     return run_async(run_demo(Path(args.config), Path(args.site_dir), args.site))
 
