@@ -8,6 +8,7 @@ import { h, localInputToUtc, localTime, offsetLabel, timeZone, toLocalInput } fr
 import {
   diffEntries,
   hasDrift,
+  previewItems,
   renderAnalytics,
   renderDiff,
   renderDrift,
@@ -21,6 +22,7 @@ const POLL_MS = 4000;
 const EXTRAS_EVERY = 4; // forms and analytics: every 4th poll
 const HISTORY_PAGE = 30;
 const HISTORY_MAX = 500;
+const STATUS_MS = 10_000; // a status line ("Signed in as ...", "Published ...") then fades
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,13 +47,20 @@ const state = {
   polls: 0,
   timer: null,
   launchTimer: null,
+  statusTimer: null,
   rendered: "",
 };
 
 // -- messages -------------------------------------------------------------------------
 
+/** A passing status line: it goes away by itself (errors stay until dismissed). */
 function say(text) {
   $("status").textContent = text;
+  clearTimeout(state.statusTimer);
+  if (!text) return;
+  state.statusTimer = setTimeout(() => {
+    if ($("status").textContent === text) $("status").textContent = "";
+  }, STATUS_MS);
 }
 
 function showError(error, context) {
@@ -396,8 +405,12 @@ async function act(label, run) {
     if (message) say(message);
     return true;
   } catch (error) {
-    say(`${label} failed.`);
-    showError(error, `${label} failed`);
+    if (error.reported) {
+      say(""); // a dialog says it already: once is enough
+    } else {
+      say(`${label} failed.`);
+      showError(error, `${label} failed`);
+    }
     return false;
   } finally {
     state.acting = false;
@@ -447,19 +460,35 @@ async function publish({ paths = null, force = false } = {}) {
 
 async function publishAll() {
   if (!ready()) return;
-  const entries = diffEntries(state.diff);
-  const drift = hasDrift(state.envs);
+  // The confirmation is the publish's own dry run: what production would become, with
+  // production's fixes the merge keeps, or the refusal the publish would meet.
+  let preview;
+  try {
+    preview = (await guarded("publish", { dry_run: true })).doc;
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "drift") {
+      await resolveDrift(error);
+    } else {
+      showError(preconditionHint(error), "Preparing the publish failed");
+    }
+    return;
+  }
+  if (preview.action === null) {
+    say("Nothing to publish: production already serves this.");
+    return;
+  }
+  const merged = preview.action === "merge-publish";
   const ok = await confirmAction({
     title: "Publish all of staging to production?",
     env: "production",
     message:
-      `Production (now ${short(state.envs.production.snapshot)}) will serve staging's snapshot ` +
-      `${short(state.envs.staging.snapshot)}` +
-      (drift
+      `Production (now ${short(preview.production)}) will serve staging's snapshot ` +
+      `${short(preview.staging)}` +
+      (merged
         ? ", merged with the changes made on production since staging's base (those are kept)."
         : ".") +
-      (state.diff.settings_changed ? " Staging's settings go live too." : ""),
-    items: entries.map((e) => `${e.kind}: ${e.path}`),
+      (preview.settings_changed ? " Staging's settings go live too." : ""),
+    items: previewItems(preview),
     confirmLabel: "Publish to production",
   });
   if (!ok) return;
@@ -468,7 +497,10 @@ async function publishAll() {
     try {
       return await publish();
     } catch (error) {
-      if (error instanceof ApiError && error.code === "drift") drifted = error;
+      if (error instanceof ApiError && error.code === "drift") {
+        drifted = error; // production moved since the preview: the drift dialog says so
+        error.reported = true;
+      }
       throw error;
     }
   });
@@ -499,13 +531,14 @@ async function resolveDrift(error) {
     $("diff").scrollIntoView({ block: "start" });
     $("publish-selected").focus();
   } else if (choice === "force") {
+    const forced = error.doc.if_forced; // the dry run's preview of the forced publish
     const ok = await confirmAction({
       title: "Force the publish?",
       env: "production",
       message:
-        "Staging's version wins on the conflicting paths below: production's changes to them " +
+        "Staging's version wins on the conflicting paths: production's changes to them " +
         "are overwritten (they stay in history). Other production changes are kept.",
-      items: conflicts,
+      items: forced ? previewItems(forced) : conflicts,
       confirmLabel: "Force publish to production",
     });
     if (!ok) return;
