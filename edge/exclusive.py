@@ -7,12 +7,13 @@ line naming what is held and by whom:
   the serving process (the supervisor with ``--workers``), so two servers never
   share a store, a pid file or the shared counters;
 - the ports: the workers bind with ``SO_REUSEPORT``, which would let a second edge
-  (same user) bind the same ports and split the visitors between two servers. A
-  probe socket bound *without* ``SO_REUSEPORT`` fails on a port anyone listens on;
-  the holder's pid is found through ``/proc``. Only the workers of one edge, all
-  started after this check, share a port. (Two edges started within the same
-  millisecond could both pass the probe; the ``data_dir`` lock still keeps them
-  from sharing a store.)
+  (same user: the kernel shares a port only within one uid) bind the same ports and
+  split the visitors between two servers. Two checks: a lock file per address in a
+  folder of this user's (``<tmp>/edge-ports-<uid>/``), held for the life of the
+  serving process, which also covers two edges starting at the same moment, before
+  either has bound; and a probe socket bound *without* ``SO_REUSEPORT``, which fails
+  on a port anyone listens on (the holder's pid is found through ``/proc``). Only the
+  workers of one edge, started after these checks, share a port.
 - on the PostgreSQL store, a ``node_name`` heard from within three heartbeats is
   another running node (:func:`check_node_name`).
 """
@@ -23,8 +24,9 @@ import errno
 import fcntl
 import os
 import socket
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from edge.config import ListenAddress, Settings
@@ -38,9 +40,25 @@ class AlreadyRunning(EdgeError):
 
 
 @contextmanager
-def hold_data_dir(settings: Settings) -> Iterator[None]:
-    """Lock ``data_dir`` (through its pid file) for as long as the block runs."""
-    path = settings.pid_file
+def hold(settings: Settings) -> Iterator[None]:
+    """Everything a running edge holds alone, for as long as the block runs.
+
+    Raises :class:`AlreadyRunning` (one line naming what and whose) when a running
+    edge, or another program, holds any of it.
+    """
+    addresses = listen_addresses(settings)
+    with ExitStack() as stack:
+        stack.enter_context(hold_data_dir(settings))
+        for key, address in addresses:
+            stack.enter_context(hold_address(key, address))
+        check_ports(addresses)
+        yield
+
+
+@contextmanager
+def _lock_file(path: Path, refusal: Callable[[str], str]) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` holding this process's pid; ``refusal(pid)``
+    is the message when another process holds it. The file goes away with the lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -48,10 +66,7 @@ def hold_data_dir(settings: Settings) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            raise AlreadyRunning(
-                f"data_dir {settings.data_dir} is held by a running edge (pid {holder});"
-                " stop it first or give this configuration another data_dir"
-            ) from None
+            raise AlreadyRunning(refusal(holder)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         try:
@@ -60,6 +75,36 @@ def hold_data_dir(settings: Settings) -> Iterator[None]:
             path.unlink(missing_ok=True)  # while still locked: the next edge makes its own
     finally:
         os.close(fd)
+
+
+def hold_data_dir(settings: Settings) -> AbstractContextManager[None]:
+    """Lock ``data_dir`` (through its pid file, which ``edge reload`` reads)."""
+    return _lock_file(
+        settings.pid_file,
+        lambda pid: (
+            f"data_dir {settings.data_dir} is held by a running edge (pid {pid});"
+            " stop it first or give this configuration another data_dir"
+        ),
+    )
+
+
+def port_lock_path(address: ListenAddress) -> Path:
+    """This user's lock file of one listen address."""
+    name = f"{address.host.replace(':', '_')}_{address.port}.lock"
+    return Path(tempfile.gettempdir()) / f"edge-ports-{os.getuid()}" / name
+
+
+def hold_address(key: str, address: ListenAddress) -> AbstractContextManager[None]:
+    """Lock one listen address for this edge (also while it is still starting)."""
+    path = port_lock_path(address)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return _lock_file(
+        path,
+        lambda pid: (
+            f"{key} {address} is held by a running edge (pid {pid});"
+            " stop it first or choose another port"
+        ),
+    )
 
 
 def listen_addresses(settings: Settings) -> list[tuple[str, ListenAddress]]:

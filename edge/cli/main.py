@@ -47,7 +47,7 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from edge.exclusive import check_node_name, check_ports, hold_data_dir, listen_addresses
+    from edge.exclusive import check_node_name, hold
     from edge.observability.logs import log_json_to_stderr
     from edge.server import hold_reloads, serve
     from edge.supervisor import supervise
@@ -65,8 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return run_async(_serve(serve, settings, args.worker_index, workers))
     load_certificates(settings)  # a bad certificate stops start-up here, naming the file
     # What a running edge holds alone: refused here, in one line, before anything binds.
-    with hold_data_dir(settings):
-        check_ports(listen_addresses(settings))
+    with hold(settings):
         asyncio.run(check_node_name(settings))
         if workers > 1:
             return supervise(Path(args.config), settings, workers)

@@ -8,6 +8,7 @@ and overwrite each other's pid file.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -103,8 +104,40 @@ def test_a_port_held_by_another_program_is_named(tmp_path: Path) -> None:
         srv.write_config()
         done = _serve(srv.config_path, workers=1)
     assert done.returncode == 1
-    name = Path(sys.executable).name
+    assert re.fullmatch(
+        rf"error: server\.listen 127\.0\.0\.1:{port} is held by pid {os.getpid()} \([^)]+\);"
+        r" stop it first or choose another port",
+        done.stderr.strip(),
+    ), done.stderr
+
+
+def test_an_edge_still_starting_holds_its_ports_already(tmp_path: Path) -> None:
+    """Two edges started at the same moment: the second refuses before either binds."""
+    srv = EdgeServer(root=tmp_path, tokens={"admin": new_token()[0]})
+    srv.write_config()
+    address = f"127.0.0.1:{srv.admin_port}"
+    starting = subprocess.Popen(  # holds the admin address as a starting edge does
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from edge.config import parse_listen\n"
+            "from edge.exclusive import hold_address\n"
+            f"with hold_address('server.admin_listen', parse_listen('{address}')):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starting.stdout is not None and starting.stdout.readline() == "held\n"
+        done = _serve(srv.config_path, workers=1)
+    finally:
+        starting.kill()
+        starting.communicate()
+    assert done.returncode == 1
     assert done.stderr.strip() == (
-        f"error: server.listen 127.0.0.1:{port} is held by pid {os.getpid()} ({name});"
+        f"error: server.admin_listen {address} is held by a running edge (pid {starting.pid});"
         " stop it first or choose another port"
     )
