@@ -99,11 +99,30 @@ async def test_signed_in_line_fades_and_no_request_404s(server: EdgeServer, page
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     dash = Dashboard(page, server)
     await dash.signed_in("admin")
-    await expect(dash.status).to_contain_text("Signed in as admin")
-    await expect(dash.status).to_have_text("")  # it goes away by itself
+    await expect(dash.status).to_have_text("")  # the greeting goes away by itself
     await expect(page.locator("#caller")).to_contain_text("Signed in as admin")  # who, kept
     icon = await page.locator('link[rel="icon"]').get_attribute("href")
     assert icon == "favicon.svg"
     response = await page.request.get(server.admin_url + "/ui/favicon.svg")
     assert response.status == 200 and response.headers["content-type"] == "image/svg+xml"
     assert missing == []
+
+
+async def test_the_confirmation_previews_the_state_at_the_click(
+    server: EdgeServer, api: Api, page: Page
+) -> None:
+    """A change made elsewhere just before the click (the page has not re-read yet) is
+    what the confirmation shows and what gets published, not a 412."""
+    await api.push("acme", {"/index.html": html("home v1")})
+    dash = Dashboard(page, server)
+    await dash.signed_in("publisher")
+    newer = await api.push("acme", {"/index.html": html("home v2"), "/new.html": html("n")})
+    await page.get_by_role("button", name="Publish all to production").click()
+    await expect(dash.confirm_dialog).to_contain_text(newer)
+    await expect(page.locator("#confirm-items li")).to_have_text(
+        ["added: /index.html", "added: /new.html"]
+    )
+    await dash.confirm()
+    await expect(dash.status).to_contain_text(f"production now serves {newer}")
+    await expect(dash.error).to_be_hidden()
+    assert (await environments(api))["production"]["snapshot"] == newer

@@ -22,7 +22,7 @@ const POLL_MS = 4000;
 const EXTRAS_EVERY = 4; // forms and analytics: every 4th poll
 const HISTORY_PAGE = 30;
 const HISTORY_MAX = 500;
-const STATUS_MS = 10_000; // a status line ("Signed in as ...", "Published ...") then fades
+const GREETING_MS = 10_000; // "Signed in as ..." then goes away
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,14 +53,17 @@ const state = {
 
 // -- messages -------------------------------------------------------------------------
 
-/** A passing status line: it goes away by itself (errors stay until dismissed). */
-function say(text) {
+/**
+ * The status line. What an action did stays until the next message; a greeting
+ * (``fade``) goes away by itself: who is signed in stays shown in the top bar.
+ */
+function say(text, { fade = false } = {}) {
   $("status").textContent = text;
   clearTimeout(state.statusTimer);
-  if (!text) return;
+  if (!text || !fade) return;
   state.statusTimer = setTimeout(() => {
     if ($("status").textContent === text) $("status").textContent = "";
-  }, STATUS_MS);
+  }, GREETING_MS);
 }
 
 function showError(error, context) {
@@ -135,7 +138,7 @@ async function signIn(token, { quiet = false } = {}) {
   const chosen = sites.some((s) => s.id === wanted) ? wanted : sites[0].id;
   select.value = chosen;
   await chooseSite(chosen);
-  say(`Signed in as ${who.name}.`);
+  say(`Signed in as ${who.name}.`, { fade: true });
 }
 
 function signOut() {
@@ -422,8 +425,8 @@ async function act(label, run) {
  * POST a pointer move, valid only while the environments are as this page last
  * read them (If-Match: a 412 instead of overwriting someone else's move).
  */
-function guarded(action, body) {
-  return call("POST", sitePath(state.site, action), { body, ifMatch: state.etag });
+function guarded(action, body, ifMatch = state.etag) {
+  return call("POST", sitePath(state.site, action), { body, ifMatch });
 }
 
 function short(id) {
@@ -439,7 +442,7 @@ function preconditionHint(error) {
   return error;
 }
 
-async function publish({ paths = null, force = false } = {}) {
+async function publish({ paths = null, force = false, ifMatch = state.etag } = {}) {
   const body = {};
   if (paths) {
     body.paths = paths;
@@ -447,7 +450,7 @@ async function publish({ paths = null, force = false } = {}) {
   }
   if (force) body.force = true;
   try {
-    const { doc } = await guarded("publish", body);
+    const { doc } = await guarded("publish", body, ifMatch);
     if (doc.action === null) return "Nothing to publish: production already serves this.";
     return (
       `Published (${doc.action}): production now serves ${doc.production} ` +
@@ -462,12 +465,16 @@ async function publishAll() {
   if (!ready()) return;
   // The confirmation is the publish's own dry run: what production would become, with
   // production's fixes the merge keeps, or the refusal the publish would meet.
+  // Both are bound to the environments as they are now (the page may still be
+  // re-reading them): what was previewed is what gets published, or a 412.
   let preview;
+  let etag;
   try {
-    preview = (await guarded("publish", { dry_run: true })).doc;
+    etag = (await call("GET", sitePath(state.site, "environments"))).etag;
+    preview = (await guarded("publish", { dry_run: true }, etag)).doc;
   } catch (error) {
     if (error instanceof ApiError && error.code === "drift") {
-      await resolveDrift(error);
+      await resolveDrift(error, etag);
     } else {
       showError(preconditionHint(error), "Preparing the publish failed");
     }
@@ -495,7 +502,7 @@ async function publishAll() {
   let drifted = null;
   await act("Publishing", async () => {
     try {
-      return await publish();
+      return await publish({ ifMatch: etag });
     } catch (error) {
       if (error instanceof ApiError && error.code === "drift") {
         drifted = error; // production moved since the preview: the drift dialog says so
@@ -504,10 +511,11 @@ async function publishAll() {
       throw error;
     }
   });
-  if (drifted) await resolveDrift(drifted);
+  if (drifted) await resolveDrift(drifted, etag);
 }
 
-async function resolveDrift(error) {
+/** After a 409 drift (``etag``: the environments it was computed on). */
+async function resolveDrift(error, etag = state.etag) {
   const conflicts = error.paths;
   state.conflicts = new Set(conflicts);
   render();
@@ -542,7 +550,8 @@ async function resolveDrift(error) {
       confirmLabel: "Force publish to production",
     });
     if (!ok) return;
-    if (await act("Force-publishing", () => publish({ force: true }))) state.conflicts.clear();
+    const forcing = () => publish({ force: true, ifMatch: etag });
+    if (await act("Force-publishing", forcing)) state.conflicts.clear();
     render();
   }
 }
