@@ -33,6 +33,7 @@ from edge.observability.logs import (
     LineLog,
     access_mode,
     format_line,
+    govern_admin_access,
     should_log,
 )
 from edge.observability.metrics import (
@@ -402,6 +403,7 @@ def open_observer(settings: Settings) -> Iterator[Observer]:
             on_drop=metrics.dropped_by_log["access"].inc,
         )
     started: list[LineLog] = []
+    started_admin = False
     try:
         for line_log, key in ((events, "event_log_file"), (access, "access_log_file")):
             if line_log is None:
@@ -411,9 +413,14 @@ def open_observer(settings: Settings) -> Iterator[Observer]:
             except OSError as exc:
                 raise ConfigError(f"server.{key}: cannot open {line_log.path}: {exc}") from None
             started.append(line_log)
+        # The admin listener's access lines follow access_log too (none when "off").
+        restore_admin_access = govern_admin_access(access, mode, server.access_log_sample)
+        started_admin = True
         yield Observer(
             metrics, events, access, access_mode=mode, access_sample=server.access_log_sample
         )
     finally:
+        if started_admin:
+            restore_admin_access()
         for line_log in reversed(started):
             line_log.close()

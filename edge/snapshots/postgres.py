@@ -293,6 +293,15 @@ class PostgresStore:
             for r in rows
         ]
 
+    @_reachable
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        rows = await self._pool.fetch(
+            "SELECT id, message FROM snapshots WHERE site = $1 AND id = ANY($2::text[])",
+            site,
+            sorted(set(ids)),
+        )
+        return {r[0]: r[1] for r in rows}
+
     # -- pointers ------------------------------------------------------------------
 
     @_reachable

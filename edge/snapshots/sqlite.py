@@ -382,6 +382,20 @@ class SqliteStore:
             for r in rows
         ]
 
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        wanted = sorted(set(ids))
+        found: dict[str, str] = {}
+        for i in range(0, len(wanted), _SQL_VARS):
+            chunk = wanted[i : i + _SQL_VARS]
+            rows = await _rows(
+                self._reader,
+                f"SELECT id, message FROM snapshots WHERE site = ? AND id IN"
+                f" ({', '.join('?' * len(chunk))})",
+                [site, *chunk],
+            )
+            found.update((r[0], r[1]) for r in rows)
+        return found
+
     # -- pointers ------------------------------------------------------------------
 
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:

@@ -28,7 +28,7 @@ from aiohttp.http import HttpVersion11
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.errors import InboxFull, StoreUnavailable
 from edge.integrations.webhooks import Webhooks
-from edge.paths import manifest_key, request_path, split_target
+from edge.paths import directory_redirect, manifest_key, request_path, split_target
 from edge.router import Env, Route, normalize_host
 from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.live import LivePointers, SnapshotLoader
@@ -242,6 +242,13 @@ class VisitorHandler:
             if request.method == hdrs.METH_GET and html(entry.content_type):
                 self._services.views.count(route, key)
             return self._respond(request, rep, 200)
+        # -- issue 15: /blog held only as /blog/index.html -> 301 /blog/ (edge.paths) --
+        location = directory_redirect(path, raw, files)
+        if location is not None:
+            headers = env_headers(route.env, snapshot.id)  # staging keeps its noindex
+            headers[hdrs.LOCATION] = location
+            return web.Response(status=301, headers=headers)
+        # -- end issue 15 --
         if route.env == "staging" and path.startswith(settings.media_prefix):
             found = await self._production_media(request, route, path)
             if found is not None:
