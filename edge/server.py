@@ -43,6 +43,7 @@ from edge.snapshots.fanout import Fanout, cluster_view, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
+from edge.snapshots.readiness import RollCall
 from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.store import Store
@@ -106,7 +107,9 @@ async def open_runtime(
         counters = SharedCounters.for_data_dir(settings.data_dir)
         stack.callback(counters.close)
         loader = SnapshotLoader(store)
+        loader.on_loaded = lambda: observer.snapshot_loaded(worker)
         live = LivePointers(store, loader, counters)
+        live.on_late_loads = lambda count: observer.snapshot_loaded_late(worker, count)
         cache: ByteLRU[CacheKey, Representation] = ByteLRU(
             max(settings.config.server.cache_max_bytes // workers, 1)
         )
@@ -140,6 +143,12 @@ async def open_runtime(
         visitor = VisitorHandler(host_policy(settings), services)
         live.prepare = visitor.warm
         await live.catch_up()
+        # Every worker holds a move's snapshots before it is visible (issue: the
+        # first visitor after a publish, in any worker, waits for no decode).
+        roll_call = RollCall(settings.data_dir, worker, workers, live.preload)
+        roll_call.open()
+        stack.push_async_callback(roll_call.close)
+        live.ask_others = roll_call.ask
         control = Control(store, live, loader, max_paths=server.max_snapshot_paths)
         control.events = webhooks.events
         control.on_moved = observer.pointers_moved

@@ -203,6 +203,20 @@ class Metrics:
             buckets=SWAP_BUCKETS,
             registry=r,
         )
+        self.snapshot_loads = Counter(
+            "edge_snapshot_loads",
+            "Snapshots decoded from the store (manifest loaded), by worker index: a"
+            " publish loads each new snapshot once per worker, before it answers.",
+            ("worker",),
+            registry=r,
+        )
+        self.snapshot_late_loads = Counter(
+            "edge_snapshot_late_loads",
+            "Snapshots a worker had to decode after another process made them live (its"
+            " catch-up), by worker index: its first visitors waited for that decode.",
+            ("worker",),
+            registry=r,
+        )
         self.schedule_lateness = Histogram(
             "edge_schedule_lateness_seconds",
             "How long after its moment a schedule group went live.",

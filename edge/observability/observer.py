@@ -128,6 +128,16 @@ class Observer:
     # -- pointers and schedules -----------------------------------------------------
 
     @_never_raises
+    def snapshot_loaded(self, worker: int) -> None:
+        """Worker ``worker`` decoded a snapshot from the store."""
+        self.metrics.snapshot_loads.labels(str(worker)).inc()
+
+    @_never_raises
+    def snapshot_loaded_late(self, worker: int, count: int) -> None:
+        """Worker ``worker`` had to decode ``count`` snapshots while catching up."""
+        self.metrics.snapshot_late_loads.labels(str(worker)).inc(count)
+
+    @_never_raises
     def pointers_moved(self, site: str, entries: Sequence[HistoryEntry], seconds: float) -> None:
         """One swap committed ``entries`` (each a pointer move) in ``seconds``."""
         if not entries:

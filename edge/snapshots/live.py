@@ -11,14 +11,16 @@ reference once and finishes on it.
 
 Several processes share one store: each compares the shared pointer generation
 (:mod:`edge.snapshots.generation`) with the one it last synced at, and catches up
-from the store when they differ, before serving the request that noticed.
+from the store when they differ, before serving the request that noticed. Before
+a move becomes visible the other processes are asked to load its snapshots
+(:mod:`edge.snapshots.readiness`), so that catch-up finds them already decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from edge.router import Env, Route
 from edge.snapshots.generation import SharedCounters
@@ -26,6 +28,17 @@ from edge.snapshots.model import Pointer, Snapshot
 from edge.snapshots.store import Store
 
 Prepare = Callable[[Env, Snapshot | None, Snapshot], Awaitable[None]]
+AskOthers = Callable[[Sequence[tuple[Env, Snapshot]]], Awaitable[None]]
+
+# What the loader keeps decoded beyond the live snapshots, by estimated size: a
+# manifest entry costs about this much once decoded (path, digest, type, struct).
+ENTRY_BYTES = 320
+LOADER_KEEP_BYTES = 256 * 1024 * 1024
+
+
+def estimated_bytes(snapshot: Snapshot) -> int:
+    """About how much memory a decoded snapshot holds."""
+    return 1024 + len(snapshot.files) * ENTRY_BYTES
 
 
 def pointer_key(site: str, env: Env) -> str:
@@ -36,22 +49,36 @@ def pointer_key(site: str, env: Env) -> str:
 class SnapshotLoader:
     """Loads snapshots from the store once and keeps the recently used ones decoded.
 
-    Concurrent loads of the same snapshot share one store read.
+    Concurrent loads of the same snapshot share one store read. What is kept is
+    bounded by estimated bytes (:func:`estimated_bytes`), not by count: the most
+    recent snapshot is always kept, older ones only within ``keep_bytes``.
+    ``loads`` counts the snapshots this process decoded from the store.
     """
 
-    def __init__(self, store: Store, keep: int = 16) -> None:
+    def __init__(self, store: Store, keep_bytes: int = LOADER_KEEP_BYTES) -> None:
         self._store = store
-        self._keep = keep
+        self._keep_bytes = keep_bytes
+        self._bytes = 0
         self._loaded: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
         self._loading: dict[tuple[str, str], asyncio.Future[Snapshot | None]] = {}
+        self.loads = 0
+        self.on_loaded: Callable[[], None] = _nothing
+
+    @property
+    def kept_bytes(self) -> int:
+        return self._bytes
 
     def remember(self, snapshot: Snapshot) -> None:
         """Keep a snapshot this process just created or loaded."""
         key = (snapshot.site, snapshot.id)
+        old = self._loaded.pop(key, None)
+        if old is not None:
+            self._bytes -= estimated_bytes(old)
         self._loaded[key] = snapshot
-        self._loaded.move_to_end(key)
-        while len(self._loaded) > self._keep:
-            self._loaded.popitem(last=False)
+        self._bytes += estimated_bytes(snapshot)
+        while self._bytes > self._keep_bytes and len(self._loaded) > 1:
+            _, dropped = self._loaded.popitem(last=False)
+            self._bytes -= estimated_bytes(dropped)
 
     async def load(self, site: str, snapshot_id: str) -> Snapshot | None:
         key = (site, snapshot_id)
@@ -73,9 +100,19 @@ class SnapshotLoader:
         finally:
             del self._loading[key]
         if snapshot is not None:
+            self.loads += 1
+            self.on_loaded()
             self.remember(snapshot)
         future.set_result(snapshot)
         return snapshot
+
+
+def _nothing() -> None:
+    return None
+
+
+def _ignore_count(_count: int) -> None:
+    return None
 
 
 class LivePointers:
@@ -95,6 +132,12 @@ class LivePointers:
         # before a local commit.
         self.lock = asyncio.Lock()
         self.prepare: Prepare | None = None
+        # Asks this machine's other processes to load what a move brings in, and
+        # waits (boundedly) until they hold it (edge.snapshots.readiness).
+        self.ask_others: AskOthers | None = None
+        # Told how many snapshots a catch-up had to decode (none when the process
+        # that moved the pointers had this one load them first).
+        self.on_late_loads: Callable[[int], None] = _ignore_count
 
     # -- the hot path --------------------------------------------------------------
 
@@ -111,14 +154,40 @@ class LivePointers:
     def current(self, site: str, env: Env) -> Snapshot | None:
         return self._current.get(pointer_key(site, env))
 
-    async def prepare_swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
-        """Warm what the new snapshots will serve first (before the commit)."""
-        if self.prepare is None:
+    async def prepare_swap(
+        self, changes: Iterable[tuple[Env, Snapshot]], *, tell_others: bool = True
+    ) -> None:
+        """Warm what the new snapshots will serve first (before the commit).
+
+        With ``tell_others`` (a move this process makes visible), the other
+        processes are asked first to load and warm the same snapshots, and this
+        returns once they hold them (or the bounded wait ran out).
+        """
+        fresh = [
+            (env, snapshot)
+            for env, snapshot in changes
+            if (old := self.current(snapshot.site, env)) is None or old.id != snapshot.id
+        ]
+        others = self.ask_others(fresh) if tell_others and self.ask_others and fresh else None
+        try:
+            if self.prepare is not None:
+                for env, snapshot in fresh:
+                    await self.prepare(env, self.current(snapshot.site, env), snapshot)
+        finally:
+            if others is not None:
+                await others
+
+    async def preload(self, site: str, env: Env, snapshot_id: str) -> None:
+        """Another process is about to point ``env`` at ``snapshot_id``: load and warm it.
+
+        The snapshot stays in the loader, so the catch-up after the move finds it.
+        """
+        snapshot = await self._loader.load(site, snapshot_id)
+        if snapshot is None:
             return
-        for env, snapshot in changes:
-            old = self.current(snapshot.site, env)
-            if old is None or old.id != snapshot.id:
-                await self.prepare(env, old, snapshot)
+        old = self.current(site, env)
+        if self.prepare is not None and (old is None or old.id != snapshot.id):
+            await self.prepare(env, old, snapshot)
 
     def swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
         """Point environments at already loaded snapshots. Synchronous by design."""
@@ -154,12 +223,17 @@ class LivePointers:
     async def _catch_up(self) -> None:
         async with self.lock:
             generation = self._counters.pointers() if self._counters is not None else 0
+            starting = self._generation == -1
+            decoded = self._loader.loads
             loaded: list[tuple[Env, Snapshot]] = []
             for p in await self._store.all_pointers():
                 snapshot = await self._load(p)
                 if snapshot is not None:
                     loaded.append((p.env, snapshot))
-            await self.prepare_swap(loaded)
+            late = self._loader.loads - decoded
+            if late and not starting:
+                self.on_late_loads(late)
+            await self.prepare_swap(loaded, tell_others=False)  # they catch up themselves
             self.swap(loaded)
             self._generation = generation
 

@@ -1,0 +1,226 @@
+"""Every worker of this machine ready before a pointer move becomes visible.
+
+How this works: each worker process binds a Unix datagram socket in Linux's
+abstract namespace, named after the data directory and the worker's index (no
+file to clean up, no path-length limit). Before a process makes a move visible
+(its own commit, or a move another node made, :meth:`LivePointers.refresh`), it
+sends the new ``(site, env, snapshot id)`` to every other worker and waits, up to
+:data:`READY_WAIT_SECONDS`, for each to answer that it holds the snapshot: loaded
+(manifest decoded) into its :class:`~edge.snapshots.live.SnapshotLoader` and its
+cache warmed from the outgoing snapshot, as the asking process does for itself.
+Only then is the shared generation bumped (:mod:`edge.snapshots.generation`); a
+worker's catch-up after the bump finds the snapshot already loaded, so its first
+visitor does not wait for a decode, whatever the snapshot's size.
+
+Asking happens before the asking process warms its own cache, so the others load
+while it works. A worker that is not running (restarting: nothing bound to its
+name) is skipped at once; one that does not answer in time is named in the log
+and catches up as before, on its first request after the bump. A lagging worker
+thus delays a publish by at most the bound and never breaks read-your-publish
+(the bump still happens before the API answers).
+
+One message is one datagram of JSON: ``{"kind": "ask", "seq": n, "from": index,
+"changes": [[site, env, id], ...]}`` and the answer ``{"kind": "ready", "seq": n,
+"from": index}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import cast
+
+import msgspec
+
+from edge.router import Env
+from edge.snapshots.model import Snapshot
+
+log = logging.getLogger("edge.readiness")
+
+# How long a move waits for the other workers to hold its snapshots. Loading a
+# 100,000-path manifest takes a worker about 0.1-0.2 s; past this bound the
+# move goes ahead and the late worker catches up on its first request.
+READY_WAIT_SECONDS = 2.0
+_MAX_DATAGRAM = 64 * 1024
+
+# Load (and warm) one change in this process: (site, env, snapshot id).
+Preload = Callable[[str, Env, str], Awaitable[None]]
+
+
+class _Ask(msgspec.Struct, frozen=True, tag_field="kind", tag="ask"):
+    seq: int
+    changes: list[tuple[str, str, str]]
+    # "from" is a keyword: the field is named so in the message only.
+    sender: int = msgspec.field(name="from")
+
+
+class _Ready(msgspec.Struct, frozen=True, tag_field="kind", tag="ready"):
+    seq: int
+    sender: int = msgspec.field(name="from")
+
+
+_decode = msgspec.json.Decoder(_Ask | _Ready).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def supported() -> bool:
+    """Abstract Unix sockets are Linux's; elsewhere workers catch up on first request."""
+    return sys.platform.startswith("linux")
+
+
+def address(data_dir: Path, index: int) -> str:
+    """The abstract socket name of worker ``index`` of the edge serving ``data_dir``."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:24]
+    return f"\0edge-ready-{digest}-{index}"
+
+
+class RollCall:
+    """This worker's end: answers the others' asks, and asks them before its moves."""
+
+    def __init__(self, data_dir: Path, index: int, workers: int, preload: Preload) -> None:
+        self._data_dir = data_dir
+        self.index = index
+        self._workers = workers
+        self._preload = preload
+        self._sock: socket.socket | None = None
+        self._seq = 0
+        self._waiting: dict[int, tuple[set[int], asyncio.Event]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.asks_answered = 0  # asks of other workers this one answered (for tests/logs)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def open(self) -> None:
+        if not supported() or self._workers < 2:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind(address(self._data_dir, self.index))
+        except OSError:
+            sock.close()
+            # Another process of a crashed worker may still hold the name for a
+            # moment; this worker then simply catches up on first request.
+            log.warning("worker %d: cannot bind its readiness socket", self.index + 1)
+            return
+        self._sock = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+
+    async def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- asking --------------------------------------------------------------------
+
+    def ask(self, changes: Sequence[tuple[Env, Snapshot]]) -> Awaitable[None]:
+        """Ask every other worker to hold ``changes``; await the result to wait for them.
+
+        Sent at once (the others load while this process goes on); the awaitable
+        ends when all running ones answered, or after :data:`READY_WAIT_SECONDS`.
+        """
+        sock = self._sock
+        if sock is None or not changes:
+            return _nothing()
+        self._seq += 1
+        seq = self._seq
+        message = _encode(_Ask(seq, [(s.site, env, s.id) for env, s in changes], sender=self.index))
+        asked: set[int] = set()
+        for other in range(self._workers):
+            if other == self.index:
+                continue
+            try:
+                sock.sendto(message, address(self._data_dir, other))
+            except (ConnectionRefusedError, FileNotFoundError):
+                continue  # not running (restarting): it loads everything when it starts
+            except OSError as exc:
+                log.warning("worker %d: cannot ask worker %d to load: %s",
+                            self.index + 1, other + 1, exc)  # fmt: skip
+                continue
+            asked.add(other)
+        if not asked:
+            return _nothing()
+        done = asyncio.Event()
+        self._waiting[seq] = (asked, done)
+        return self._wait(seq, asked, done)
+
+    async def _wait(self, seq: int, asked: set[int], done: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(done.wait(), READY_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "worker %d: worker(s) %s did not load the new snapshot within %.1fs;"
+                " they catch up on their next request",
+                self.index + 1, sorted(w + 1 for w in asked), READY_WAIT_SECONDS,
+            )  # fmt: skip
+        finally:
+            self._waiting.pop(seq, None)
+
+    # -- answering -----------------------------------------------------------------
+
+    def _readable(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data = sock.recv(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                log.exception("worker %d: readiness socket failed", self.index + 1)
+                return
+            try:
+                message = _decode(data)
+            except msgspec.DecodeError:
+                log.warning("worker %d: ignored a malformed readiness message", self.index + 1)
+                continue
+            if isinstance(message, _Ready):
+                waiting = self._waiting.get(message.seq)
+                if waiting is not None:
+                    asked, done = waiting
+                    asked.discard(message.sender)
+                    if not asked:
+                        done.set()
+            else:
+                task = asyncio.ensure_future(self._answer(message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, ask: _Ask) -> None:
+        for site, env, snapshot_id in ask.changes:
+            try:
+                await self._preload(site, _env(env), snapshot_id)
+            except Exception:
+                # The asker goes ahead; this worker catches up (and fails loudly) then.
+                log.exception("worker %d: preloading %s of %s failed",
+                              self.index + 1, snapshot_id, site)  # fmt: skip
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.sendto(_encode(_Ready(ask.seq, sender=self.index)),
+                        address(self._data_dir, ask.sender))  # fmt: skip
+        except OSError:
+            pass  # the asker is gone (or gave up): nothing waits for this answer
+        self.asks_answered += 1
+
+
+def _env(value: str) -> Env:
+    if value not in ("staging", "production"):
+        raise ValueError(f"not an environment: {value!r}")
+    return cast(Env, value)
+
+
+async def _nothing() -> None:
+    return None
