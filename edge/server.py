@@ -9,8 +9,11 @@ server (no router or middleware between the socket and the handler: every
 request goes to :class:`VisitorHandler`); the admin side is a regular application
 whose runtime is reached through a typed ``AppKey``.
 
-With several workers (:mod:`edge.supervisor`) every worker runs all of this on
-the same ports (``SO_REUSEPORT``); only worker 0 runs the schedule timer.
+Roles: ``edge serve`` runs under :mod:`edge.supervisor`, as N visitor workers
+(``role="visitors"``: the visitor listeners on the same ports, ``SO_REUSEPORT``,
+and nothing else on their event loops) and one admin process (``role="admin"``:
+the admin listener, the schedule timer, webhook delivery, other nodes' moves).
+``role="all"`` runs both sides in one process (``edge demo``, in-process tests).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 from aiohttp import web
 
@@ -87,20 +91,27 @@ class Runtime:
     observer: Observer
     reloader: Reloader | None = None
     fanout: Fanout | None = None  # other nodes' pointer moves (PostgreSQL store)
+    roll_call: RollCall | None = None  # this machine's other processes (readiness)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
+Role = Literal["all", "visitors", "admin"]
+# The admin process's share of the cache: it serves no visitor.
+ADMIN_CACHE_BYTES = 1
+
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, worker: int = 0, workers: int = 1
+    settings: Settings, *, worker: int = 0, workers: int = 1, role: Role = "all"
 ) -> AsyncIterator[Runtime]:
     """Open the store and load every pointer's snapshot before serving anything.
 
     ``cache_max_bytes`` is the budget of the whole edge: each of ``workers``
-    processes gets its share.
+    visitor processes gets its share.
     """
+    serves_visitors = role != "admin"
+    control_plane = role == "admin" or (role == "all" and worker == 0)
     async with AsyncExitStack() as stack:
         observer = stack.enter_context(open_observer(settings))
         store = await stack.enter_async_context(open_store(settings))
@@ -112,6 +123,8 @@ async def open_runtime(
         live.on_late_loads = lambda count: observer.snapshot_loaded_late(worker, count)
         cache: ByteLRU[CacheKey, Representation] = ByteLRU(
             max(settings.config.server.cache_max_bytes // workers, 1)
+            if serves_visitors
+            else ADMIN_CACHE_BYTES
         )
         server = settings.config.server
         session = guarded_session(
@@ -141,11 +154,22 @@ async def open_runtime(
         # (what the store refuses then is said in the log with the count lost).
         stack.push_async_callback(services.views.flush_last, store)
         visitor = VisitorHandler(host_policy(settings), services)
-        live.prepare = visitor.warm
+        if serves_visitors:
+            live.prepare = visitor.warm
+        else:
+            observer.metrics.workers.set(0)  # edge_workers counts visitor workers
+            observer.cache_gauges = False  # nor does its (empty) cache count
         await live.catch_up()
-        # Every worker holds a move's snapshots before it is visible (issue: the
-        # first visitor after a publish, in any worker, waits for no decode).
-        roll_call = RollCall(settings.data_dir, worker, workers, live.preload)
+        # Every visitor worker holds a move's snapshots before it is visible: the
+        # first visitor after a publish, in any worker, waits for no decode.
+        roll_call = RollCall(
+            settings.data_dir,
+            worker,
+            asks=range(workers) if role == "admin" else (),
+            answers=role == "visitors",
+            preload=live.preload,
+            flush=lambda: observer.sync(cache),
+        )
         roll_call.open()
         stack.push_async_callback(roll_call.close)
         live.ask_others = roll_call.ask
@@ -153,7 +177,7 @@ async def open_runtime(
         control.events = webhooks.events
         control.on_moved = observer.pointers_moved
         scheduler = deliverer = None
-        if worker == 0:
+        if control_plane:
             scheduler = Scheduler(store, control)
             scheduler.on_fired = observer.schedule_fired
             allow = parse_networks(server.allow_private_targets)
@@ -167,7 +191,7 @@ async def open_runtime(
 
         control.schedules_changed = schedules_changed
         fanout = None
-        if worker == 0:
+        if control_plane:
             fanout = attach_fanout(settings, store, live, schedules_changed)
         control.wait_all = propagation_wait(settings, store) or control.wait_all
         yield Runtime(
@@ -184,6 +208,7 @@ async def open_runtime(
             deliverer=deliverer,
             observer=observer,
             fanout=fanout,
+            roll_call=roll_call,
         )
 
 
@@ -226,6 +251,7 @@ def build_admin_app(runtime: Runtime) -> web.Application:
     install_observability(
         app, runtime.observer, tokens, runtime.store, runtime.cache,
         metrics_public=server.metrics_public,
+        before_scrape=runtime.roll_call.sync_others if runtime.roll_call else None,
     )  # fmt: skip
     app.middlewares.append(wire_guard)  # inside the JSON error middleware
     app[RUNTIME] = runtime
@@ -390,55 +416,60 @@ async def _listen(
 
 @asynccontextmanager
 async def running(
-    settings: Settings, *, worker: int = 0, workers: int = 1
+    settings: Settings, *, worker: int = 0, workers: int = 1, role: Role = "all"
 ) -> AsyncIterator[Runtime]:
-    """Both listeners up, serving ``settings``; everything torn down on exit."""
+    """This role's listeners up, serving ``settings``; everything torn down on exit."""
     reuse_port = workers > 1
     check_http_parser(settings.config.server.allow_python_http_parser)
     limits = WireLimits.from_config(settings.config.server)
     certificates = load_certificates(settings)  # refuse bad certificates before binding
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(
-            open_runtime(settings, worker=worker, workers=workers)
+            open_runtime(settings, worker=worker, workers=workers, role=role)
         )
         observer = runtime.observer
         observer.sync(runtime.cache)  # set before any scrape can reach this worker
-        handlers = [runtime.visitor]
+        handlers: list[VisitorHandler] = []
         runners: list[web.BaseRunner] = []
-        visitors = await _listen(
-            stack, runtime.visitor, settings.listen, reuse_port=reuse_port, limits=limits,
-            observer=observer,
-        )  # fmt: skip
-        runners.append(visitors)
         sni = None
-        if certificates is not None and settings.listen_tls is not None:
-            sni = SniSelector(certificates)
-            handlers.append(runtime.visitor.over_tls())
-            https = await _listen(
-                stack,
-                handlers[-1],
-                settings.listen_tls,
-                reuse_port=reuse_port,
-                limits=limits,
-                ssl_context=sni.context,
+        if role != "admin":
+            handlers.append(runtime.visitor)
+            visitors = await _listen(
+                stack, runtime.visitor, settings.listen, reuse_port=reuse_port, limits=limits,
                 observer=observer,
+            )  # fmt: skip
+            runners.append(visitors)
+            if certificates is not None and settings.listen_tls is not None:
+                sni = SniSelector(certificates)
+                handlers.append(runtime.visitor.over_tls())
+                https = await _listen(
+                    stack,
+                    handlers[-1],
+                    settings.listen_tls,
+                    reuse_port=reuse_port,
+                    limits=limits,
+                    ssl_context=sni.context,
+                    observer=observer,
+                )
+                runners.append(https)
+            log.info(
+                "worker %d/%d: visitors on http://%s%s (event loop: %s)",
+                worker + 1,
+                workers,
+                settings.listen,
+                f" and https://{settings.listen_tls}" if sni is not None else "",
+                type(asyncio.get_running_loop()).__module__.partition(".")[0],
             )
-            runners.append(https)
-        admin = await _listen(
-            stack, build_admin_app(runtime), settings.admin_listen, reuse_port=reuse_port,
-            limits=limits,
-        )  # fmt: skip
-        runners.append(admin)
+        if role != "visitors":
+            # One admin process: the admin port is not shared (no SO_REUSEPORT).
+            admin = await _listen(
+                stack, build_admin_app(runtime), settings.admin_listen, reuse_port=False,
+                limits=limits,
+            )  # fmt: skip
+            runners.append(admin)
+            who = "admin process" if role == "admin" else "edge"
+            log.info("%s: admin API on http://%s", who, settings.admin_listen)
         runtime.reloader = Reloader(settings, handlers, sni)
-        log.info(
-            "worker %d/%d: visitors on http://%s%s, admin API on http://%s (event loop: %s)",
-            worker + 1,
-            workers,
-            settings.listen,
-            f" and https://{settings.listen_tls}" if sni is not None else "",
-            settings.admin_listen,
-            type(asyncio.get_running_loop()).__module__.partition(".")[0],
-        )
         _background(stack, watch(runtime), "edge-watch")
         stack.callback(observer.sync, runtime.cache)  # the last figures, on the way out
         _background(stack, observer.run(runtime.cache), "edge-metrics")
@@ -449,15 +480,16 @@ async def running(
             _background_loop(stack, runtime.deliverer, "edge-webhooks")
         if runtime.fanout is not None:
             _background(stack, runtime.fanout.run(), "edge-fanout")
-        _background(
-            stack,
-            runtime.services.views.run(
-                runtime.store,
-                settings.config.server.analytics_flush_seconds,
-                runtime.services.reserve,
-            ),
-            "edge-analytics",
-        )
+        if role != "admin":
+            _background(
+                stack,
+                runtime.services.views.run(
+                    runtime.store,
+                    settings.config.server.analytics_flush_seconds,
+                    runtime.services.reserve,
+                ),
+                "edge-analytics",
+            )
         # Registered last, so it runs first on the way out: every listener closes at
         # once and requests in flight finish (within shutdown_grace) while the
         # store, the outbound session and the background tasks are still there.
@@ -487,14 +519,15 @@ async def serve(
     *,
     worker: int = 0,
     workers: int = 1,
+    role: Role = "all",
     ready: Callable[[Runtime], Awaitable[None]] | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM; ``ready`` runs once both listeners are up."""
+    """Serve until SIGINT or SIGTERM; ``ready`` runs once the listeners are up."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings, worker=worker, workers=workers) as runtime:
+    async with running(settings, worker=worker, workers=workers, role=role) as runtime:
         reloader = runtime.reloader
         if reloader is not None:
             loop.add_signal_handler(signal.SIGHUP, _on_hangup, reloader, runtime.observer)
@@ -504,6 +537,7 @@ async def serve(
             await ready(runtime)
         await stop.wait()
         log.info(
-            "worker %d: shutting down (in-flight requests get up to %.1fs)",
-            worker + 1, settings.config.server.shutdown_grace,
+            "%s: shutting down (in-flight requests get up to %.1fs)",
+            "admin process" if role == "admin" else f"worker {worker + 1}",
+            settings.config.server.shutdown_grace,
         )  # fmt: skip

@@ -1,11 +1,21 @@
-"""``edge serve --workers N``: N worker processes on the same ports.
+"""``edge serve --workers N``: N visitor workers on the same ports, and the admin process.
 
 The supervisor checks the configuration and migrates the store once, then starts
-N copies of ``edge serve`` (each told its index) that bind the visitor and admin
-ports with ``SO_REUSEPORT``, so the kernel spreads connections over them. It
-forwards SIGINT/SIGTERM and SIGHUP (reload), restarts a worker that dies (with
-backoff; the others keep serving), and gives up only if a worker cannot even
-start.
+N copies of ``edge serve`` (each told its index) that bind the visitor ports with
+``SO_REUSEPORT``, so the kernel spreads connections over them, and one more, the
+admin process (``--admin-process``), which alone binds the admin port and runs
+the control plane: admin API calls, snapshot decoding and validation, diffs,
+the schedule timer, webhook delivery and (PostgreSQL) other nodes' moves. A
+visitor worker's event loop thus serves visitors only; it learns of pointer
+moves through the shared generation, after the admin process had it load the
+new snapshots (:mod:`edge.snapshots.readiness`). This holds with ``--workers 1``
+too: a separate process, not a thread, because decoding a large snapshot holds
+the GIL for its whole length and a thread would stall the visitor loop anyway.
+
+It forwards SIGINT/SIGTERM and SIGHUP (reload) to every process, restarts one that
+dies (with backoff; the others keep serving: visitors while the admin process
+restarts, the admin API while a worker does), and gives up only if one cannot
+even start.
 
 Stopping: each worker drains for up to ``[server] shutdown_grace`` seconds
 (:mod:`edge.lifecycle`); the supervisor waits that long plus
@@ -50,6 +60,7 @@ MAX_BACKOFF_SECONDS = 10.0
 @dataclass
 class _Worker:
     index: int
+    admin: bool = False
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     failures: int = 0
@@ -76,11 +87,16 @@ def _worker_preexec(supervisor: int, libc: ctypes.CDLL | None) -> None:
             os._exit(1)
 
 
-def _command(config: Path, index: int, workers: int) -> list[str]:
+def _command(config: Path, index: int, workers: int, *, admin: bool = False) -> list[str]:
     return [
         sys.executable, "-m", "edge", "serve", "--config", str(config),
         "--workers", str(workers), "--worker-index", str(index),
+        *(["--admin-process"] if admin else []),
     ]  # fmt: skip
+
+
+def _name(w: _Worker) -> str:
+    return "the admin process" if w.admin else f"worker {w.index + 1}"
 
 
 async def _prepare_store(settings: Settings) -> None:
@@ -111,7 +127,8 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
             if w.process is not None and w.process.poll() is None:
                 w.process.send_signal(signal.SIGHUP)
 
-    pool = [_Worker(i) for i in range(workers)]
+    # The admin process's index follows the workers' (its readiness socket's name).
+    pool = [_Worker(i) for i in range(workers)] + [_Worker(workers, admin=True)]
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)  # none to forward yet: workers read the file anyway
@@ -129,7 +146,7 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
 
     def start(w: _Worker) -> None:
         w.process = subprocess.Popen(
-            _command(config, w.index, workers),
+            _command(config, w.index, workers, admin=w.admin),
             preexec_fn=lambda: _worker_preexec(supervisor, libc),
             env=environ,
         )
@@ -142,8 +159,9 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
     for w in pool:
         start(w)
     log.info(
-        "supervising %d workers (pids %s)", workers, [w.process.pid for w in pool if w.process]
-    )
+        "supervising %d workers and the admin process (pids %s)",
+        workers, [w.process.pid for w in pool if w.process],
+    )  # fmt: skip
     while not stopping:
         time.sleep(POLL_SECONDS)
         now = time.monotonic()
@@ -158,7 +176,7 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
             if now - began < STARTUP_GRACE_SECONDS and code > 0:
                 # It exited by itself (a port in use, an unreadable store), not by a
                 # signal: restarting would fail the same way.
-                log.error("worker %d failed to start (exit %s); stopping", w.index + 1, code)
+                log.error("%s failed to start (exit %s); stopping", _name(w), code)
                 stop(signal.SIGTERM, None)
                 _wait_all(pool, stop_timeout)
                 return 1
@@ -171,13 +189,13 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
                 delay = min(2.0 ** (w.failures - 1) * 0.5, MAX_BACKOFF_SECONDS)
                 w.restart_at = now + delay
                 log.warning(
-                    "worker %d (pid %d) exited with %s; restarting in %.1fs",
-                    w.index + 1, w.process.pid, code, delay,
+                    "%s (pid %d) exited with %s; restarting in %.1fs",
+                    _name(w), w.process.pid, code, delay,
                 )  # fmt: skip
             elif now >= w.restart_at:
                 w.restart_at = 0.0
                 start(w)
-                log.info("worker %d restarted (pid %d)", w.index + 1, w.process.pid)
+                log.info("%s restarted (pid %d)", _name(w), w.process.pid)
     return 0 if _wait_all(pool, stop_timeout) else 1
 
 
@@ -195,8 +213,8 @@ def _wait_all(pool: list[_Worker], timeout: float) -> bool:
             w.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             log.error(
-                "worker %d (pid %d) did not stop within shutdown_grace + %.0fs; killing it",
-                w.index + 1, w.process.pid, STOP_MARGIN_SECONDS,
+                "%s (pid %d) did not stop within shutdown_grace + %.0fs; killing it",
+                _name(w), w.process.pid, STOP_MARGIN_SECONDS,
             )  # fmt: skip
             w.process.kill()
             w.process.wait()

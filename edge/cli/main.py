@@ -61,21 +61,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers
     if workers < 1:
         raise SystemExit("error: --workers must be at least 1")
-    if args.worker_index is not None:  # one worker of a supervisor
-        return run_async(_serve(serve, settings, args.worker_index, workers))
+    if args.worker_index is not None:  # one process of a supervisor
+        role = "admin" if args.admin_process else "visitors"
+        return run_async(_serve(serve, settings, args.worker_index, workers, role))
     load_certificates(settings)  # a bad certificate stops start-up here, naming the file
     # What a running edge holds alone: refused here, in one line, before anything binds.
     with hold(settings):
         asyncio.run(check_node_name(settings))
-        if workers > 1:
-            return supervise(Path(args.config), settings, workers)
-        return run_async(_serve(serve, settings, 0, 1))
+        # Always supervised: the visitor workers and, beside them, the admin process
+        # (edge.supervisor), also with --workers 1.
+        return supervise(Path(args.config), settings, workers)
 
 
 async def _serve(
-    serve: Callable[..., Awaitable[None]], settings: Any, worker: int, workers: int
+    serve: Callable[..., Awaitable[None]], settings: Any, worker: int, workers: int, role: str
 ) -> int:
-    await serve(settings, worker=worker, workers=workers)
+    await serve(settings, worker=worker, workers=workers, role=role)
     return 0
 
 

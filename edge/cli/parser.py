@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes serving the same ports (default: the number of cores)",
     )
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--admin-process", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(run="serve")
 
     p = _add(

@@ -12,6 +12,7 @@ reads the metrics of all of them (:meth:`Metrics.render`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -75,12 +76,15 @@ class MetricsEndpoint:
         cache: ByteLRU[Any, Any],
         *,
         public: bool,
+        before_scrape: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._observer = observer
         self._tokens = tokens
         self._store = store
         self._cache = cache
         self._public = public
+        # The admin process has the visitor workers publish their figures first.
+        self._before_scrape = before_scrape
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self._public:
@@ -91,6 +95,8 @@ class MetricsEndpoint:
                     ' (sites = ["*"] or the admin role), or set metrics_public'
                 )
         self._observer.sync(self._cache)  # this worker's figures, fresh
+        if self._before_scrape is not None:
+            await self._before_scrape()
         outbox = await self._store.outbox_depth()
         # Reading every worker's files is disk work: off the event loop.
         body = await asyncio.to_thread(self._observer.metrics.render, outbox)
@@ -105,8 +111,11 @@ def install(
     cache: ByteLRU[Any, Any],
     *,
     metrics_public: bool,
+    before_scrape: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Add ``/metrics`` and the refusal log to the admin application (before it starts)."""
     app.middlewares.append(refusal_logger(observer, tokens))
-    endpoint = MetricsEndpoint(observer, tokens, store, cache, public=metrics_public)
+    endpoint = MetricsEndpoint(
+        observer, tokens, store, cache, public=metrics_public, before_scrape=before_scrape
+    )
     app.router.add_get(METRICS_PATH, endpoint.handle)

@@ -104,6 +104,7 @@ class Observer:
         self.access_sample = access_sample
         self.tally = VisitorTally(metrics)
         self._synced = (0, 0, 0)
+        self.cache_gauges = True  # False in the admin process: it holds no visitor cache
 
     # -- visitors -------------------------------------------------------------------
 
@@ -295,6 +296,8 @@ class Observer:
         if evictions > seen_evictions:
             metrics.cache_evictions.inc(evictions - seen_evictions)
         self._synced = (hits, misses, evictions)
+        if not self.cache_gauges:
+            return
         metrics.cache_bytes.set(cache.current_bytes)
         metrics.cache_entries.set(len(cache))
         metrics.cache_max_bytes.set(cache.max_bytes)

@@ -1,10 +1,11 @@
-"""Every worker of this machine ready before a pointer move becomes visible.
+"""Every visitor worker of this machine ready before a pointer move becomes visible.
 
-How this works: each worker process binds a Unix datagram socket in Linux's
-abstract namespace, named after the data directory and the worker's index (no
-file to clean up, no path-length limit). Before a process makes a move visible
-(its own commit, or a move another node made, :meth:`LivePointers.refresh`), it
-sends the new ``(site, env, snapshot id)`` to every other worker and waits, up to
+How this works: each process of an edge binds a Unix datagram socket in Linux's
+abstract namespace, named after the data directory and the process's index (no
+file to clean up, no path-length limit; the admin process's index follows the
+workers'). Before the admin process makes a move visible (its own commit, or a
+move another node made, :meth:`LivePointers.refresh`), it sends the new
+``(site, env, snapshot id)`` to every visitor worker and waits, up to
 :data:`READY_WAIT_SECONDS`, for each to answer that it holds the snapshot: loaded
 (manifest decoded) into its :class:`~edge.snapshots.live.SnapshotLoader` and its
 cache warmed from the outgoing snapshot, as the asking process does for itself.
@@ -19,9 +20,13 @@ and catches up as before, on its first request after the bump. A lagging worker
 thus delays a publish by at most the bound and never breaks read-your-publish
 (the bump still happens before the API answers).
 
+The same message with ``"sync": true`` asks the workers to publish their
+figures into the shared metrics files, so that a scrape answered by the admin
+process counts the visitors served until then.
+
 One message is one datagram of JSON: ``{"kind": "ask", "seq": n, "from": index,
-"changes": [[site, env, id], ...]}`` and the answer ``{"kind": "ready", "seq": n,
-"from": index}``.
+"changes": [[site, env, id], ...], "sync": false}`` and the answer ``{"kind":
+"ready", "seq": n, "from": index}``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ log = logging.getLogger("edge.readiness")
 # 100,000-path manifest takes a worker about 0.1-0.2 s; past this bound the
 # move goes ahead and the late worker catches up on its first request.
 READY_WAIT_SECONDS = 2.0
+# How long a metrics scrape waits for the workers' figures.
+SYNC_WAIT_SECONDS = 0.5
 _MAX_DATAGRAM = 64 * 1024
 
 # Load (and warm) one change in this process: (site, env, snapshot id).
@@ -56,6 +63,7 @@ Preload = Callable[[str, Env, str], Awaitable[None]]
 class _Ask(msgspec.Struct, frozen=True, tag_field="kind", tag="ask"):
     seq: int
     changes: list[tuple[str, str, str]]
+    sync: bool  # also publish the answering worker's figures (a metrics scrape)
     # "from" is a keyword: the field is named so in the message only.
     sender: int = msgspec.field(name="from")
 
@@ -81,23 +89,34 @@ def address(data_dir: Path, index: int) -> str:
 
 
 class RollCall:
-    """This worker's end: answers the others' asks, and asks them before its moves."""
+    """This process's end: asks the visitor workers (``asks``), or answers (``answers``)."""
 
-    def __init__(self, data_dir: Path, index: int, workers: int, preload: Preload) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        index: int,
+        *,
+        asks: Sequence[int],
+        answers: bool,
+        preload: Preload,
+        flush: Callable[[], None],
+    ) -> None:
         self._data_dir = data_dir
         self.index = index
-        self._workers = workers
+        self._asks = tuple(i for i in asks if i != index)
+        self._answers = answers
         self._preload = preload
+        self._flush = flush
         self._sock: socket.socket | None = None
         self._seq = 0
         self._waiting: dict[int, tuple[set[int], asyncio.Event]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.asks_answered = 0  # asks of other workers this one answered (for tests/logs)
+        self.asks_answered = 0  # asks of other processes this one answered
 
     # -- lifecycle -----------------------------------------------------------------
 
     def open(self) -> None:
-        if not supported() or self._workers < 2:
+        if not supported() or not (self._asks or self._answers):
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
@@ -105,9 +124,9 @@ class RollCall:
             sock.bind(address(self._data_dir, self.index))
         except OSError:
             sock.close()
-            # Another process of a crashed worker may still hold the name for a
-            # moment; this worker then simply catches up on first request.
-            log.warning("worker %d: cannot bind its readiness socket", self.index + 1)
+            # The process this one replaces may still hold the name for a moment;
+            # this one then simply catches up on its first request.
+            log.warning("process %d: cannot bind its readiness socket", self.index + 1)
             return
         self._sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
@@ -126,44 +145,54 @@ class RollCall:
     # -- asking --------------------------------------------------------------------
 
     def ask(self, changes: Sequence[tuple[Env, Snapshot]]) -> Awaitable[None]:
-        """Ask every other worker to hold ``changes``; await the result to wait for them.
+        """Ask every visitor worker to hold ``changes``; await the result to wait for them.
 
         Sent at once (the others load while this process goes on); the awaitable
         ends when all running ones answered, or after :data:`READY_WAIT_SECONDS`.
         """
+        if not changes:
+            return _nothing()
+        return self._send([(s.site, env, s.id) for env, s in changes], False, READY_WAIT_SECONDS)
+
+    async def sync_others(self) -> None:
+        """Have every visitor worker publish its figures now (before a metrics scrape)."""
+        await self._send([], True, SYNC_WAIT_SECONDS)
+
+    def _send(
+        self, changes: list[tuple[str, str, str]], sync: bool, wait: float
+    ) -> Awaitable[None]:
         sock = self._sock
-        if sock is None or not changes:
+        if sock is None:
             return _nothing()
         self._seq += 1
         seq = self._seq
-        message = _encode(_Ask(seq, [(s.site, env, s.id) for env, s in changes], sender=self.index))
+        message = _encode(_Ask(seq, changes, sync, sender=self.index))
         asked: set[int] = set()
-        for other in range(self._workers):
-            if other == self.index:
-                continue
+        for other in self._asks:
             try:
                 sock.sendto(message, address(self._data_dir, other))
             except (ConnectionRefusedError, FileNotFoundError):
                 continue  # not running (restarting): it loads everything when it starts
             except OSError as exc:
-                log.warning("worker %d: cannot ask worker %d to load: %s",
-                            self.index + 1, other + 1, exc)  # fmt: skip
+                log.warning("cannot ask worker %d: %s", other + 1, exc)
                 continue
             asked.add(other)
         if not asked:
             return _nothing()
         done = asyncio.Event()
         self._waiting[seq] = (asked, done)
-        return self._wait(seq, asked, done)
+        return self._wait(seq, asked, done, wait, "flush their figures" if sync else
+                          "load the new snapshot")  # fmt: skip
 
-    async def _wait(self, seq: int, asked: set[int], done: asyncio.Event) -> None:
+    async def _wait(
+        self, seq: int, asked: set[int], done: asyncio.Event, wait: float, what: str
+    ) -> None:
         try:
-            await asyncio.wait_for(done.wait(), READY_WAIT_SECONDS)
+            await asyncio.wait_for(done.wait(), wait)
         except TimeoutError:
             log.warning(
-                "worker %d: worker(s) %s did not load the new snapshot within %.1fs;"
-                " they catch up on their next request",
-                self.index + 1, sorted(w + 1 for w in asked), READY_WAIT_SECONDS,
+                "worker(s) %s did not %s within %.1fs; they catch up on their next request",
+                sorted(w + 1 for w in asked), what, wait,
             )  # fmt: skip
         finally:
             self._waiting.pop(seq, None)
@@ -178,12 +207,12 @@ class RollCall:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                log.exception("worker %d: readiness socket failed", self.index + 1)
+                log.exception("process %d: readiness socket failed", self.index + 1)
                 return
             try:
                 message = _decode(data)
             except msgspec.DecodeError:
-                log.warning("worker %d: ignored a malformed readiness message", self.index + 1)
+                log.warning("process %d: ignored a malformed readiness message", self.index + 1)
                 continue
             if isinstance(message, _Ready):
                 waiting = self._waiting.get(message.seq)
@@ -198,6 +227,8 @@ class RollCall:
                 task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, ask: _Ask) -> None:
+        if ask.sync:
+            self._flush()
         for site, env, snapshot_id in ask.changes:
             try:
                 await self._preload(site, _env(env), snapshot_id)

@@ -177,20 +177,21 @@ hosts = ["other.example"]
                 continue
             # One worker answering is not all of them: a test that kills a worker
             # must not find the only one already listening.
-            if self.workers <= 1 or self.all_workers_listening():
+            if self.all_workers_listening():
                 return
             time.sleep(0.05)
         raise RuntimeError(f"edge serve did not start:\n{self.log()}")
 
     def all_workers_listening(self) -> bool:
-        """Every worker process holds a listening socket on both ports."""
+        """Every visitor worker listens on the visitor port, the admin process on its own."""
         pids = self.worker_pids()
-        if len(pids) < self.workers:
+        admin = self.admin_pid()
+        if len(pids) < self.workers or admin is None:
             return False
         listening = listening_inodes({self.port, self.admin_port})
-        for pid in pids:
+        for pid, port in [*((p, self.port) for p in pids), (admin, self.admin_port)]:
             ports = {listening[i] for i in socket_inodes(pid) if i in listening}
-            if ports != {self.port, self.admin_port}:
+            if ports != {port}:
                 return False
         return True
 
@@ -206,17 +207,26 @@ hosts = ["other.example"]
         return self.process.returncode
 
     def worker_pids(self) -> list[int]:
-        """Processes whose parent is the server (its workers, with --workers > 1)."""
+        """The server's visitor workers (its children but the admin process)."""
+        return sorted(pid for pid, admin in self._children() if not admin)
+
+    def admin_pid(self) -> int | None:
+        """The server's admin process (a child of the supervisor beside the workers)."""
+        return next((pid for pid, admin in self._children() if admin), None)
+
+    def _children(self) -> list[tuple[int, bool]]:
         assert self.process is not None
-        pids = []
+        found = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) != self.process.pid:
+                    continue
+                cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(fields[1]) == self.process.pid:
-                pids.append(int(stat.parent.name))
-        return sorted(pids)
+            found.append((int(stat.parent.name), b"--admin-process" in cmdline))
+        return found
 
     def restart(self) -> None:
         self.stop()
