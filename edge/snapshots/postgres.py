@@ -95,6 +95,7 @@ _READS = frozenset(
         "list_schedules",
         "get_schedule",
         "pending_schedules",
+        "next_schedule_moment",
         "list_form_submissions",
         "inbox_page",
         "inbox_usage",
@@ -462,11 +463,25 @@ class PostgresStore:
         return None if row is None else schedule_from_row(row)
 
     @_reachable
-    async def pending_schedules(self) -> list[Schedule]:
-        rows = await self._pool.fetch(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
-        )
+    async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
+        if due_by is None:
+            rows = await self._pool.fetch(
+                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
+            )
+        else:
+            rows = await self._pool.fetch(
+                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending'"
+                " AND at <= $1 ORDER BY at, id",
+                due_by,
+            )
         return [schedule_from_row(r) for r in rows]
+
+    @_reachable
+    async def next_schedule_moment(self) -> str | None:
+        moment: str | None = await self._pool.fetchval(
+            "SELECT MIN(at) FROM schedules WHERE status = 'pending'"
+        )  # the (status, at) index answers this
+        return moment
 
     @_reachable
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from edge.errors import Conflict, EdgeError, StoreUnavailable
 from edge.snapshots.control import Control
 from edge.snapshots.model import utc_now
-from edge.snapshots.schedule import due_groups, moment_epoch, next_moment
+from edge.snapshots.schedule import due_groups, moment_epoch
 from edge.snapshots.store import Store
 from edge.timer import PokeableLoop
 
@@ -43,7 +43,9 @@ class Scheduler(PokeableLoop):
 
     async def step(self) -> float:
         """Fire everything due; the seconds until the next moment (capped)."""
-        pending = await self._store.pending_schedules()
+        # Only what is due is read and decoded (a pending schedule may name 200,000
+        # paths); the next moment comes from the (status, at) index alone.
+        pending = await self._store.pending_schedules(due_by=utc_now())
         retry = False
         unwritable = False
         held: set[str] = set()  # sites whose earlier group could not fire this pass
@@ -87,8 +89,7 @@ class Scheduler(PokeableLoop):
                 moved.previous,
                 moved.to,
             )
-        pending = await self._store.pending_schedules()
-        moment = next_moment(pending)
+        moment = await self._store.next_schedule_moment()
         delay = MAX_SLEEP_SECONDS
         if moment is not None:
             delay = min(max(moment_epoch(moment) - time.time(), 0.0), MAX_SLEEP_SECONDS)

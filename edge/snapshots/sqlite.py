@@ -525,12 +525,22 @@ class SqliteStore:
         row = rows[0] if rows else None
         return None if row is None else schedule_from_row(row)
 
-    async def pending_schedules(self) -> list[Schedule]:
+    async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
+        due = "" if due_by is None else " AND at <= ?"
         rows = await _rows(
             self._reader,
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id",
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending'{due}"
+            " ORDER BY at, id",
+            () if due_by is None else (due_by,),
         )
         return [schedule_from_row(r) for r in rows]
+
+    async def next_schedule_moment(self) -> str | None:
+        rows = await _rows(
+            self._reader, "SELECT MIN(at) FROM schedules WHERE status = 'pending'"
+        )  # the (status, at) index answers this
+        moment: str | None = rows[0][0] if rows else None
+        return moment
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         async with self._transaction() as db:

@@ -115,8 +115,13 @@ class Store(Protocol):
 
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None: ...
 
-    async def pending_schedules(self) -> list[Schedule]:
-        """Every pending schedule of every site, earliest first."""
+    async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
+        """Every pending schedule of every site, earliest first (only those due by
+        ``due_by``, a canonical moment, when given)."""
+        ...
+
+    async def next_schedule_moment(self) -> str | None:
+        """The earliest moment of any pending schedule (no schedule is decoded)."""
         ...
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:

@@ -250,6 +250,10 @@ async def test_schedule_lifecycle(store: Store) -> None:
     assert await store.get_schedule(SITE, s1.id) == s1
     assert await store.get_schedule("other", s1.id) is None
     assert [s.id for s in await store.pending_schedules()] == [s3.id, s1.id, s2.id]
+    # The timer reads only what is due, and the next moment without any schedule.
+    due = await store.pending_schedules(due_by="2030-01-01T00:00:00.000Z")
+    assert [s.id for s in due] == [s3.id, s1.id]
+    assert await store.next_schedule_moment() == s3.at
     assert [s.id for s in await store.list_schedules(SITE)] == [s2.id, s1.id, s3.id]
 
     await store.cancel_schedule(SITE, s2.id)
@@ -273,6 +277,7 @@ async def test_schedule_lifecycle(store: Store) -> None:
     assert done is not None and done.status == "done"
     assert [s.id for s in await store.list_schedules(SITE, status="cancelled")] == [s2.id]
     assert await store.pending_schedules() == []
+    assert await store.next_schedule_moment() is None
     # Completing it again fails and moves nothing.
     with pytest.raises(Conflict):
         await store.move_pointers(

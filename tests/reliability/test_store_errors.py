@@ -303,8 +303,11 @@ class _Store:
         self.schedule = schedule
         self.failed: list[str] = []
 
-    async def pending_schedules(self) -> list[Schedule]:
+    async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
         return [] if self.failed else [self.schedule]
+
+    async def next_schedule_moment(self) -> str | None:
+        return None if self.failed else self.schedule.at
 
     async def fail_schedules(self, site: str, ids: list[str], error: str, events: Any = ()) -> None:
         self.failed.extend(ids)
