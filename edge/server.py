@@ -30,8 +30,9 @@ from typing import Literal
 
 from aiohttp import web
 
-from edge.admin_api.app import AdminApi, create_admin_app, wire_refusal
+from edge.admin_api.app import DECODED_FACTOR, AdminApi, create_admin_app, wire_refusal
 from edge.admin_api.auth import TokenBook
+from edge.admin_api.budget import WorkBudget
 from edge.admin_api.sites import site_directory
 from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
@@ -246,6 +247,9 @@ def build_admin_app(runtime: Runtime) -> web.Application:
             runtime.reloader.settings if runtime.reloader else settings
         ),
         cluster=cluster_view(settings, runtime.store),
+        # Large bodies, manifests and diffs: two at a time, within the bytes two
+        # of the largest bodies allowed take decoded.
+        budget=WorkBudget(2 * server.max_request_bytes * DECODED_FACTOR),
     )
     app = create_admin_app(api, max_request_bytes=server.max_request_bytes)
     install_observability(

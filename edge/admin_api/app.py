@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import hdrs, web
 
 from edge.admin_api.auth import Principal, TokenBook
+from edge.admin_api.budget import WorkBudget
 from edge.admin_api.openapi import OPENAPI_PATH, openapi_json
 from edge.admin_api.schemas import (
     Analytics,
@@ -57,6 +58,7 @@ from edge.admin_api.schemas import (
     SnapshotSummary,
     decode,
 )
+from edge.admin_api.streaming import STREAM_FILES_OVER, stream_with_files
 from edge.admin_api.ui import add_ui_routes
 from edge.config import Role
 from edge.errors import (
@@ -74,6 +76,7 @@ from edge.errors import (
 )
 from edge.router import ENVS, Env
 from edge.snapshots.control import Control, Moved, NewFile
+from edge.snapshots.live import estimated_bytes
 from edge.snapshots.model import NodeState, Pointer, Schedule, Snapshot
 from edge.snapshots.promotion import environments_etag
 from edge.snapshots.schedule import parse_moment
@@ -85,6 +88,11 @@ log = logging.getLogger("edge.admin")
 _encoder = msgspec.json.Encoder()
 _BLOB_CHUNK = 256 * 1024
 _PARALLEL_UPLOADS = 4
+# Large work (edge.admin_api.budget): a decoded snapshot body takes about this
+# many times its JSON; a diff holds two manifests and its answer.
+DECODED_FACTOR = 4
+DEFAULT_WORK_BYTES = 512 * 1024 * 1024
+DIFF_COST = 64 * 1024 * 1024
 _MAX_ID = 2**62  # larger ids do not fit SQLite's integers and never exist
 _MAX_PAGE = 500
 INBOX_PAGE_BYTES = 4 * 1024 * 1024  # stored bytes of submissions in one inbox page
@@ -206,6 +214,7 @@ class AdminApi:
         preview_url: PreviewUrl | None = None,
         directory: Callable[[], SiteDirectory] | None = None,
         cluster: ClusterView | None = None,
+        budget: WorkBudget | None = None,
     ) -> None:
         self._control = control
         self._store = store
@@ -219,6 +228,9 @@ class AdminApi:
         # Uploads held in memory at once (each up to max_blob_bytes): a bound on
         # what concurrent uploads can take, whoever sends them.
         self._uploads = asyncio.Semaphore(_PARALLEL_UPLOADS)
+        # Large snapshot bodies, manifests and diffs: two at a time, within a byte
+        # budget (edge.admin_api.budget).
+        self._budget = budget or WorkBudget(DEFAULT_WORK_BYTES)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -342,19 +354,25 @@ class AdminApi:
 
     async def create_snapshot(self, request: web.Request) -> web.Response:
         site, principal = self._authorize(request, "editor")
-        payload = decode(CreateSnapshotRequest, await self._json_body(request))
-        snapshot = await self._control.create_snapshot(
-            site,
-            files={
-                path: NewFile(f.sha256, f.content_type, f.noindex)
-                for path, f in payload.files.items()
-            },
-            parent=payload.parent,
-            delete=payload.delete,
-            settings=payload.settings,
-            message=payload.message,
-            actor=principal.name,
-        )
+        # Decoded objects take several times the body: the body's size is the cost
+        # (an unknown length counts as the largest body allowed).
+        length = request.content_length
+        cost = (length if length is not None else request.client_max_size) * DECODED_FACTOR
+        async with self._budget.admit(cost):
+            payload = decode(CreateSnapshotRequest, await self._json_body(request))
+            snapshot = await self._control.create_snapshot(
+                site,
+                files={
+                    path: NewFile(f.sha256, f.content_type, f.noindex)
+                    for path, f in payload.files.items()
+                },
+                parent=payload.parent,
+                delete=payload.delete,
+                settings=payload.settings,
+                message=payload.message,
+                actor=principal.name,
+            )
+            del payload
         return json_response(_snapshot_summary(snapshot), status=201)
 
     async def list_snapshots(self, request: web.Request) -> web.Response:
@@ -366,22 +384,25 @@ class AdminApi:
         more = len(found) == limit
         return json_response(SnapshotList(snapshots=found, next=found[-1].id if more else None))
 
-    async def get_snapshot(self, request: web.Request) -> web.Response:
+    async def get_snapshot(self, request: web.Request) -> web.StreamResponse:
         site, _ = self._authorize(request, "editor")
         s = await self._control.snapshot(site, request.match_info["id"])
-        return json_response(
-            SnapshotDetail(
-                id=s.id,
-                site=s.site,
-                parent=s.parent,
-                message=s.message,
-                created_at=s.created_at,
-                actor=s.actor,
-                files=s.files,
-                file_count=len(s.files),
-                settings=s.settings,
-            )
+        head = SnapshotDetail(
+            id=s.id,
+            site=s.site,
+            parent=s.parent,
+            message=s.message,
+            created_at=s.created_at,
+            actor=s.actor,
+            files={},
+            file_count=len(s.files),
+            settings=s.settings,
         )
+        if len(s.files) <= STREAM_FILES_OVER:
+            return json_response(msgspec.structs.replace(head, files=s.files))
+        # A large manifest is sent in pieces, never encoded whole (same document).
+        async with self._budget.admit(estimated_bytes(s)):
+            return await stream_with_files(request, _encoder.encode(head), s.files)
 
     # -- environments --------------------------------------------------------------
 
@@ -551,7 +572,9 @@ class AdminApi:
         site, _ = self._authorize(request, "editor")
         from_ = request.query.get("from", "production")
         to = request.query.get("to", "staging")
-        doc = await self._control.diff(site, from_, to)
+        # Two manifests are compared: at most two large diffs at once.
+        async with self._budget.admit(DIFF_COST):
+            doc = await self._control.diff(site, from_, to)
         return json_response(
             DiffResponse(
                 from_=doc["from"],
