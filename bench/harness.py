@@ -175,6 +175,14 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
 def _started_at(pid: int) -> str | None:
     fields = _stat_fields(pid)
     return None if fields is None else fields[19]  # field 22, starttime
@@ -227,9 +235,13 @@ class EdgeServer:
         return [self.child.process.pid, *descendants(self.child.process.pid)]
 
     def processes(self) -> dict[str, int]:
-        """How edge runs: its processes, and how many of them serve (workers)."""
+        """How edge runs: its processes, and how many of them serve visitors (workers).
+
+        Besides its visitor workers, a supervised edge runs one admin process.
+        """
         pids = self.pids()
-        return {"processes": len(pids), "workers": max(len(pids) - 1, 1)}
+        admin = sum(1 for pid in pids if "--admin-process" in _cmdline(pid))
+        return {"processes": len(pids), "workers": max(len(pids) - 1 - admin, 1)}
 
 
 def write_edge_config(

@@ -66,6 +66,10 @@ from bench.report import Target, finish, fmt, log, machine, rounded, summary, ta
 from edge.cli.client import AdminClient
 
 SAME_ORDER = 10.0  # SPEC §6: 100,000 vs 10 paths, "the same order"
+# Issue 18: the slowest first visitor after a publish, in any worker, waits no more
+# than twice what it waits for a 10-path site; publish p99 of a 10-path site < 10 ms.
+FIRST_VISITOR_RATIO = 2.0
+SMALL_PUBLISH_P99_MS = 10.0
 BLOBS = 8
 FIRST_VISITORS = 8  # concurrent first GETs after a fresh publish, each on a new connection
 
@@ -487,13 +491,20 @@ def body(args: argparse.Namespace, workdir: Path, children: Children) -> int:
                 "x",
                 "speed",
             ),
-            # What visitors feel of a swap: a worker that did not make the move catches
-            # up before serving the request that notices it.
+            # What visitors feel of a swap, in every worker: each one loaded the new
+            # snapshot before the publish answered (edge.snapshots.readiness).
             Target(
                 f"1st visitor after fresh publish, {label}, {name} cache",
                 r["fresh_first_visitor"],
-                SAME_ORDER,
+                FIRST_VISITOR_RATIO,
                 "x",
+                "speed",
+            ),
+            Target(
+                f"publish p99, {sizes[0]:,} paths, {name} cache",
+                small[name]["publish_ms"]["p99"],
+                SMALL_PUBLISH_P99_MS,
+                "ms",
                 "speed",
             ),
         ]
