@@ -26,6 +26,13 @@ How it works:
    Publish-to-visible = that response's arrival minus the moment the publish
    request was sent (node a's figure is about the publish answer).
 5. Correctness: every node sees every publish within 10 s, and wrk saw no error.
+6. First visitor after a large publish (``--large-paths``, default 100,000; 0
+   skips it): ``--large-rounds`` times, a snapshot of 10 paths and one of
+   ``--large-paths`` paths (a new one each time, no node has served it) are
+   published through node a with ``"wait": "all"``; right after the answer, 8
+   concurrent GETs on new connections go to every other node (so every worker of
+   it gets some), and the slowest is kept. Issue 18: the large case within 2x of
+   the 10-path case, on every node.
 
 The machine is small and shared: read the ratio to the NOTIFY round trip more than
 the absolute figures.
@@ -42,7 +49,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
 import asyncio
 import hashlib
+import io
+import json
 import signal
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -66,6 +76,8 @@ from edge.admin_api.auth import new_token
 from tests.pgserver import create_database, postgres_server, with_database
 
 VISIBLE_TIMEOUT_S = 10.0
+FIRST_VISITORS = 8
+FIRST_VISITOR_RATIO = 2.0  # issue 18: large publish's first visitor vs a 10-path one
 NOTIFY_SAMPLES_PER_PUBLISH = 5
 POLL_PAUSE_S = 0.001
 
@@ -303,13 +315,67 @@ async def measure(
                     loads_out.append(out)
         finally:
             await probe.close()
+        first = await first_visitors_after_large(s, admin, nodes, args)
     load_results = []
     for node, out in zip(nodes, loads_out, strict=True):
         try:
             load_results.append((node.name, wrk.parse(out)))
         except BenchError:
             load_results.append((node.name, None))
-    return {"idle": idle, "load": loaded, "notify_lost": probe.lost, "wrk": load_results}
+    return {
+        "idle": idle,
+        "load": loaded,
+        "notify_lost": probe.lost,
+        "wrk": load_results,
+        "first_visitor": first,
+    }
+
+
+async def first_visitors_after_large(
+    s: aiohttp.ClientSession, admin: Admin, nodes: list[Node], args: argparse.Namespace
+) -> dict[str, dict[str, list[float]]]:
+    """Per size, per other node: the slowest first visitor after each publish (ms)."""
+    found: dict[str, dict[str, list[float]]] = {}
+    if args.large_paths <= 0:
+        return found
+    blobs = [page(f"large {i}") for i in range(8)]
+    digests = [hashlib.sha256(b).hexdigest() for b in blobs]
+    for h, b in zip(digests, blobs, strict=True):
+        await admin.call("PUT", f"/blobs/{h}", data=b)
+    report.log(f"first visitors after publishing 10 and {args.large_paths:,} paths")
+    for round_ in range(args.large_rounds):
+        for size in (10, args.large_paths):
+            files = {
+                "/index.html": {"sha256": digests[round_ % 8]},
+                **{f"/p/{i:07d}.html": {"sha256": digests[(i + round_) % 8]} for i in range(size)},
+            }
+            body = io.BytesIO(json.dumps({"files": files}).encode())
+            doc = await admin.call("POST", "/snapshots", data=body,
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+            await admin.call("PUT", "/environments/staging", json={"snapshot": doc["id"]})
+            answer = await admin.call("POST", "/publish", json={"wait": "all", "wait_timeout": 30})
+            target = answer["production"]
+            per_node = await asyncio.gather(*(slowest_first(node, target) for node in nodes[1:]))
+            for node, ms in zip(nodes[1:], per_node, strict=True):
+                found.setdefault(str(size), {}).setdefault(node.name, []).append(ms)
+    return found
+
+
+async def slowest_first(node: Node, expect: str) -> float:
+    async def one() -> float:
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as fresh:
+            start = time.perf_counter()
+            async with fresh.get(node.url + "/p/0000001.html",
+                                 headers={"Host": PRODUCTION_HOST}) as resp:  # fmt: skip
+                await resp.read()
+                got = resp.headers.get("X-Edge-Snapshot")
+                if resp.status != 200 or got != expect:
+                    raise BenchError(f"{node.name} answered {resp.status} {got} after the"
+                                     f" publish of {expect} answered (stale)")  # fmt: skip
+            return (time.perf_counter() - start) * 1e3
+
+    return max(await asyncio.gather(*(one() for _ in range(FIRST_VISITORS))))
 
 
 def body(args: argparse.Namespace, workdir: Path, children: Children) -> int:
@@ -378,7 +444,24 @@ def body(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         load_rows.append([name, report.number(res.requests_per_s), report.fmt(res.p99_ms),
                           str(res.errors)])  # fmt: skip
     text = report.table(rows) + "\n\n" + report.table(load_rows)
+    first = result["first_visitor"]
+    doc["first_visitor_ms"] = first
+    targets_first = []
+    if first:
+        small, large = first["10"], first[str(args.large_paths)]
+        first_rows = [["slowest of 8 first visitors", "10 paths ms", "large ms", "ratio"]]
+        for name in small:
+            a, b = statistics.median(small[name]), statistics.median(large[name])
+            ratio = b / a if a else None
+            first_rows.append([f"{name}, {args.large_paths:,} paths", report.fmt(a),
+                               report.fmt(b), report.fmt(ratio)])  # fmt: skip
+            targets_first.append(report.Target(
+                f"1st visitor on {name} after a {args.large_paths:,}-path publish / 10 paths",
+                ratio, FIRST_VISITOR_RATIO, "x", "speed",
+            ))  # fmt: skip
+        text += "\n\n" + report.table(first_rows)
     targets = [
+        *targets_first,
         report.Target(
             "publishes not visible on a node within 10 s", late, 0, "", "correctness", "eq"
         ),
@@ -395,6 +478,13 @@ def main() -> int:
     parser.add_argument("--idle-publishes", type=int, default=20, help="publishes before it")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections per node")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--large-paths",
+        type=int,
+        default=100_000,
+        help="paths of the large publish whose first visitors are timed (0: skip)",
+    )
+    parser.add_argument("--large-rounds", type=int, default=3)
     args = parser.parse_args()
     if args.nodes < 2 or args.publishes < 1 or args.idle_publishes < 1:
         parser.error("--nodes >= 2, --publishes >= 1 and --idle-publishes >= 1")
