@@ -122,9 +122,8 @@ class Admin:
         self._headers = {"Authorization": f"Bearer {token}"}
 
     async def call(self, method: str, path: str, **kw: Any) -> Any:
-        async with self._session.request(
-            method, self._base + path, headers=self._headers, **kw
-        ) as resp:
+        headers = {**self._headers, **kw.pop("headers", {})}
+        async with self._session.request(method, self._base + path, headers=headers, **kw) as resp:
             doc = await resp.json(content_type=None)
             if resp.status >= 300:
                 raise BenchError(f"{method} {path}: {resp.status} {doc}")
