@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 
-from edge.router import Route
+from edge.router import Env, Route
 from edge.snapshots.store import Store
 
 log = logging.getLogger("edge.analytics")
@@ -24,20 +24,27 @@ def day_of(epoch_day: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch_day * _DAY))
 
 
+def _site_env(route_key: str) -> tuple[str, Env]:
+    site, _, env = route_key.partition("\x00")
+    return site, "staging" if env == "staging" else "production"
+
+
 class PageViewCounter:
     def __init__(self) -> None:
-        self._counts: Counter[tuple[Route, str, int]] = Counter()
+        # Keyed by the route's key string (its hash is cached), not the Route itself
+        # (whose __hash__ is a Python call on every cache hit of an HTML page).
+        self._counts: Counter[tuple[str, str, int]] = Counter()
 
     def count(self, route: Route, path: str) -> None:
         """One page view, now. The hot path: one dictionary update."""
-        self._counts[(route, path, int(time.time()) // _DAY)] += 1
+        self._counts[(route.key, path, int(time.time()) // _DAY)] += 1
 
     async def flush(self, store: Store) -> None:
         """Write everything counted so far; on failure keep it for the next flush."""
         counts, self._counts = self._counts, Counter()
         if not counts:
             return
-        rows = [(r.site, r.env, path, day_of(d), n) for (r, path, d), n in counts.items()]
+        rows = [(*_site_env(key), path, day_of(d), n) for (key, path, d), n in counts.items()]
         # Shielded: a shutdown that cancels the flush loop lets this write finish
         # (the store closes after it) instead of dropping the counts taken.
         write = asyncio.ensure_future(store.add_page_views(rows))

@@ -21,6 +21,7 @@ Two ways in, both from the visitor wire (:mod:`edge.wire.http1`):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 
 from edge.cache import CacheKey, Variant, variant_for
@@ -68,7 +69,11 @@ class VisitorHandler:
         self._content = services.content
         self._views = services.views
         observer = services.observer
-        self._record = observer.recorder().record if observer is not None else None
+        # What the wire calls once per answered request (an attribute, not a method
+        # that would call it: one Python call less per cache hit).
+        self.answered: Callable[[Request], None] = (
+            observer.recorder().record if observer is not None else _ignore
+        )
         self.policy = policy
 
     @property
@@ -143,12 +148,6 @@ class VisitorHandler:
             self._views.count(policy.route, found.path)
         request.nbytes = len(rep.body)
         return b"".join((wire.ok, CLOCK.date(), b"\r\n", rep.body))
-
-    def answered(self, request: Request) -> None:
-        """The answer to ``request`` is written: metrics and the access log."""
-        record = self._record
-        if record is not None:
-            record(request)
 
     # -- everything -----------------------------------------------------------------
 
@@ -439,6 +438,10 @@ class VisitorHandler:
             )
             return
         self._send(responder, policy, Answer(status, dict(rep.headers), rep.body))
+
+
+def _ignore(request: Request) -> None:
+    pass
 
 
 def _send(responder: Responder, answer: Answer) -> None:

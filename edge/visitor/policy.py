@@ -47,11 +47,11 @@ class RoutePolicy:
     upstreams: tuple[Upstream, ...]
     # Raw request target -> where it led last time (edge.visitor.handler's hit path).
     targets: dict[str, Found] = field(default_factory=dict)
+    # Nothing but content decides an answer here (no HTTPS redirect, no password).
+    simple: bool = field(init=False)
 
-    @property
-    def simple(self) -> bool:
-        """Nothing but content decides an answer here (no redirect, no password)."""
-        return not self.redirect_to_https and self.password is None
+    def __post_init__(self) -> None:
+        self.simple = not self.redirect_to_https and self.password is None
 
 
 class Policies:

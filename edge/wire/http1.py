@@ -69,6 +69,7 @@ PIPELINE_MAX = 32  # requests parsed ahead of the one being answered before read
 _FRAMING_FIELDS = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REQUEST_TIMEOUT = 408
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class _Refused(Exception):
@@ -250,7 +251,8 @@ class Http1Protocol(asyncio.Protocol):
             timer.cancel()
             self._head_timer = None
         self._in_body = True
-        request.method = parser.get_method().decode("ascii", "replace")
+        method = parser.get_method()
+        request.method = _METHODS.get(method) or method.decode("ascii", "replace")
         request.head = request.method == "HEAD"
         request.target = self._url.decode("latin-1")
         version = parser.get_http_version()
@@ -306,7 +308,7 @@ class Http1Protocol(asyncio.Protocol):
     def _advance(self) -> None:
         """Answer waiting requests in order: hits at once, the rest one task at a time."""
         pipeline = self._pipeline
-        app = self._app
+        hit, answered = self._app.hit, self._app.answered
         while pipeline and self._task is None and not self._write_paused and not self._closing:
             request = pipeline.popleft()
             if request.refusal is not None:
@@ -314,10 +316,12 @@ class Http1Protocol(asyncio.Protocol):
                 self.close()
                 return
             if request.complete and request.keep_alive and request.version == (1, 1):
-                ready = app.hit(request)
+                ready = hit(request)
                 if ready is not None:
                     self.transport.write(ready)  # type: ignore[union-attr]
-                    self._done(request)
+                    answered(request)
+                    if self.draining:
+                        self.close()
                     continue
             self._current = request
             responder = self._responder = Responder(self, request)
