@@ -12,15 +12,18 @@ How it works:
 2. ``edge serve`` starts as a subprocess on free loopback ports with a temporary data
    directory and a fresh admin token; the site is pushed with the real push code
    (``edge.cli.push.push`` over ``AdminClient``) and published.
-3. Two baselines start in the same run, serving the same files: nginx
+3. Three baselines start in the same run, serving the same files: nginx
    (``bench/nginx.py``: one worker, sendfile, open_file_cache, access log off,
-   gzip_static) from the directory, and ``bench/baseline_server.py``, a bare
-   aiohttp app on uvloop whose one handler returns the same bytes from a dict.
+   gzip_static) from the directory; ``bench/baseline_server.py``, a bare aiohttp
+   app on uvloop whose one handler returns the same bytes from a dict; and
+   ``bench/ceiling_server.py``, a bare forty-line uvloop protocol on httptools
+   writing answers made at start-up (what Python costs per request before any of
+   edge's work: the ceiling of edge's design on this machine).
 4. Every scenario's exact request is sent once to each server and its response
    checked (bodies, noindex, 304, gzip) before anything is timed; this also fills
    edge's cache.
 5. wrk drives every scenario on every server with the same threads, connections
-   and duration, in alternating rounds (nginx, aiohttp, edge for each scenario,
+   and duration, in alternating rounds (nginx, aiohttp, uvloop, edge per scenario,
    repeated) so that drift of the machine hits all of them alike; each figure is
    the median over the rounds. With two or more CPUs the servers and wrk are
    pinned to different ones. Then edge with ``--workers N`` against nginx with N
@@ -74,7 +77,7 @@ ROBOTS_META = b'<meta name="robots" content="noindex, nofollow">'
 TIMED_PAGE = 42
 # Above this spread of a baseline's rounds the machine was too busy to trust ratios.
 NOISY_SPREAD = 0.10
-SERVERS = ("nginx", "aiohttp", "edge")
+SERVERS = ("nginx", "aiohttp", "uvloop", "edge")
 
 
 # -- scenarios and their checks ------------------------------------------------------
@@ -225,6 +228,10 @@ def summarize(
             "servers": servers,
             "edge_vs_nginx": round(vs_nginx, 3),
             "edge_vs_aiohttp": round(vs_aiohttp, 3),
+            "edge_vs_uvloop": round(edge_rps / servers["uvloop"]["requests_per_s"], 3),
+            "uvloop_vs_nginx": round(
+                servers["uvloop"]["requests_per_s"] / servers["nginx"]["requests_per_s"], 3
+            ),
             "target_vs_nginx": s.target,
             "meets_target": None if s.target is None else vs_nginx >= s.target,
         }
@@ -233,8 +240,8 @@ def summarize(
 
 def render_table(doc: Mapping[str, Any]) -> str:
     rows = [
-        ["scenario", "nginx req/s", "aiohttp req/s", "edge req/s", "x nginx", "x aiohttp",
-         "edge p99 ms", "spreads n/a/e", "errors"],
+        ["scenario", "nginx req/s", "aiohttp req/s", "uvloop req/s", "edge req/s", "x nginx",
+         "x aiohttp", "x uvloop", "edge p99 ms", "spreads n/a/u/e", "errors"],
     ]  # fmt: skip
     for s in doc["scenarios"].values():
         servers = s["servers"]
@@ -249,6 +256,7 @@ def render_table(doc: Mapping[str, Any]) -> str:
                 *(f"{servers[n]['requests_per_s']:,.0f}" for n in SERVERS),
                 ratio,
                 f"{s['edge_vs_aiohttp']:.2f}",
+                f"{s['edge_vs_uvloop']:.2f}",
                 f"{servers['edge']['p99_ms']:.2f}",
                 spreads,
                 f"{errors} !!" if errors else "0",
@@ -261,11 +269,14 @@ def render_table(doc: Mapping[str, Any]) -> str:
                 f"production hit, {workers['workers']} workers each",
                 f"{workers['nginx']['requests_per_s']:,.0f}",
                 "-",
+                "-",
                 f"{workers['edge']['requests_per_s']:,.0f}",
                 f"{workers['edge_vs_nginx']:.2f}",
                 "-",
+                "-",
                 f"{workers['edge']['p99_ms']:.2f}",
-                f"{100 * workers['nginx']['spread']:.0f}%/-/{100 * workers['edge']['spread']:.0f}%",
+                f"{100 * workers['nginx']['spread']:.0f}%/-/-/"
+                f"{100 * workers['edge']['spread']:.0f}%",
                 "0",
             ]
         )
@@ -286,11 +297,11 @@ def render_table(doc: Mapping[str, Any]) -> str:
         f" -d{settings['duration_s']}s; median of {settings['rounds']} alternating rounds;"
         f" {where}; {doc['platform']['cpus']} CPUs\nGET {settings['path']}"
         f" ({settings['page_bytes']:,} bytes); spread = (max - min) / median over the rounds"
-        " (nginx/aiohttp/edge)"
+        " (nginx/aiohttp/uvloop/edge); uvloop = bench/ceiling_server.py"
     )
     notes = []
     for s in doc["scenarios"].values():
-        noisy = [n for n in ("nginx", "aiohttp") if s["servers"][n]["spread"] > NOISY_SPREAD]
+        noisy = [n for n in SERVERS[:-1] if s["servers"][n]["spread"] > NOISY_SPREAD]
         if noisy:
             notes.append(
                 f"note: {s['label']}: {', '.join(noisy)} varied by"
@@ -389,12 +400,15 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
     snapshot = asyncio.run(push_and_publish(edge, site_dir))
     log(f"edge serve: pushed and published snapshot {snapshot}")
     aiohttp_url = start_baseline(children, workdir / "baseline", site_dir, server_cpu)
+    uvloop_url = start_baseline(
+        children, workdir / "ceiling", site_dir, server_cpu, script="ceiling_server.py"
+    )
     nginx_dir = workdir / "nginx-site"
     shutil.copytree(site_dir, nginx_dir, dirs_exist_ok=True)
     nginx.precompress(nginx_dir)
     nginx_url = nginx.start_nginx(children, workdir / "nginx", nginx_dir, server_cpu)
 
-    bases = {"edge": edge.url, "nginx": nginx_url, "aiohttp": aiohttp_url}
+    bases = {"edge": edge.url, "nginx": nginx_url, "aiohttp": aiohttp_url, "uvloop": uvloop_url}
     targets = [
         Target(
             name,
@@ -406,7 +420,7 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
         for name in SERVERS
     ]
     asyncio.run(check_scenarios(targets, page))
-    log("responses checked on nginx, aiohttp and edge: production, staging (noindex), 304, gzip")
+    log("responses checked on every server: production, staging (noindex), 304, gzip")
 
     load = wrk.Wrk(args.threads, args.connections, wrk_cpu)
     jobs = [((s.name, t.server), *request_for(s.name, t)) for s in SCENARIOS for t in targets]
