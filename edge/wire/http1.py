@@ -190,9 +190,15 @@ class Http1Protocol(asyncio.Protocol):
                 self._pipeline[-1].keep_alive = False
             self._stopped = True
         except httptools.HttpParserError as exc:
-            log.debug("refused a request from %s: %s", self._peer, exc)
-            self._drop_since(before)
-            self._refuse(400, "Bad Request")
+            pipeline = self._pipeline
+            if self._parsing is None and pipeline and not pipeline[-1].keep_alive:
+                # Bytes after a request that said Connection: close (llhttp stops
+                # there): that request is answered, the rest is never read.
+                self._stopped = True
+            else:
+                log.debug("refused a request from %s: %s", self._peer, exc)
+                self._drop_since(before)
+                self._refuse(400, "Bad Request")
         else:
             if self._parsing is not None and not self._in_body and self._head_timer is None:
                 # Part of a head arrived: its deadline runs from now. (A head that

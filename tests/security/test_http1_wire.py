@@ -116,6 +116,12 @@ def test_pipelined_requests_are_answered_in_order(edge: EdgeServer) -> None:
         assert got.closed  # the last one said Connection: close
 
 
+def test_nothing_after_connection_close_is_read_and_the_close_is_answered(edge: EdgeServer) -> None:
+    got = exchange(edge.port, get(PRODUCTION_HOST, "/a.txt") + _get("/b.txt"))
+    assert [(r.status, r.body) for r in got.responses] == [(200, b"first\n")], got.raw[:400]
+    assert got.closed
+
+
 def test_a_slow_pipelined_predecessor_keeps_its_place(edge: EdgeServer) -> None:
     """The cached page behind a slow upstream request waits for it, then follows it."""
     _Slow.release.clear()
