@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 
 from edge.router import Env, Route
 from edge.snapshots.store import Store
@@ -29,19 +28,55 @@ def _site_env(route_key: str) -> tuple[str, Env]:
     return site, "staging" if env == "staging" else "production"
 
 
+ViewKey = tuple[str, str]  # (route key, manifest path)
+
+
 class PageViewCounter:
+    """Page views per (route, path) and UTC day, as plain integers in dicts."""
+
     def __init__(self) -> None:
         # Keyed by the route's key string (its hash is cached), not the Route itself
-        # (whose __hash__ is a Python call on every cache hit of an HTML page).
-        self._counts: Counter[tuple[str, str, int]] = Counter()
+        # (whose __hash__ is a Python call), and per day in a dict of its own, so a
+        # cache hit of an HTML page costs one clock read and one dict update.
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._day = -1
+        self._day_end = 0.0
+        self._today: dict[ViewKey, int] = {}
+
+    @staticmethod
+    def key(route: Route, path: str) -> ViewKey:
+        """The counter key of a page (made once per cached page, not per view)."""
+        return (route.key, path)
 
     def count(self, route: Route, path: str) -> None:
-        """One page view, now. The hot path: one dictionary update."""
-        self._counts[(route.key, path, int(time.time()) // _DAY)] += 1
+        """One page view, now."""
+        self.count_key((route.key, path))
+
+    def count_key(self, key: ViewKey) -> None:
+        """One page view, now, by :meth:`key`. The hot path."""
+        if time.time() >= self._day_end:
+            self._next_day()
+        today = self._today
+        today[key] = today.get(key, 0) + 1
+
+    def _next_day(self) -> None:
+        self._settle()
+        now = time.time()
+        self._day = int(now) // _DAY
+        self._day_end = (self._day + 1) * _DAY
+
+    def _settle(self) -> None:
+        """Move today's counts into the dated ones."""
+        counts, day = self._counts, self._day
+        for (route_key, path), n in self._today.items():
+            dated = (route_key, path, day)
+            counts[dated] = counts.get(dated, 0) + n
+        self._today = {}
 
     async def flush(self, store: Store) -> None:
         """Write everything counted so far; on failure keep it for the next flush."""
-        counts, self._counts = self._counts, Counter()
+        self._settle()
+        counts, self._counts = self._counts, {}
         if not counts:
             return
         rows = [(*_site_env(key), path, day_of(d), n) for (key, path, d), n in counts.items()]
@@ -54,7 +89,8 @@ class PageViewCounter:
             raise
         except Exception:
             log.exception("writing %d page-view counts failed; kept for the next try", len(rows))
-            self._counts.update(counts)
+            for dated, n in counts.items():
+                self._counts[dated] = self._counts.get(dated, 0) + n
             raise
 
     async def run(self, store: Store, every: float) -> None:

@@ -140,14 +140,14 @@ class VisitorHandler:
         if_none_match = fields.get(b"if-none-match")
         if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), rep.etag):
             request.status = 304
-            return wire.not_modified + CLOCK.date() + b"\r\n"
+            return wire.not_modified + CLOCK.line + b"\r\n"
         request.status = 200
         if method == "HEAD":
-            return wire.ok + CLOCK.date() + b"\r\n"
+            return wire.ok + CLOCK.line + b"\r\n"
         if found.html:
-            self._views.count(policy.route, found.path)
+            self._views.count_key(found.view)
         request.nbytes = len(rep.body)
-        return b"".join((wire.ok, CLOCK.date(), b"\r\n", rep.body))
+        return b"".join((wire.ok, CLOCK.line, b"\r\n", rep.body))
 
     # -- everything -----------------------------------------------------------------
 
@@ -294,18 +294,18 @@ class VisitorHandler:
             rep = self._content.staging_robots(snapshot.id)
             if remember:
                 key: CacheKey = (snapshot.id, ROBOTS_TXT, Variant.STAGING)
-                self._remember(
-                    policy, raw, Found(snapshot.id, ROBOTS_TXT, (key, key), False, False, False)
-                )
+                robots = (route.key, ROBOTS_TXT)
+                found = Found(snapshot.id, ROBOTS_TXT, (key, key), False, False, False, robots)
+                self._remember(policy, raw, found)
             return self._respond(request, responder, policy, rep, 200)
         files = snapshot.files
         found_key = resolve(path, files)
         if found_key is not None:
             entry = files[found_key]
-            found = _found(route.env, snapshot.id, found_key, entry)
+            found = _found(route, snapshot.id, found_key, entry)
             rep = await self._representation(request, snapshot, entry, found)
             if request.method == "GET" and found.html:
-                self._views.count(route, found_key)
+                self._views.count_key(found.view)
             if remember:
                 self._remember(policy, raw, found)
             return self._respond(request, responder, policy, rep, 200)
@@ -314,7 +314,7 @@ class VisitorHandler:
                 return None
         not_found = files.get(NOT_FOUND_PAGE)
         if not_found is not None:
-            found = _found(route.env, snapshot.id, NOT_FOUND_PAGE, not_found)
+            found = _found(route, snapshot.id, NOT_FOUND_PAGE, not_found)
             rep = await self._representation(request, snapshot, not_found, found)
             return self._respond(request, responder, policy, rep, 404)
         return self._send(
@@ -348,7 +348,7 @@ class VisitorHandler:
         entry = None if production is None else production.files.get(path)
         if production is None or entry is None:
             return False
-        found = _found(route.env, production.id, path, entry)
+        found = _found(route, production.id, path, entry)
         rep = await self._representation(request, production, entry, found)
         self._respond(request, responder, policy, rep, 200)
         return True
@@ -455,7 +455,8 @@ def _match(upstreams: tuple[Upstream, ...], path: str) -> Upstream | None:
     return None
 
 
-def _found(env: Env, snapshot_id: str, path: str, entry: ManifestEntry) -> Found:
+def _found(route: Route, snapshot_id: str, path: str, entry: ManifestEntry) -> Found:
+    env = route.env
     content_type = entry.content_type
     return Found(
         snapshot_id,
@@ -464,6 +465,7 @@ def _found(env: Env, snapshot_id: str, path: str, entry: ManifestEntry) -> Found
         compressible(content_type),
         rangeable(content_type),
         html(content_type),
+        (route.key, path),
     )
 
 

@@ -31,6 +31,7 @@ class Found:
     compressible: bool
     rangeable: bool
     html: bool
+    view: tuple[str, str]  # the page-view counter's key (edge.visitor.analytics)
 
 
 @dataclass(slots=True, eq=False)

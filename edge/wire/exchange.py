@@ -71,13 +71,20 @@ def header_block(headers: Iterable[tuple[str, str]]) -> bytes:
 
 
 class _Clock:
-    """The ``Date`` line, formatted at most once a second."""
+    """The ``Date`` line, formatted at most once a second.
 
-    __slots__ = ("line", "second")
+    :meth:`date` reads the clock; while a listener runs, :meth:`tick` also keeps
+    :attr:`line` current from the event loop, once a second, so that a cache hit
+    reads an attribute instead of the clock.
+    """
+
+    __slots__ = ("_loop", "line", "second")
 
     def __init__(self) -> None:
         self.second = -1
         self.line = b""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.date()
 
     def date(self) -> bytes:
         now = time.time()
@@ -86,6 +93,18 @@ class _Clock:
             self.second = second
             self.line = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
         return self.line
+
+    def tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep :attr:`line` current from ``loop`` (once per loop; idempotent)."""
+        if self._loop is not loop:
+            self._loop = loop
+            self._tick(loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is not loop or loop.is_closed():
+            return
+        self.date()
+        loop.call_at(loop.time() + (self.second + 1 - time.time()), self._tick, loop)
 
 
 CLOCK = _Clock()

@@ -49,6 +49,7 @@ import httptools
 
 from edge.wire.exchange import (
     BODY_HIGH_WATER,
+    CLOCK,
     App,
     Body,
     Request,
@@ -641,6 +642,7 @@ class Http1Server:
         reuse_port: bool = False,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        CLOCK.tick(self.loop)  # cache hits read the Date line, never the clock
         self._server = await self.loop.create_server(
             lambda: Http1Protocol(self),
             host,
