@@ -223,12 +223,26 @@ def summarize(
         edge_rps = servers["edge"]["requests_per_s"]
         vs_nginx = edge_rps / servers["nginx"]["requests_per_s"]
         vs_aiohttp = edge_rps / servers["aiohttp"]["requests_per_s"]
+        # Each round's edge figure over the same round's baseline (measured seconds
+        # apart, so a machine that drifts between rounds moves both): the median of
+        # those is the steadier estimate on a shared machine.
+        paired = {
+            name: round(
+                statistics.median(
+                    e.requests_per_s / b.requests_per_s
+                    for e, b in zip(results[(s.name, "edge")], results[(s.name, name)], strict=True)
+                ),
+                3,
+            )
+            for name in SERVERS[:-1]
+        }
         out[s.name] = {
             "label": s.label,
             "servers": servers,
             "edge_vs_nginx": round(vs_nginx, 3),
             "edge_vs_aiohttp": round(vs_aiohttp, 3),
             "edge_vs_uvloop": round(edge_rps / servers["uvloop"]["requests_per_s"], 3),
+            "paired_ratios": paired,
             "uvloop_vs_nginx": round(
                 servers["uvloop"]["requests_per_s"] / servers["nginx"]["requests_per_s"], 3
             ),
@@ -241,7 +255,7 @@ def summarize(
 def render_table(doc: Mapping[str, Any]) -> str:
     rows = [
         ["scenario", "nginx req/s", "aiohttp req/s", "uvloop req/s", "edge req/s", "x nginx",
-         "x aiohttp", "x uvloop", "edge p99 ms", "spreads n/a/u/e", "errors"],
+         "paired n/a/u", "x aiohttp", "x uvloop", "edge p99 ms", "spreads n/a/u/e", "errors"],
     ]  # fmt: skip
     for s in doc["scenarios"].values():
         servers = s["servers"]
@@ -255,6 +269,7 @@ def render_table(doc: Mapping[str, Any]) -> str:
                 s["label"],
                 *(f"{servers[n]['requests_per_s']:,.0f}" for n in SERVERS),
                 ratio,
+                "/".join(f"{s['paired_ratios'][n]:.2f}" for n in SERVERS[:-1]),
                 f"{s['edge_vs_aiohttp']:.2f}",
                 f"{s['edge_vs_uvloop']:.2f}",
                 f"{servers['edge']['p99_ms']:.2f}",
@@ -272,6 +287,7 @@ def render_table(doc: Mapping[str, Any]) -> str:
                 "-",
                 f"{workers['edge']['requests_per_s']:,.0f}",
                 f"{workers['edge_vs_nginx']:.2f}",
+                "-",
                 "-",
                 "-",
                 f"{workers['edge']['p99_ms']:.2f}",
@@ -297,7 +313,8 @@ def render_table(doc: Mapping[str, Any]) -> str:
         f" -d{settings['duration_s']}s; median of {settings['rounds']} alternating rounds;"
         f" {where}; {doc['platform']['cpus']} CPUs\nGET {settings['path']}"
         f" ({settings['page_bytes']:,} bytes); spread = (max - min) / median over the rounds"
-        " (nginx/aiohttp/uvloop/edge); uvloop = bench/ceiling_server.py"
+        " (nginx/aiohttp/uvloop/edge); paired = median of each round's edge / baseline;"
+        " uvloop = bench/ceiling_server.py"
     )
     notes = []
     for s in doc["scenarios"].values():
