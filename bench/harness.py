@@ -196,6 +196,16 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and every process below it, in seconds."""
+    total = 0
+    for one in (pid, *descendants(pid)):
+        fields = _stat_fields(one)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 # -- edge serve ----------------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ from bench.harness import (
     STAGING_HOST,
     BenchError,
     Children,
+    cpu_seconds,
     pick_cpus,
     push_and_publish,
     start_baseline,
@@ -193,7 +194,7 @@ async def check_scenarios(targets: Sequence[Target], page: bytes) -> None:
 # -- report --------------------------------------------------------------------------
 
 
-def _figures(runs: Sequence[wrk.WrkResult]) -> dict[str, Any]:
+def _figures(runs: Sequence[wrk.WrkResult], cpu: Sequence[float]) -> dict[str, Any]:
     rps = statistics.median(r.requests_per_s for r in runs)
     spread = (max(r.requests_per_s for r in runs) - min(r.requests_per_s for r in runs)) / rps
     return {
@@ -210,16 +211,20 @@ def _figures(runs: Sequence[wrk.WrkResult]) -> dict[str, Any]:
             },
         },
         "rounds": [r.requests_per_s for r in runs],
+        "cpu_us_per_request": round(statistics.median(cpu), 2),
+        "cpu_rounds": [round(c, 2) for c in cpu],
     }
 
 
 def summarize(
-    scenarios: Sequence[Scenario], results: Mapping[tuple[str, str], list[wrk.WrkResult]]
+    scenarios: Sequence[Scenario],
+    results: Mapping[tuple[str, str], list[wrk.WrkResult]],
+    cpu: Mapping[tuple[str, str], list[float]],
 ) -> dict[str, Any]:
     """Per scenario: each server's medians, edge's ratios to nginx and to aiohttp."""
     out: dict[str, Any] = {}
     for s in scenarios:
-        servers = {name: _figures(results[(s.name, name)]) for name in SERVERS}
+        servers = {name: _figures(results[(s.name, name)], cpu[(s.name, name)]) for name in SERVERS}
         edge_rps = servers["edge"]["requests_per_s"]
         vs_nginx = edge_rps / servers["nginx"]["requests_per_s"]
         vs_aiohttp = edge_rps / servers["aiohttp"]["requests_per_s"]
@@ -243,6 +248,11 @@ def summarize(
             "edge_vs_aiohttp": round(vs_aiohttp, 3),
             "edge_vs_uvloop": round(edge_rps / servers["uvloop"]["requests_per_s"], 3),
             "paired_ratios": paired,
+            # Requests one fully busy core would serve, edge over nginx: CPU time per
+            # request is what other processes on a shared machine disturb least.
+            "cpu_vs_nginx": round(
+                servers["nginx"]["cpu_us_per_request"] / servers["edge"]["cpu_us_per_request"], 3
+            ),
             "uvloop_vs_nginx": round(
                 servers["uvloop"]["requests_per_s"] / servers["nginx"]["requests_per_s"], 3
             ),
@@ -255,7 +265,8 @@ def summarize(
 def render_table(doc: Mapping[str, Any]) -> str:
     rows = [
         ["scenario", "nginx req/s", "aiohttp req/s", "uvloop req/s", "edge req/s", "x nginx",
-         "paired n/a/u", "x aiohttp", "x uvloop", "edge p99 ms", "spreads n/a/u/e", "errors"],
+         "paired n/a/u", "x aiohttp", "x uvloop", "CPU us/req n/a/u/e", "x nginx by CPU",
+         "edge p99 ms", "spreads n/a/u/e", "errors"],
     ]  # fmt: skip
     for s in doc["scenarios"].values():
         servers = s["servers"]
@@ -272,6 +283,8 @@ def render_table(doc: Mapping[str, Any]) -> str:
                 "/".join(f"{s['paired_ratios'][n]:.2f}" for n in SERVERS[:-1]),
                 f"{s['edge_vs_aiohttp']:.2f}",
                 f"{s['edge_vs_uvloop']:.2f}",
+                "/".join(f"{servers[n]['cpu_us_per_request']:.1f}" for n in SERVERS),
+                f"{s['cpu_vs_nginx']:.2f}",
                 f"{servers['edge']['p99_ms']:.2f}",
                 spreads,
                 f"{errors} !!" if errors else "0",
@@ -290,6 +303,9 @@ def render_table(doc: Mapping[str, Any]) -> str:
                 "-",
                 "-",
                 "-",
+                f"{workers['nginx']['cpu_us_per_request']:.1f}/-/-/"
+                f"{workers['edge']['cpu_us_per_request']:.1f}",
+                f"{workers['cpu_vs_nginx']:.2f}",
                 f"{workers['edge']['p99_ms']:.2f}",
                 f"{100 * workers['nginx']['spread']:.0f}%/-/-/"
                 f"{100 * workers['edge']['spread']:.0f}%",
@@ -383,24 +399,31 @@ def _time(
     children: Children,
     jobs: Sequence[tuple[tuple[str, str], str, tuple[tuple[str, str], ...]]],
     args: argparse.Namespace,
-) -> dict[tuple[str, str], list[wrk.WrkResult]]:
-    """Each job (key, url, headers) once per round, rounds alternating; results by key."""
+    pids: Mapping[str, int],
+) -> tuple[dict[tuple[str, str], list[wrk.WrkResult]], dict[tuple[str, str], list[float]]]:
+    """Each job (key, url, headers) once per round, rounds alternating; results by key,
+    and the CPU each server spent per request (microseconds) in each run."""
     if args.warmup:
         for _, url, headers in jobs:
             load.run(url, headers, args.warmup)
         children.check_alive()
     results: dict[tuple[str, str], list[wrk.WrkResult]] = {key: [] for key, _, _ in jobs}
+    cpu: dict[tuple[str, str], list[float]] = {key: [] for key, _, _ in jobs}
     for round_no in range(1, args.rounds + 1):
         for key, url, headers in jobs:
+            before = cpu_seconds(pids[key[1]])
             result = load.run(url, headers, args.duration)
+            spent = cpu_seconds(pids[key[1]]) - before
             children.check_alive()
             results[key].append(result)
+            cpu[key].append(1e6 * spent / max(result.requests, 1))
             flag = f"  !! {result.errors} errors" if result.errors else ""
             log(
                 f"round {round_no}/{args.rounds}  {key[0]:<10} {key[1]:<8}"
-                f" {result.requests_per_s:>10,.0f} req/s  p99 {result.p99_ms:.2f} ms{flag}"
+                f" {result.requests_per_s:>10,.0f} req/s  p99 {result.p99_ms:.2f} ms"
+                f"  {cpu[key][-1]:.1f} us CPU/request{flag}"
             )
-    return results
+    return results, cpu
 
 
 def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str, Any]:
@@ -414,16 +437,20 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
     log(f"site: {args.pages} HTML pages; timed page {path} ({len(page)} bytes)")
 
     edge = start_edge(children, workdir / "edge", server_cpu, workers=1)
+    pids = {"edge": edge.child.process.pid}
     snapshot = asyncio.run(push_and_publish(edge, site_dir))
     log(f"edge serve: pushed and published snapshot {snapshot}")
     aiohttp_url = start_baseline(children, workdir / "baseline", site_dir, server_cpu)
+    pids["aiohttp"] = children.children[-1].process.pid
     uvloop_url = start_baseline(
         children, workdir / "ceiling", site_dir, server_cpu, script="ceiling_server.py"
     )
+    pids["uvloop"] = children.children[-1].process.pid
     nginx_dir = workdir / "nginx-site"
     shutil.copytree(site_dir, nginx_dir, dirs_exist_ok=True)
     nginx.precompress(nginx_dir)
     nginx_url = nginx.start_nginx(children, workdir / "nginx", nginx_dir, server_cpu)
+    pids["nginx"] = children.children[-1].process.pid
 
     bases = {"edge": edge.url, "nginx": nginx_url, "aiohttp": aiohttp_url, "uvloop": uvloop_url}
     targets = [
@@ -441,7 +468,7 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
 
     load = wrk.Wrk(args.threads, args.connections, wrk_cpu)
     jobs = [((s.name, t.server), *request_for(s.name, t)) for s in SCENARIOS for t in targets]
-    results = _time(load, children, jobs, args)
+    results, cpu = _time(load, children, jobs, args, pids)
 
     doc: dict[str, Any] = {
         "benchmark": "throughput",
@@ -462,7 +489,7 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
             "cpus": os.cpu_count(),
             "loadavg_1m_at_start": round(load_at_start, 2),
         },
-        "scenarios": summarize(SCENARIOS, results),
+        "scenarios": summarize(SCENARIOS, results, cpu),
         "workers": None,
     }
     if args.workers > 1:
@@ -484,6 +511,7 @@ def _several_workers(
     edge = start_edge(children, workdir / "edge-workers", None, workers=n)
     asyncio.run(push_and_publish(edge, site_dir))
     nginx_url = nginx.start_nginx(children, workdir / "nginx-workers", nginx_dir, None, workers=n)
+    pids = {"edge": edge.child.process.pid, "nginx": children.children[-1].process.pid}
     edge_target = Target("edge", edge.url + path, "")
     nginx_target = Target("nginx", nginx_url + path, "")
     log(f"{n} workers each: edge and nginx, production hit, unpinned")
@@ -492,13 +520,19 @@ def _several_workers(
         (("production", t.server), *request_for("production", t))
         for t in (nginx_target, edge_target)
     ]
-    results = _time(load, children, jobs, args)
-    figures = {server: _figures(results[("production", server)]) for server in ("nginx", "edge")}
+    results, cpu = _time(load, children, jobs, args, pids)
+    figures = {
+        server: _figures(results[("production", server)], cpu[("production", server)])
+        for server in ("nginx", "edge")
+    }
     return {
         "workers": n,
         **figures,
         "edge_vs_nginx": round(
             figures["edge"]["requests_per_s"] / figures["nginx"]["requests_per_s"], 3
+        ),
+        "cpu_vs_nginx": round(
+            figures["nginx"]["cpu_us_per_request"] / figures["edge"]["cpu_us_per_request"], 3
         ),
     }
 
