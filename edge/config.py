@@ -76,6 +76,18 @@ class ServerConfig(_Frozen, frozen=True):
     body_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0  # silence inside a body
     keepalive_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 15.0  # idle between
     send_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0  # a write not draining
+    # Abuse and overload limits (docs/limits.md).
+    # Form posts per client address, per form and worker process: a bucket of
+    # form_burst posts refilled at form_rate_per_minute (settings may set their own).
+    form_rate_per_minute: Annotated[float, msgspec.Meta(gt=0, le=6000)] = 10.0
+    form_burst: Annotated[int, msgspec.Meta(ge=1, le=6000)] = 10
+    # One environment's inbox: past either cap new posts are refused (507).
+    inbox_max_submissions: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    inbox_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * MiB
+    # Free disk kept for publishing: below it, visitor writes (forms, page views) stop.
+    disk_reserve_bytes: Annotated[int, msgspec.Meta(ge=0)] = 256 * MiB
+    # Paths a snapshot may hold, counted on the manifest it would have (parent included).
+    max_snapshot_paths: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 200_000
 
 
 class TokenConfig(_Frozen, frozen=True):

@@ -47,6 +47,12 @@ class HashMismatch(BadRequest):
     code = "hash_mismatch"
 
 
+class TooManyPaths(BadRequest):
+    """A snapshot would hold more paths than ``max_snapshot_paths``."""
+
+    code = "too_many_paths"
+
+
 class BadFraming(BadRequest):
     """A request whose length a proxy in front of edge could read differently."""
 
@@ -68,6 +74,12 @@ class NotFound(EdgeError):
     code = "not_found"
 
 
+class UnknownSite(NotFound):
+    """No site has this id (told only to a token that may see every site)."""
+
+    code = "unknown_site"
+
+
 class Conflict(EdgeError):
     """The request is valid but the state it assumed no longer holds."""
 
@@ -79,6 +91,13 @@ class PointerMoved(Conflict):
     """A compare-and-swap on an environment pointer lost: it moved meanwhile."""
 
     code = "pointer_moved"
+
+
+class EmptyEnvironment(Conflict):
+    """A move would leave an environment with no files (every path a 404) and was not
+    explicitly allowed (``allow_empty``)."""
+
+    code = "empty_environment"
 
 
 class Drift(Conflict):
@@ -155,6 +174,13 @@ class StoreFull(StoreUnavailable):
 
     status = 507
     code = "store_full"
+
+
+class InboxFull(EdgeError):
+    """An environment's inbox holds ``inbox_max_submissions`` or ``inbox_max_bytes``."""
+
+    status = 507
+    code = "inbox_full"
 
 
 class StoreReadOnly(StoreUnavailable):

@@ -43,10 +43,12 @@ from edge.snapshots.fanout import Fanout, cluster_view, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
+from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.store import Store
 from edge.timer import PokeableLoop
 from edge.tls import Certificates, SniSelector, load_certificates
+from edge.visitor.formguard import FormGuard
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
 from edge.visitor.preview import LINK_PATH, PreviewSigner
@@ -118,6 +120,7 @@ async def open_runtime(
         )
         stack.push_async_callback(session.close)
         webhooks = Webhooks(settings)
+        reserve = DiskReserve(store.free_bytes, server.disk_reserve_bytes)
         services = Services(
             live=live,
             loader=loader,
@@ -128,13 +131,18 @@ async def open_runtime(
             session=session,
             signer=PreviewSigner(await preview_key(settings, store)),
             observer=observer,
+            forms_guard=FormGuard.from_config(
+                server, reserve=reserve, on_refused=observer.form_refused
+            ),
+            reserve=reserve,
         )
-        # Registered after the store: on the way out, counts are written before it closes.
-        stack.push_async_callback(services.views.flush, store)
+        # Registered after the store: on the way out, counts are written before it closes
+        # (what the store refuses then is said in the log with the count lost).
+        stack.push_async_callback(services.views.flush_last, store)
         visitor = VisitorHandler(host_policy(settings), services)
         live.prepare = visitor.warm
         await live.catch_up()
-        control = Control(store, live, loader)
+        control = Control(store, live, loader, max_paths=server.max_snapshot_paths)
         control.events = webhooks.events
         control.on_moved = observer.pointers_moved
         scheduler = deliverer = None
@@ -435,7 +443,9 @@ async def running(
         _background(
             stack,
             runtime.services.views.run(
-                runtime.store, settings.config.server.analytics_flush_seconds
+                runtime.store,
+                settings.config.server.analytics_flush_seconds,
+                runtime.services.reserve,
             ),
             "edge-analytics",
         )

@@ -28,7 +28,9 @@ from edge.admin_api.schemas import (
     DiffResponse,
     Environments,
     EnvironmentSet,
+    FormsDeleted,
     FormSubmissionList,
+    HistoryDoc,
     HistoryList,
     MissingBlobsRequest,
     MissingBlobsResponse,
@@ -38,6 +40,7 @@ from edge.admin_api.schemas import (
     PreviewLink,
     PreviewLinkRequest,
     Published,
+    PublishPreview,
     PublishRequest,
     Refreshed,
     RefreshRequest,
@@ -65,6 +68,7 @@ from edge.errors import (
     NotFound,
     NotPropagated,
     PayloadTooLarge,
+    UnknownSite,
     UnsupportedMediaType,
     UriTooLong,
 )
@@ -83,6 +87,7 @@ _BLOB_CHUNK = 256 * 1024
 _PARALLEL_UPLOADS = 4
 _MAX_ID = 2**62  # larger ids do not fit SQLite's integers and never exist
 _MAX_PAGE = 500
+INBOX_PAGE_BYTES = 4 * 1024 * 1024  # stored bytes of submissions in one inbox page
 _SHA256_HEX = frozenset("0123456789abcdef")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: no trailing newline
 
@@ -146,8 +151,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
-def _pointer_doc(p: Pointer) -> PointerDoc:
-    return PointerDoc(snapshot=p.snapshot, base=p.base, updated_at=p.updated_at, actor=p.actor)
+def _pointer_doc(p: Pointer, messages: dict[str, str]) -> PointerDoc:
+    return PointerDoc(
+        snapshot=p.snapshot,
+        base=p.base,
+        updated_at=p.updated_at,
+        actor=p.actor,
+        message=None if p.snapshot is None else messages.get(p.snapshot),
+    )
 
 
 def _snapshot_summary(s: Snapshot) -> SnapshotSummary:
@@ -215,8 +226,8 @@ class AdminApi:
         principal = self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
         site = request.match_info["site"]
         if site not in self._sites:
-            if principal.sees(site):
-                raise NotFound(f"no site {site!r}")
+            if principal.sees(site):  # a token scoped to other sites learns nothing: 403
+                raise UnknownSite(f"no site {site!r}")
         self._tokens.authorize(principal, site, role)
         return site, principal
 
@@ -246,6 +257,10 @@ class AdminApi:
         """The OpenAPI document; like every call, it needs a valid token (any role)."""
         self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
         return web.Response(body=openapi_json(), content_type="application/json")
+
+    async def _messages(self, site: str, ids: list[str | None]) -> dict[str, str]:
+        """The messages of these snapshots (``edge push -m``), for history and status."""
+        return await self._store.snapshot_messages(site, [i for i in ids if i is not None])
 
     # -- sites ---------------------------------------------------------------------
 
@@ -373,10 +388,11 @@ class AdminApi:
     async def get_environments(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
         pointers = await self._control.pointers(site)
+        messages = await self._messages(site, [p.snapshot for p in pointers.values()])
         return json_response(
             Environments(
-                staging=_pointer_doc(pointers["staging"]),
-                production=_pointer_doc(pointers["production"]),
+                staging=_pointer_doc(pointers["staging"], messages),
+                production=_pointer_doc(pointers["production"], messages),
             ),
             headers={hdrs.ETAG: environments_etag(pointers)},
         )
@@ -394,8 +410,10 @@ class AdminApi:
             check_expect=check,
             action=payload.action,
             actor=principal.name,
+            allow_empty=payload.allow_empty,
         )
-        doc = _pointer_doc((await self._control.pointers(site))[env])
+        pointer = (await self._control.pointers(site))[env]
+        doc = _pointer_doc(pointer, await self._messages(site, [pointer.snapshot]))
         if env == "staging":
             return json_response(EnvironmentSet(staging=doc))
         return json_response(EnvironmentSet(production=doc))
@@ -405,6 +423,15 @@ class AdminApi:
         payload = decode(PublishRequest, await self._json_body(request))
         if payload.settings and payload.paths is None:
             raise BadRequest("'settings' goes with 'paths' (a whole publish includes settings)")
+        if payload.dry_run:
+            preview = await self._control.preview_publish(
+                site,
+                paths=payload.paths,
+                settings=payload.settings,
+                force=payload.force,
+                if_match=request.headers.get(hdrs.IF_MATCH),
+            )
+            return json_response(PublishPreview(**preview.doc()))
         moved = await self._control.publish(
             site,
             actor=principal.name,
@@ -503,8 +530,22 @@ class AdminApi:
         before = _int_query(request, "before", 0, _MAX_ID) or None
         limit = _int_query(request, "limit", 100, _MAX_PAGE)
         entries = await self._store.history(site, env=env, limit=limit, before=before)
+        messages = await self._messages(site, [h.to for h in entries])
         more = len(entries) == limit
-        return json_response(HistoryList(history=entries, next=entries[-1].id if more else None))
+        docs = [
+            HistoryDoc(
+                id=h.id,
+                at=h.at,
+                env=h.env,
+                from_=h.from_,
+                to=h.to,
+                action=h.action,
+                actor=h.actor,
+                message=messages.get(h.to, ""),
+            )
+            for h in entries
+        ]
+        return json_response(HistoryList(history=docs, next=entries[-1].id if more else None))
 
     async def diff(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
@@ -529,12 +570,40 @@ class AdminApi:
         env = self._env(request)
         limit = _int_query(request, "limit", 50, _MAX_PAGE)
         before = _int_query(request, "before", 0, _MAX_ID) or None
-        found = await self._store.list_form_submissions(
-            site, env, form=request.query.get("form"), limit=limit, before=before
+        # Bounded by bytes as well as count: a page of large submissions is never
+        # read (or built) whole.
+        page = await self._store.inbox_page(
+            site,
+            env,
+            form=request.query.get("form"),
+            limit=limit,
+            before=before,
+            max_bytes=INBOX_PAGE_BYTES,
         )
-        more = len(found) == limit
-        next_ = found[-1].id if more else None
+        found = page.submissions
+        next_ = found[-1].id if page.more and found else None
         return json_response(FormSubmissionList(submissions=found, next=next_))
+
+    async def delete_forms(self, request: web.Request) -> web.Response:
+        """Empty an inbox, or the part of it before ``before`` (or of one ``form``)."""
+        site, _ = self._authorize(request, "publisher")
+        env = self._env(request)
+        raw_before = request.query.get("before")
+        before = None if raw_before is None else parse_moment(raw_before, name="before")
+        deleted = await self._store.delete_form_submissions(
+            site, env, before=before, form=request.query.get("form")
+        )
+        return json_response(FormsDeleted(deleted=deleted))
+
+    async def delete_form(self, request: web.Request) -> web.Response:
+        site, _ = self._authorize(request, "publisher")
+        env = self._env(request)
+        raw = request.match_info["id"]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 1 <= int(raw) < _MAX_ID:
+            raise BadRequest(f"{raw!r} is not a submission id")
+        if not await self._store.delete_form_submissions(site, env, submission=int(raw)):
+            raise NotFound(f"the {env} inbox of {site} has no submission {raw}")
+        return web.Response(status=204)
 
     async def analytics(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
@@ -659,6 +728,8 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_get(f"{prefix}/history", api.history)
     app.router.add_get(f"{prefix}/diff", api.diff)
     app.router.add_get(f"{prefix}/forms/{{env}}", api.list_forms)
+    app.router.add_delete(f"{prefix}/forms/{{env}}", api.delete_forms)
+    app.router.add_delete(f"{prefix}/forms/{{env}}/{{id}}", api.delete_form)
     app.router.add_get(f"{prefix}/analytics/{{env}}", api.analytics)
     app.router.add_get(f"{prefix}/webhooks/{{env}}", api.webhook_deliveries)
     app.router.add_post(f"{prefix}/preview-links", api.preview_link)

@@ -26,6 +26,11 @@ class Principal:
     def sees(self, site: str) -> bool:
         return self.role == "admin" or "*" in self.sites or site in self.sites
 
+    @property
+    def sees_every_site(self) -> bool:
+        """An admin, or a token for ``["*"]``: what may read figures of all sites."""
+        return self.role == "admin" or "*" in self.sites
+
 
 def hash_token(token: str) -> str:
     """The hex sha256 of a token, as the configuration stores it."""

@@ -1,9 +1,11 @@
 """The admin listener's part: ``GET /metrics`` and the log of refused calls.
 
-``/metrics`` needs a bearer token of any role (SPEC: every admin call needs a
-token; Prometheus sends one with ``authorization: {credentials: ...}``), unless
+``/metrics`` needs a bearer token that may see every site (an admin, or any
+role with ``sites = ["*"]``: the figures are labelled by site, so a token scoped
+to some sites would read the others' traffic; it gets 403), unless
 ``[server] metrics_public = true`` opens it to anyone who can reach the admin
-listener. Every worker listens on the admin port, so whichever one answers
+listener. Prometheus sends the token with ``authorization: {credentials: ...}``.
+Every worker listens on the admin port, so whichever one answers
 reads the metrics of all of them (:meth:`Metrics.render`).
 """
 
@@ -82,7 +84,12 @@ class MetricsEndpoint:
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self._public:
-            self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))  # any role
+            principal = self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
+            if not principal.sees_every_site:
+                raise Forbidden(
+                    "metrics show every site's figures: use a token for all sites"
+                    ' (sites = ["*"] or the admin role), or set metrics_public'
+                )
         self._observer.sync(self._cache)  # this worker's figures, fresh
         outbox = await self._store.outbox_depth()
         # Reading every worker's files is disk work: off the event loop.

@@ -64,6 +64,7 @@ SWAP_ACTIONS = frozenset({"push", "set", "publish", "merge-publish", "schedule",
                           "rollback"})  # fmt: skip
 WEBHOOK_RESULTS = frozenset({"delivered", "retrying", "given_up"})
 UPSTREAM_ERRORS = frozenset({"refused", "unreachable", "timeout", "cut_off"})
+FORM_REFUSALS = frozenset({"rate_limited", "inbox_full", "disk_reserve"})
 LOGS = ("access", "event")
 LATENCY = "edge_visitor_request_duration_seconds"
 # The latency histogram as it is stored: counts per bucket (not cumulative) and the sum.
@@ -220,6 +221,19 @@ class Metrics:
             "Upstream requests that failed, by site, environment and kind"
             " (refused, unreachable, timeout, cut_off).",
             ("site", "env", "kind"),
+            registry=r,
+        )
+        self.form_refusals = Counter(
+            "edge_form_refusals",
+            "Form posts refused by an abuse limit, by site, environment and reason"
+            " (rate_limited 429, inbox_full 507, disk_reserve 503).",
+            ("site", "env", "reason"),
+            registry=r,
+        )
+        self.unwritable = Counter(
+            "edge_visitor_unwritable_responses",
+            "Visitor responses that could not be written (answered 500 instead).",
+            ("site", "env"),
             registry=r,
         )
         self.admin_refusals = Counter(

@@ -30,9 +30,11 @@ from edge.observability.logs import (
     LineLog,
     access_mode,
     format_line,
+    govern_admin_access,
     should_log,
 )
 from edge.observability.metrics import (
+    FORM_REFUSALS,
     REQUEST_BUCKETS,
     SWAP_ACTIONS,
     UNKNOWN,
@@ -185,6 +187,38 @@ class Observer:
                 "method": method,
                 "path": path,
             },
+        )
+
+    # -- visitor abuse limits and unwritable answers ----------------------------------
+
+    @_never_raises
+    def form_refused(self, route: Route, form: str, reason: str, refused: int | None) -> None:
+        """One post to ``form`` refused for ``reason``. With ``refused`` (the posts so
+        refused since the last event; callers throttle), a ``form.refused`` event too."""
+        metrics = self.metrics
+        metrics.form_refusals.labels(
+            metrics.site_label(route.site), route.env, bounded(reason, FORM_REFUSALS)
+        ).inc()
+        if refused is not None:
+            self.events.emit(
+                "form.refused",
+                {
+                    "site": route.site,
+                    "env": route.env,
+                    "form": form,
+                    "reason": reason,
+                    "refused": refused,
+                },
+            )
+
+    @_never_raises
+    def response_unwritable(self, route: Route, path: str, reason: str) -> None:
+        """A response edge built could not be written; the visitor got a 500."""
+        metrics = self.metrics
+        metrics.unwritable.labels(metrics.site_label(route.site), route.env).inc()
+        self.events.emit(
+            "response.unwritable",
+            {"site": route.site, "env": route.env, "path": path, "error": reason},
         )
 
     # -- the admin API --------------------------------------------------------------
@@ -343,6 +377,7 @@ def open_observer(settings: Settings) -> Iterator[Observer]:
             on_drop=metrics.dropped_by_log["access"].inc,
         )
     started: list[LineLog] = []
+    started_admin = False
     try:
         for line_log, key in ((events, "event_log_file"), (access, "access_log_file")):
             if line_log is None:
@@ -352,9 +387,14 @@ def open_observer(settings: Settings) -> Iterator[Observer]:
             except OSError as exc:
                 raise ConfigError(f"server.{key}: cannot open {line_log.path}: {exc}") from None
             started.append(line_log)
+        # The admin listener's access lines follow access_log too (none when "off").
+        restore_admin_access = govern_admin_access(access, mode, server.access_log_sample)
+        started_admin = True
         yield Observer(
             metrics, events, access, access_mode=mode, access_sample=server.access_log_sample
         )
     finally:
+        if started_admin:
+            restore_admin_access()
         for line_log in reversed(started):
             line_log.close()

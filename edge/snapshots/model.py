@@ -131,6 +131,27 @@ class FormSubmission(msgspec.Struct, frozen=True, kw_only=True):
     fields: dict[str, str | list[str]]
 
 
+class InboxLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The cap of one environment's inbox: submissions kept and their stored bytes."""
+
+    max_submissions: int
+    max_bytes: int
+
+
+class InboxPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of an inbox, newest first; ``more`` when older submissions follow."""
+
+    submissions: list[FormSubmission]
+    more: bool
+
+
+class InboxUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """What an environment's inbox holds: submissions and their stored bytes."""
+
+    submissions: int
+    bytes: int
+
+
 class OutboxEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A webhook delivery to make: written in the transaction of the change it reports."""
 

@@ -130,6 +130,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # by whichever node needs one first.
         "CREATE TABLE cluster_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
     ),
+    (
+        # What each environment's inbox holds, kept with every insert and delete so
+        # the cap is one row's check (edge.snapshots.inbox).
+        """CREATE TABLE inbox_usage (
+            site TEXT NOT NULL,
+            env TEXT NOT NULL,
+            submissions BIGINT NOT NULL,
+            bytes BIGINT NOT NULL,
+            PRIMARY KEY (site, env)
+        )""",
+        "INSERT INTO inbox_usage (site, env, submissions, bytes)"
+        " SELECT site, env, COUNT(*), COALESCE(SUM(octet_length(fields)), 0)"
+        " FROM form_submissions GROUP BY site, env",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

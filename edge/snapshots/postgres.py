@@ -31,9 +31,13 @@ import msgspec
 
 from edge.errors import Conflict, MissingBlobs, NotFound, StoreUnavailable
 from edge.router import ENVS, Env
+from edge.snapshots.inbox import inbox_cap, inbox_full, page_ids
 from edge.snapshots.model import (
     FormSubmission,
     HistoryEntry,
+    InboxLimits,
+    InboxPage,
+    InboxUsage,
     ManifestEntry,
     NodeState,
     OutboxEvent,
@@ -92,6 +96,8 @@ _READS = frozenset(
         "get_schedule",
         "pending_schedules",
         "list_form_submissions",
+        "inbox_page",
+        "inbox_usage",
         "page_views",
         "next_outbox_due",
         "list_outbox",
@@ -286,6 +292,15 @@ class PostgresStore:
             )
             for r in rows
         ]
+
+    @_reachable
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        rows = await self._pool.fetch(
+            "SELECT id, message FROM snapshots WHERE site = $1 AND id = ANY($2::text[])",
+            site,
+            sorted(set(ids)),
+        )
+        return {r[0]: r[1] for r in rows}
 
     # -- pointers ------------------------------------------------------------------
 
@@ -501,9 +516,30 @@ class PostgresStore:
         form: str,
         fields: dict[str, str | list[str]],
         events: Sequence[OutboxEvent] = (),
+        *,
+        limits: InboxLimits | None = None,
     ) -> FormSubmission:
         at = utc_now()
+        encoded = _encoder.encode(fields)
+        cap = inbox_cap(limits, len(encoded), site, env)
         async with self._transaction() as db:
+            # Counted in and checked in one statement (the row lock orders
+            # concurrent posts from every node): no row back means full.
+            counted = await db.fetchval(
+                "INSERT INTO inbox_usage (site, env, submissions, bytes) VALUES ($1, $2, 1, $3)"
+                " ON CONFLICT (site, env) DO UPDATE SET"
+                " submissions = inbox_usage.submissions + 1,"
+                " bytes = inbox_usage.bytes + excluded.bytes"
+                " WHERE inbox_usage.submissions + 1 <= $4"
+                " AND inbox_usage.bytes + excluded.bytes <= $5 RETURNING submissions",
+                site,
+                env,
+                len(encoded),
+                cap.max_submissions,
+                cap.max_bytes,
+            )
+            if counted is None:
+                raise inbox_full(site, env, cap)
             submission_id = await db.fetchval(
                 "INSERT INTO form_submissions (site, env, form, at, fields)"
                 " VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -511,7 +547,7 @@ class PostgresStore:
                 env,
                 form,
                 at,
-                _encoder.encode(fields),
+                encoded,
             )
             await _enqueue(db, events)
         return FormSubmission(
@@ -541,6 +577,102 @@ class PostgresStore:
             )
             for r in rows
         ]
+
+    @_reachable
+    async def inbox_page(
+        self,
+        site: str,
+        env: Env,
+        *,
+        form: str | None,
+        limit: int,
+        before: int | None,
+        max_bytes: int,
+    ) -> InboxPage:
+        filters: list[tuple[str, Any]] = [
+            ("env = {}", env),
+            ("form = {}", form),
+            ("id < {}", before),
+        ]
+        query, args = _page(
+            "SELECT id, octet_length(fields) FROM form_submissions",
+            site,
+            filters,
+            order="id DESC",
+            limit=limit + 1,
+        )
+        sizes = await self._pool.fetch(query, *args)
+        ids = page_ids([(int(r[0]), int(r[1])) for r in sizes], limit, max_bytes)
+        if not ids:
+            return InboxPage(submissions=[], more=False)
+        query, args = _page(
+            "SELECT id, env, form, at, fields FROM form_submissions",
+            site,
+            [*filters, ("id >= {}", ids[-1]), ("id <= {}", ids[0])],
+            order="id DESC",
+            limit=len(ids),
+        )
+        rows = await self._pool.fetch(query, *args)
+        submissions = [
+            FormSubmission(
+                id=int(r[0]),
+                site=site,
+                env=r[1],
+                form=r[2],
+                at=r[3],
+                fields=_fields_decoder.decode(r[4]),
+            )
+            for r in rows
+        ]
+        return InboxPage(submissions=submissions, more=len(sizes) > len(ids))
+
+    @_reachable
+    async def delete_form_submissions(
+        self,
+        site: str,
+        env: Env,
+        *,
+        submission: int | None = None,
+        before: str | None = None,
+        form: str | None = None,
+    ) -> int:
+        where = "site = $1 AND env = $2"
+        args: list[Any] = [site, env]
+        for clause, value in (("id = {}", submission), ("at < {}", before), ("form = {}", form)):
+            if value is not None:
+                args.append(value)
+                where += " AND " + clause.format(f"${len(args)}")
+        async with self._transaction() as db:
+            # The usage row first: deletes and inserts of one inbox queue on it.
+            await db.execute(
+                "SELECT 1 FROM inbox_usage WHERE site = $1 AND env = $2 FOR UPDATE", site, env
+            )
+            status = await db.execute(f"DELETE FROM form_submissions WHERE {where}", *args)
+            deleted = int(status.rsplit(" ", 1)[1])
+            if deleted:
+                await db.execute(
+                    "UPDATE inbox_usage SET"
+                    " submissions = (SELECT COUNT(*) FROM form_submissions f"
+                    "  WHERE f.site = $1 AND f.env = $2),"
+                    " bytes = (SELECT COALESCE(SUM(octet_length(fields)), 0)"
+                    "  FROM form_submissions f WHERE f.site = $1 AND f.env = $2)"
+                    " WHERE site = $1 AND env = $2",
+                    site,
+                    env,
+                )
+        return deleted
+
+    @_reachable
+    async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
+        row = await self._pool.fetchrow(
+            "SELECT submissions, bytes FROM inbox_usage WHERE site = $1 AND env = $2", site, env
+        )
+        if row is None:
+            return InboxUsage(submissions=0, bytes=0)
+        return InboxUsage(submissions=int(row[0]), bytes=int(row[1]))
+
+    def free_bytes(self) -> int | None:
+        return None  # the database's disk is on its own machine: watched there
 
     @_reachable
     async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:

@@ -13,7 +13,7 @@ from edge.errors import BadRequest
 from edge.snapshots.model import Schedule
 
 
-def parse_moment(text: str) -> str:
+def parse_moment(text: str, *, name: str = "at") -> str:
     """RFC 3339 with an offset -> canonical UTC ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
 
     Canonical strings sort in time order and compare equal for the same moment
@@ -22,13 +22,13 @@ def parse_moment(text: str) -> str:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BadRequest(f"'at' is not an RFC 3339 time: {text!r}") from None
+        raise BadRequest(f"{name!r} is not an RFC 3339 time: {text!r}") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise BadRequest(f"'at' needs a UTC offset (e.g. 'Z' or '+02:00'): {text!r}")
+        raise BadRequest(f"{name!r} needs a UTC offset (e.g. 'Z' or '+02:00'): {text!r}")
     try:
         return format_moment(moment)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise BadRequest(f"'at' is out of range: {text!r}") from None
+        raise BadRequest(f"{name!r} is out of range: {text!r}") from None
 
 
 def format_moment(moment: datetime) -> str:

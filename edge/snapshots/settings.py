@@ -15,12 +15,21 @@ import msgspec
 
 from edge.errors import BadRequest, validation_detail
 from edge.paths import normalize_path
+from edge.snapshots.headers import header_problem, normal_name
+from edge.snapshots.headers import is_safe_target as is_safe_target  # re-exported
 
 MAX_FORM_BYTES = 1024 * 1024
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
-_FORM_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+# Limits on one settings document (docs/limits.md): its encoded size, and rules.
+MAX_SETTINGS_BYTES = 2 * 1024 * 1024
+MAX_REDIRECTS = 10_000
+MAX_HEADER_RULES = 1_000  # path prefixes under settings.headers
+MAX_HEADERS_PER_RULE = 50
+MAX_PREFIX_LENGTH = 1_024
+MAX_FORMS = 100
+MAX_FORM_RATE = 6_000  # posts a minute per client, the most a form may allow
+# msgspec checks patterns with re.search: "\Z", not "$" (which matches before a final "\n").
+_FORM_NAME = r"^[A-Za-z0-9_-]{1,64}\Z"
+_FORM_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Response headers a snapshot may not set: framing and hop-by-hop headers, what
 # edge itself decides (noindex, environment, validators), and credentials.
 REFUSED_HEADERS = frozenset(
@@ -38,6 +47,9 @@ class _Doc(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     pass
 
 
+_encoder = msgspec.json.Encoder()
+
+
 class Redirect(_Doc, frozen=True):
     from_: str = msgspec.field(name="from")
     to: str
@@ -49,29 +61,30 @@ class FormSettings(_Doc, frozen=True):
     fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]] | None = None
     max_bytes: Annotated[int, msgspec.Meta(gt=0, le=MAX_FORM_BYTES)] = 64 * 1024
     max_fields: Annotated[int, msgspec.Meta(gt=0, le=1000)] = 50
+    # Posts per client (address) and minute, and how many at once; unset: the
+    # server's [server] form_rate_per_minute / form_burst.
+    rate_per_minute: Annotated[float, msgspec.Meta(gt=0, le=MAX_FORM_RATE)] | None = None
+    burst: Annotated[int, msgspec.Meta(ge=1, le=MAX_FORM_RATE)] | None = None
+
+
+_PrefixHeaders = Annotated[dict[str, str], msgspec.Meta(max_length=MAX_HEADERS_PER_RULE)]
 
 
 class SiteSettings(_Doc, frozen=True):
-    redirects: Annotated[list[Redirect], msgspec.Meta(max_length=10_000)] = []
-    headers: dict[str, dict[str, str]] = {}
-    forms: dict[Annotated[str, msgspec.Meta(pattern=_FORM_NAME)], FormSettings] = {}
+    redirects: Annotated[list[Redirect], msgspec.Meta(max_length=MAX_REDIRECTS)] = []
+    headers: Annotated[dict[str, _PrefixHeaders], msgspec.Meta(max_length=MAX_HEADER_RULES)] = {}
+    forms: Annotated[
+        dict[Annotated[str, msgspec.Meta(pattern=_FORM_NAME)], FormSettings],
+        msgspec.Meta(max_length=MAX_FORMS),
+    ] = {}
     media_prefix: str = "/media/"
-
-
-def is_safe_target(target: str) -> bool:
-    """A redirect target: a local path (never ``//host`` or ``/\\host``) or an http(s) URL."""
-    # Browsers drop tabs and newlines from URLs ("/\t/evil" is "//evil"): no
-    # whitespace or control character at all.
-    if _UNSAFE_TARGET.search(target) or "\\" in target:
-        return False
-    if target.startswith("/"):
-        return not target.startswith("//")
-    scheme, sep, rest = target.partition("://")
-    return bool(sep) and scheme.lower() in ("http", "https") and bool(rest) and rest[0] != "/"
 
 
 def validate_settings(doc: dict[str, Any]) -> SiteSettings:
     """Check a settings document; 400 naming the key on any problem."""
+    size = len(_encoder.encode(doc))
+    if size > MAX_SETTINGS_BYTES:
+        raise BadRequest(f"settings: {size} bytes of JSON; at most {MAX_SETTINGS_BYTES}")
     try:
         settings = msgspec.convert(doc, SiteSettings)
     except msgspec.ValidationError as exc:
@@ -86,16 +99,26 @@ def validate_settings(doc: dict[str, Any]) -> SiteSettings:
                 f"settings.redirects[{i}].to: a path like '/new' or an http(s) URL, got {r.to!r}"
             )
     for prefix, headers in settings.headers.items():
-        if not prefix.startswith("/"):
-            raise BadRequest(f"settings.headers.{prefix}: a path prefix starts with '/'")
+        if not prefix.startswith("/") or len(prefix) > MAX_PREFIX_LENGTH:
+            raise BadRequest(
+                f"settings.headers.{prefix!r}: a path prefix starts with '/' and has at most"
+                f" {MAX_PREFIX_LENGTH} characters"
+            )
+        seen: set[str] = set()
         for name, value in headers.items():
-            if not _HEADER_NAME.match(name) or name.lower() in REFUSED_HEADERS:
-                raise BadRequest(f"settings.headers.{prefix}.{name}: this header cannot be set")
-            if name.lower().startswith("x-edge-") or _UNSAFE_VALUE.search(value):
-                raise BadRequest(f"settings.headers.{prefix}.{name}: refused name or value")
-            if len(value) > 2048:
-                raise BadRequest(f"settings.headers.{prefix}.{name}: value too long")
+            key = f"settings.headers.{prefix}.{name!r}"
+            normal = normal_name(name)
+            if normal in REFUSED_HEADERS or normal.startswith("x-edge-"):
+                raise BadRequest(f"{key}: this header cannot be set (edge decides it)")
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise BadRequest(f"{key}: {problem}")
+            if normal in seen:
+                raise BadRequest(f"{key}: set twice (header names are case-insensitive)")
+            seen.add(normal)
     for name, form in settings.forms.items():
+        if not _FORM_NAME_RE.fullmatch(name):
+            raise BadRequest(f"settings.forms.{name!r}: a form name is 1-64 of A-Z a-z 0-9 _ -")
         if form.redirect is not None and not is_safe_target(form.redirect):
             raise BadRequest(f"settings.forms.{name}.redirect: a path or an http(s) URL")
     mp = settings.media_prefix
@@ -105,21 +128,72 @@ def validate_settings(doc: dict[str, Any]) -> SiteSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HeaderRules:
+    """``settings.headers`` compiled: prefixes in dictionaries, grouped by shape.
+
+    Prefixes ending in ``/`` (nearly all of them: ``/assets/``, ``/blog/``) are
+    looked up by slicing the path at each of its own ``/``: as many lookups as the
+    path has segments. The others are grouped by length and looked up by slicing
+    the path at each distinct length. Either way the cost grows with the path
+    (segments, distinct lengths of the odd prefixes), never with the number of
+    rules; matches apply shortest first, so longer prefixes win.
+    """
+
+    by_dir: dict[str, dict[str, str]] = field(default_factory=dict)
+    by_prefix: dict[str, dict[str, str]] = field(default_factory=dict)  # not ending in "/"
+    lengths: tuple[int, ...] = ()  # distinct lengths of by_prefix keys, ascending
+
+    @classmethod
+    def compile(cls, headers: dict[str, dict[str, str]]) -> HeaderRules:
+        by_dir = {p: dict(v) for p, v in headers.items() if p.endswith("/")}
+        by_prefix = {p: dict(v) for p, v in headers.items() if not p.endswith("/")}
+        return cls(
+            by_dir=by_dir,
+            by_prefix=by_prefix,
+            lengths=tuple(sorted({len(prefix) for prefix in by_prefix})),
+        )
+
+    @property
+    def prefixes(self) -> list[str]:
+        return [*self.by_dir, *self.by_prefix]
+
+    def headers_for(self, path: str) -> dict[str, str]:
+        found: list[tuple[int, dict[str, str]]] = []
+        by_dir = self.by_dir
+        if by_dir:
+            cut = path.find("/")
+            while cut != -1:
+                hit = by_dir.get(path[: cut + 1])
+                if hit is not None:
+                    found.append((cut + 1, hit))
+                cut = path.find("/", cut + 1)
+        if self.lengths:
+            by_prefix, size = self.by_prefix, len(path)
+            for length in self.lengths:
+                if length > size:
+                    break
+                hit = by_prefix.get(path[:length])
+                if hit is not None:
+                    found.append((length, hit))
+            found.sort(key=lambda match: match[0])
+        extra: dict[str, str] = {}
+        for _, headers in found:
+            extra.update(headers)
+        return extra
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledSettings:
     """Settings as the proxy uses them: dictionaries, built once per snapshot."""
 
     redirects: dict[str, tuple[str, int]] = field(default_factory=dict)
-    header_rules: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    header_rules: HeaderRules = field(default_factory=HeaderRules)
     forms: dict[str, FormSettings] = field(default_factory=dict)
     media_prefix: str = "/media/"
 
     def headers_for(self, path: str) -> dict[str, str]:
         """Extra headers for ``path``: every matching prefix, longer prefixes win."""
-        extra: dict[str, str] = {}
-        for prefix, headers in self.header_rules:
-            if path.startswith(prefix):
-                extra.update(headers)
-        return extra
+        return self.header_rules.headers_for(path)
 
 
 EMPTY_SETTINGS = CompiledSettings()
@@ -136,10 +210,7 @@ def compile_settings(doc: dict[str, Any]) -> CompiledSettings:
         return EMPTY_SETTINGS
     return CompiledSettings(
         redirects={r.from_: (r.to, r.status) for r in settings.redirects},
-        header_rules=tuple(
-            (prefix, tuple(headers.items()))
-            for prefix, headers in sorted(settings.headers.items(), key=lambda kv: len(kv[0]))
-        ),
+        header_rules=HeaderRules.compile(settings.headers),
         forms=dict(settings.forms),
         media_prefix=settings.media_prefix,
     )

@@ -38,9 +38,13 @@ from edge.errors import (
     StoreUnavailable,
 )
 from edge.router import ENVS, Env
+from edge.snapshots.inbox import inbox_cap, inbox_full, page_ids
 from edge.snapshots.model import (
     FormSubmission,
     HistoryEntry,
+    InboxLimits,
+    InboxPage,
+    InboxUsage,
     ManifestEntry,
     OutboxEvent,
     OutboxItem,
@@ -160,6 +164,18 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_due ON outbox (status, next_at);
     CREATE INDEX outbox_by_site ON outbox (site, env, id);
     """,
+    """
+    CREATE TABLE inbox_usage (
+        site TEXT NOT NULL,
+        env TEXT NOT NULL,
+        submissions INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (site, env)
+    );
+    INSERT INTO inbox_usage (site, env, submissions, bytes)
+        SELECT site, env, COUNT(*), COALESCE(SUM(length(fields)), 0)
+        FROM form_submissions GROUP BY site, env;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -192,10 +208,13 @@ def unwritable(exc: sqlite3.Error) -> StoreUnavailable | None:
 class SqliteStore:
     """:class:`edge.snapshots.store.Store` on one SQLite file."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path | None = None
+    ) -> None:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._path = path
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -217,7 +236,7 @@ class SqliteStore:
             raise
         await reader.execute("PRAGMA busy_timeout=10000")
         await reader.execute("PRAGMA query_only=ON")
-        return cls(writer, reader)
+        return cls(writer, reader, path)
 
     async def close(self) -> None:
         try:
@@ -362,6 +381,20 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        wanted = sorted(set(ids))
+        found: dict[str, str] = {}
+        for i in range(0, len(wanted), _SQL_VARS):
+            chunk = wanted[i : i + _SQL_VARS]
+            rows = await _rows(
+                self._reader,
+                f"SELECT id, message FROM snapshots WHERE site = ? AND id IN"
+                f" ({', '.join('?' * len(chunk))})",
+                [site, *chunk],
+            )
+            found.update((r[0], r[1]) for r in rows)
+        return found
 
     # -- pointers ------------------------------------------------------------------
 
@@ -542,16 +575,121 @@ class SqliteStore:
         form: str,
         fields: dict[str, str | list[str]],
         events: Sequence[OutboxEvent] = (),
+        *,
+        limits: InboxLimits | None = None,
     ) -> FormSubmission:
         at = utc_now()
+        encoded = _manifest_encoder.encode(fields)
+        cap = inbox_cap(limits, len(encoded), site, env)
         async with self._transaction() as db:
+            # One statement counts the submission in and checks the cap: no row
+            # back means the inbox is full (and the transaction rolls back).
+            usage = await _rows(
+                db,
+                "INSERT INTO inbox_usage (site, env, submissions, bytes) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (site, env) DO UPDATE SET submissions = submissions + 1,"
+                " bytes = bytes + excluded.bytes"
+                " WHERE submissions + 1 <= ? AND bytes + excluded.bytes <= ? RETURNING submissions",
+                (site, env, len(encoded), cap.max_submissions, cap.max_bytes),
+            )
+            if not usage:
+                raise inbox_full(site, env, cap)
             cur = await db.execute(
                 "INSERT INTO form_submissions (site, env, form, at, fields) VALUES (?, ?, ?, ?, ?)",
-                (site, env, form, at, _manifest_encoder.encode(fields)),
+                (site, env, form, at, encoded),
             )
             assert cur.lastrowid is not None
             await _enqueue(db, events)
         return FormSubmission(id=cur.lastrowid, site=site, env=env, form=form, at=at, fields=fields)
+
+    async def inbox_page(
+        self,
+        site: str,
+        env: Env,
+        *,
+        form: str | None,
+        limit: int,
+        before: int | None,
+        max_bytes: int,
+    ) -> InboxPage:
+        filters = [("env = ?", env), ("form = ?", form), ("id < ?", before)]
+        query, args = _page(
+            "SELECT id, length(fields) FROM form_submissions",
+            site,
+            filters,
+            order="id DESC",
+            limit=limit + 1,
+        )
+        sizes = await _rows(self._reader, query, args)
+        ids = page_ids([(int(r[0]), int(r[1])) for r in sizes], limit, max_bytes)
+        if not ids:
+            return InboxPage(submissions=[], more=False)
+        query, args = _page(
+            "SELECT id, env, form, at, fields FROM form_submissions",
+            site,
+            [*filters, ("id >= ?", ids[-1]), ("id <= ?", ids[0])],
+            order="id DESC",
+            limit=len(ids),
+        )
+        rows = await _rows(self._reader, query, args)
+        submissions = [
+            FormSubmission(
+                id=r[0],
+                site=site,
+                env=r[1],
+                form=r[2],
+                at=r[3],
+                fields=_fields_decoder.decode(r[4]),
+            )
+            for r in rows
+        ]
+        return InboxPage(submissions=submissions, more=len(sizes) > len(ids))
+
+    async def delete_form_submissions(
+        self,
+        site: str,
+        env: Env,
+        *,
+        submission: int | None = None,
+        before: str | None = None,
+        form: str | None = None,
+    ) -> int:
+        where = "site = ? AND env = ?"
+        args: list[Any] = [site, env]
+        for clause, value in (("id = ?", submission), ("at < ?", before), ("form = ?", form)):
+            if value is not None:
+                where += " AND " + clause
+                args.append(value)
+        async with self._transaction() as db:
+            cur = await db.execute(f"DELETE FROM form_submissions WHERE {where}", args)
+            deleted = cur.rowcount
+            if deleted:
+                await db.execute(
+                    "UPDATE inbox_usage SET"
+                    " submissions = (SELECT COUNT(*) FROM form_submissions f"
+                    "  WHERE f.site = inbox_usage.site AND f.env = inbox_usage.env),"
+                    " bytes = (SELECT COALESCE(SUM(length(fields)), 0) FROM form_submissions f"
+                    "  WHERE f.site = inbox_usage.site AND f.env = inbox_usage.env)"
+                    " WHERE site = ? AND env = ?",
+                    (site, env),
+                )
+        return deleted
+
+    async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
+        rows = await _rows(
+            self._reader,
+            "SELECT submissions, bytes FROM inbox_usage WHERE site = ? AND env = ?",
+            (site, env),
+        )
+        if not rows:
+            return InboxUsage(submissions=0, bytes=0)
+        return InboxUsage(submissions=int(rows[0][0]), bytes=int(rows[0][1]))
+
+    def free_bytes(self) -> int | None:
+        if self._path is None:
+            return None
+        stat = os.statvfs(self._path.parent)
+        return stat.f_bavail * stat.f_frsize
 
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None

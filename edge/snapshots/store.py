@@ -16,6 +16,9 @@ from edge.router import Env
 from edge.snapshots.model import (
     FormSubmission,
     HistoryEntry,
+    InboxLimits,
+    InboxPage,
+    InboxUsage,
     OutboxEvent,
     OutboxItem,
     PageViews,
@@ -58,6 +61,10 @@ class Store(Protocol):
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
         """Snapshots newest first; ``before`` continues a listing."""
+        ...
+
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        """The message of each of ``ids`` that exists (without loading any manifest)."""
         ...
 
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:
@@ -133,14 +140,57 @@ class Store(Protocol):
         form: str,
         fields: dict[str, str | list[str]],
         events: Sequence[OutboxEvent] = (),
+        *,
+        limits: InboxLimits | None = None,
     ) -> FormSubmission:
-        """Store a submission (and its webhook events) durably in one transaction."""
+        """Store a submission (and its webhook events) durably in one transaction.
+
+        With ``limits``, :class:`edge.errors.InboxFull` (and nothing stored) when the
+        environment's inbox would pass either cap; the check and the write are one
+        transaction, so concurrent posts cannot overshoot it.
+        """
         ...
 
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
     ) -> list[FormSubmission]:
         """An inbox, newest first."""
+        ...
+
+    async def inbox_page(
+        self,
+        site: str,
+        env: Env,
+        *,
+        form: str | None,
+        limit: int,
+        before: int | None,
+        max_bytes: int,
+    ) -> InboxPage:
+        """Up to ``limit`` submissions newest first, cut once their stored bytes pass
+        ``max_bytes`` (always at least one); only the page's rows are read whole."""
+        ...
+
+    async def delete_form_submissions(
+        self,
+        site: str,
+        env: Env,
+        *,
+        submission: int | None = None,
+        before: str | None = None,
+        form: str | None = None,
+    ) -> int:
+        """Delete one submission, or those older than ``before`` (canonical UTC), or all;
+        how many went. The inbox's usage follows in the same transaction."""
+        ...
+
+    async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
+        """What the environment's inbox holds now."""
+        ...
+
+    def free_bytes(self) -> int | None:
+        """Free bytes on the disk that holds the store, ``None`` when edge cannot know
+        (a database on another machine). A syscall: callers cache it."""
         ...
 
     async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:

@@ -4,6 +4,11 @@ The request path only increments a counter (no SQLite); a background task flushe
 every few seconds, and a clean shutdown flushes what is left. Counts are kept per
 (site, environment, path, UTC day), so staging traffic never mixes with
 production's.
+
+A flush the store refuses (a full disk, a database away) or that the disk
+reserve holds back keeps its counts for the next one, up to
+:data:`MAX_PENDING` distinct (site, environment, path, day) counts; beyond that,
+and at a shutdown whose last flush fails, the log says how many views were lost.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import logging
 import time
 
 from edge.router import Env, Route
+from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.store import Store
 
 log = logging.getLogger("edge.analytics")
 _DAY = 86_400
+MAX_PENDING = 100_000  # distinct counts kept while the store refuses them
 
 
 def day_of(epoch_day: int) -> str:
@@ -34,7 +41,7 @@ ViewKey = tuple[str, str]  # (route key, manifest path)
 class PageViewCounter:
     """Page views per (route, path) and UTC day, as plain integers in dicts."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
         # Keyed by the route's key string (its hash is cached), not the Route itself
         # (whose __hash__ is a Python call), and per day in a dict of its own, so a
         # cache hit of an HTML page costs one clock read and one dict update.
@@ -42,6 +49,9 @@ class PageViewCounter:
         self._day = -1
         self._day_end = 0.0
         self._today: dict[ViewKey, int] = {}
+        self._max_pending = max_pending
+        self._held_back = False
+        self.lost = 0  # views dropped so far (kept past the bound, or at shutdown)
 
     @staticmethod
     def key(route: Route, path: str) -> ViewKey:
@@ -73,9 +83,42 @@ class PageViewCounter:
             counts[dated] = counts.get(dated, 0) + n
         self._today = {}
 
-    async def flush(self, store: Store) -> None:
+    @property
+    def pending(self) -> int:
+        """Views counted and not written yet."""
+        return sum(self._counts.values()) + sum(self._today.values())
+
+    def _keep(self, counts: dict[tuple[str, str, int], int]) -> None:
+        """Put unwritten counts back, within the bound (the oldest days stay first)."""
+        for dated, n in self._counts.items():
+            counts[dated] = counts.get(dated, 0) + n
+        if len(counts) > self._max_pending:
+            ordered = sorted(counts.items(), key=lambda kv: kv[0][2])
+            dropped = ordered[self._max_pending :]
+            lost = sum(n for _, n in dropped)
+            self.lost += lost
+            log.error(
+                "%d page views lost: more than %d counts waited for the store",
+                lost,
+                self._max_pending,
+            )
+            counts = dict(ordered[: self._max_pending])
+        self._counts = counts
+
+    async def flush(self, store: Store, reserve: DiskReserve | None = None) -> None:
         """Write everything counted so far; on failure keep it for the next flush."""
         self._settle()
+        if reserve is not None and reserve.low():
+            if not self._held_back:
+                log.warning(
+                    "the store's disk is below its reserve (%d bytes): page views are"
+                    " kept in memory until there is room",
+                    reserve.reserve,
+                )
+            self._held_back = True
+            self._keep({})
+            return
+        self._held_back = False
         counts, self._counts = self._counts, {}
         if not counts:
             return
@@ -89,14 +132,24 @@ class PageViewCounter:
             raise
         except Exception:
             log.exception("writing %d page-view counts failed; kept for the next try", len(rows))
-            for dated, n in counts.items():
-                self._counts[dated] = self._counts.get(dated, 0) + n
+            self._keep(counts)
             raise
 
-    async def run(self, store: Store, every: float) -> None:
+    async def flush_last(self, store: Store) -> None:
+        """The shutdown flush: what cannot be written now is lost, and the log says so."""
+        try:
+            await self.flush(store)
+        except Exception:
+            pass  # logged in flush
+        left = self.pending
+        if left:
+            self.lost += left
+            log.error("%d page views lost: the store refused them at shutdown", left)
+
+    async def run(self, store: Store, every: float, reserve: DiskReserve | None = None) -> None:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.flush(store)
+                await self.flush(store, reserve)
             except Exception:
                 pass  # logged in flush; retried next time

@@ -26,8 +26,9 @@ from functools import lru_cache
 
 from edge.cache import CacheKey, Variant, variant_for
 from edge.errors import StoreUnavailable
-from edge.paths import request_path, split_target
+from edge.paths import directory_redirect, request_path, split_target
 from edge.router import Env, Route, normalize_host
+from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.visitor.answers import Answer, empty, plain
 from edge.visitor.conditional import UNSATISFIABLE, accepts_gzip, etag_matches, parse_range
@@ -195,6 +196,17 @@ class VisitorHandler:
                 policy,
                 plain(503, "Service Unavailable: please try again shortly", headers),
             )
+        except UnwritableHeaders as exc:
+            # A response no writer could send (issue 19): a counted 500, never a cut connection.
+            log.error("visitor request %s %s: unwritable response: %s", request.method, raw, exc)
+            observer = self._services.observer
+            if observer is not None:
+                observer.response_unwritable(policy.route, raw, str(exc))
+            self._fail(
+                responder,
+                policy,
+                plain(500, "Internal Server Error", env_headers(policy.env, None)),
+            )
         except ConnectionError:
             raise
         except Exception:
@@ -309,6 +321,13 @@ class VisitorHandler:
             if remember:
                 self._remember(policy, raw, found)
             return self._respond(request, responder, policy, rep, 200)
+        # -- issue 15: /blog held only as /blog/index.html -> 301 /blog/ (edge.paths) --
+        location = directory_redirect(path, raw, files)
+        if location is not None:
+            headers = env_headers(route.env, snapshot.id)  # staging keeps its noindex
+            headers["Location"] = location
+            return self._send(responder, policy, empty(301, headers))
+        # -- end issue 15 --
         if route.env == "staging" and path.startswith(settings.media_prefix):
             if await self._production_media(request, responder, policy, path):
                 return None
@@ -406,6 +425,7 @@ class VisitorHandler:
                 path[len(FORMS_PREFIX) :],
                 store=self._services.store,
                 webhooks=self._services.webhooks,
+                guard=self._services.forms_guard,
             )
         return plain(404, "Not Found", headers)
 

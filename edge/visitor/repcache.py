@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from edge.cache import ByteLRU, CacheKey, Variant
 from edge.paths import manifest_key
 from edge.router import Env
+from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.settings import EMPTY_SETTINGS, CompiledSettings, compile_settings
 from edge.snapshots.store import Store
@@ -148,4 +149,7 @@ class RepresentationCache:
             ):
                 lru.put(new_key, rep.for_snapshot(new.id))
             elif entry is not None and loop.time() < deadline:
-                lru.put(new_key, await self._build(new, entry, new_key))
+                try:
+                    lru.put(new_key, await self._build(new, entry, new_key))
+                except UnwritableHeaders:
+                    continue  # answered (a counted 500) when asked for, never a failed swap

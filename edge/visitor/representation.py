@@ -22,6 +22,7 @@ from edge.cache.keys import Variant
 from edge.content_types import is_compressible, is_html, is_media
 from edge.noindex import ROBOTS_HEADER, STAGING_ROBOTS_TXT, inject_robots_meta
 from edge.router import Env
+from edge.snapshots.headers import check_writable
 from edge.snapshots.model import ManifestEntry
 from edge.wire.exchange import header_block, status_line
 
@@ -196,6 +197,9 @@ def _assemble(
         full["Content-Encoding"] = "gzip"
     if ranges:
         full["Accept-Ranges"] = "bytes"
+    # Once per representation, never per request: a header no writer would send
+    # fails here (a 500 counted in metrics and the event log), not mid-write.
+    check_writable(full.items())
     return Representation(
         body=body, etag=etag, headers=full, not_modified_headers=common, rangeable=ranges
     )

@@ -10,8 +10,10 @@ import aiohttp
 from edge.cache import ByteLRU, CacheKey
 from edge.integrations.webhooks import Webhooks
 from edge.snapshots.live import LivePointers, SnapshotLoader
+from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.store import Store
 from edge.visitor.analytics import PageViewCounter
+from edge.visitor.formguard import FormGuard
 from edge.visitor.preview import PreviewSigner
 from edge.visitor.repcache import RepresentationCache
 from edge.visitor.representation import Representation
@@ -35,6 +37,8 @@ class Services:
     session: aiohttp.ClientSession | None = None
     signer: PreviewSigner | None = None
     observer: Observer | None = None
+    forms_guard: FormGuard | None = None  # abuse limits of form posts (issue 19)
+    reserve: DiskReserve | None = None  # free disk kept for operators (issue 19)
     content: RepresentationCache = field(init=False)
 
     def __post_init__(self) -> None:

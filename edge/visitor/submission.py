@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from edge.errors import StoreUnavailable
+from edge.errors import InboxFull, StoreUnavailable
 from edge.integrations.webhooks import Webhooks
 from edge.router import Route
 from edge.snapshots.settings import CompiledSettings
 from edge.snapshots.store import Store
 from edge.visitor.answers import Answer, empty, plain
+from edge.visitor.formguard import FormGuard, Refusal
 from edge.visitor.forms import FormError, parse_form
 from edge.visitor.representation import env_headers
 from edge.wire.exchange import Request
@@ -35,12 +36,20 @@ async def submit(
     *,
     store: Store,
     webhooks: Webhooks | None,
+    guard: FormGuard | None = None,
 ) -> Answer:
     """The answer to one form post: 303/204 once stored, else why not."""
     headers = env_headers(route.env, snapshot_id)
     form = settings.forms.get(name)
     if form is None:
         return plain(404, f"No form named {name!r}", headers)
+    # -- abuse limits (edge.visitor.formguard): rate, then disk reserve ----------
+    if guard is not None:
+        forwarded_for = request.header(b"x-forwarded-for")
+        refusal = guard.admit(route, name, form, request.peer, forwarded_for)
+        if refusal is not None:
+            return _refuse(refusal, headers)
+    # -- end of abuse limits ---------------------------------------------------------
     if request.body is not None and encoded_body(request.header(b"content-encoding")):
         return plain(415, "Form bodies must not be content-coded", headers)
     try:
@@ -54,7 +63,17 @@ async def submit(
             route.site, route.env, "form.submitted", {"form": name, "fields": fields}
         )
     try:
-        await store.add_form_submission(route.site, route.env, name, fields, events)
+        await store.add_form_submission(
+            route.site,
+            route.env,
+            name,
+            fields,
+            events,
+            limits=None if guard is None else guard.inbox,
+        )
+    except InboxFull:
+        assert guard is not None  # only a capped write is refused as full
+        return _refuse(guard.inbox_full(route, name), headers)
     except StoreUnavailable as exc:
         log.error("form %r of %s could not be stored: %s", name, route.site, exc.message)
         headers["Retry-After"] = RETRY_AFTER_SECONDS
@@ -81,3 +100,9 @@ async def read_limited(request: Request, limit: int) -> bytes:
             raise FormError(413, f"form bodies are limited to {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _refuse(refusal: Refusal, headers: dict[str, str]) -> Answer:
+    if refusal.retry_after is not None:
+        headers["Retry-After"] = refusal.retry_after
+    return plain(refusal.status, refusal.message, headers)

@@ -87,3 +87,32 @@ def forwarded_https(proto: str | None) -> bool | None:
     if first == "http":
         return False
     return None
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, proxies: TrustedProxies | None
+) -> str:
+    """The visitor's address, for per-client limits: the peer, or from a trusted proxy
+    the rightmost ``X-Forwarded-For`` element that is not itself a trusted proxy.
+
+    Only the rightmost elements are believed: each trusted hop appends the address
+    it saw, while anything to their left came from the client and may be invented.
+    Addresses are normalised (IPv4-mapped IPv6 as IPv4); an unparsable element
+    stops the walk at the last address that was vouched for.
+    """
+    client = peer or ""
+    if proxies is None or forwarded_for is None or not proxies.trusts(peer):
+        return _canonical(client)
+    for element in reversed(forwarded_for.split(",")):
+        hop = element.strip(" \t")
+        if parse_peer(hop) is None:
+            break
+        client = hop
+        if not proxies.trusts(hop):
+            break
+    return _canonical(client)
+
+
+def _canonical(address: str) -> str:
+    ip = parse_peer(address)
+    return address if ip is None else str(ip)

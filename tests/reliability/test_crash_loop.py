@@ -336,7 +336,11 @@ async def test_crash_loop_loses_nothing_acknowledged(tmp_path: Path, workers: in
     rng = random.Random(f"{SEED}-{workers}")
     srv = new_server(tmp_path, workers=workers, cls=GroupedServer)
     assert isinstance(srv, GroupedServer)
-    srv.extra_config = "shutdown_grace = 3.0\nanalytics_flush_seconds = 0.2"
+    # Many form posts from one address: the rate limit must not hide the writes under test.
+    srv.extra_config = (
+        "shutdown_grace = 3.0\nanalytics_flush_seconds = 0.2\n"
+        "form_burst = 6000\nform_rate_per_minute = 6000"
+    )
     db = srv.root / "data" / "edge.sqlite3"
     modes = ["group", "group", "supervisor", "worker", "startup"] if workers > 1 else [
         "group", "group", "group", "startup"

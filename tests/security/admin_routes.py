@@ -42,10 +42,16 @@ SPEC_ROLES: dict[tuple[str, str], Role | tuple[Role, Role] | None] = {
     ("GET", f"{SITE}/history"): "editor",
     ("GET", f"{SITE}/diff"): "editor",
     ("GET", f"{SITE}/forms/{{env}}"): ("editor", "publisher"),
+    ("DELETE", f"{SITE}/forms/{{env}}"): "publisher",
+    ("DELETE", f"{SITE}/forms/{{env}}/{{id}}"): "publisher",
     ("GET", f"{SITE}/analytics/{{env}}"): "editor",
     ("GET", f"{SITE}/webhooks/{{env}}"): "publisher",
     ("POST", f"{SITE}/preview-links"): "editor",
 }
+
+# Calls any role may make, but only with a token that sees every site (their
+# answer covers every site): /metrics (issue 19). Of the test tokens, only "admin".
+EVERY_SITE_ONLY = {("GET", "/metrics")}
 
 SAMPLE = {"site": "acme", "sha256": "ab" * 32, "id": "nosuchthing0"}
 

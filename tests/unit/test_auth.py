@@ -109,3 +109,19 @@ def test_authorize(book: TokenBook, name: str, site: str, role: Role, allowed: b
 def test_empty_book_authenticates_nobody() -> None:
     with pytest.raises(Unauthorized):
         TokenBook([]).authenticate("Bearer anything")
+
+
+@pytest.mark.parametrize(
+    ("role", "sites", "every"),
+    [
+        ("admin", [], True),
+        ("editor", ["*"], True),
+        ("publisher", ["*", "acme"], True),
+        ("publisher", ["acme"], False),
+        ("editor", ["acme", "other"], False),
+    ],
+)
+def test_who_may_read_figures_of_every_site(role: Role, sites: list[str], every: bool) -> None:
+    """/metrics (issue 19): a token scoped to some sites must not see the others'."""
+    principal = Principal("t", role, frozenset(sites))
+    assert principal.sees_every_site is every

@@ -136,6 +136,21 @@ def _token(name: str, sha256: str = HEX_A, role: str = "editor", sites: str = '[
         pytest.param(
             "[server]\ncache_max_bytes = 0\n", ["server.cache_max_bytes"], id="cache-not-positive"
         ),
+        # issue 19's limits
+        pytest.param("[server]\nform_burst = 0\n", ["server.form_burst"], id="burst-zero"),
+        pytest.param(
+            "[server]\nform_rate_per_minute = 0\n", ["server.form_rate_per_minute"], id="rate-0"
+        ),
+        pytest.param(
+            "[server]\ninbox_max_submissions = 0\n", ["server.inbox_max_submissions"], id="inbox-0"
+        ),
+        pytest.param("[server]\ninbox_max_bytes = 10\n", ["server.inbox_max_bytes"], id="inbox-b"),
+        pytest.param(
+            "[server]\ndisk_reserve_bytes = -1\n", ["server.disk_reserve_bytes"], id="reserve-neg"
+        ),
+        pytest.param(
+            "[server]\nmax_snapshot_paths = 0\n", ["server.max_snapshot_paths"], id="paths-zero"
+        ),
         pytest.param(_token("t", role="root"), ["tokens[0].role"], id="unknown-role"),
         pytest.param('sites = "acme"\n', ["sites"], id="sites-not-a-table-array"),
         # listen addresses
