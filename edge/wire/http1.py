@@ -335,9 +335,10 @@ class Http1Protocol(asyncio.Protocol):
             task = self._loop.create_task(self._run(request, responder))
             self._task = task
             return
-        if len(pipeline) <= PIPELINE_MAX // 2:
+        if self._read_paused and len(pipeline) <= PIPELINE_MAX // 2:
             self.release_reading()
-        if not pipeline and self._task is None:
+        # (Checked here rather than in _settle: this runs after every cache hit.)
+        if not pipeline and self._task is None and (self._idle_timer is None or self.draining):
             self._settle()
 
     async def _run(self, request: Request, responder: Responder) -> None:
