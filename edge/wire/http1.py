@@ -163,10 +163,8 @@ class Http1Protocol(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(gone)
-        if self._task is not None and not self._task.done():
-            # A streaming answer notices at its next write; a task waiting on an
-            # upstream that never answers is the drain's to cut.
-            pass
+        # A task still answering notices at its next write (ConnectionResetError); one
+        # waiting on an upstream that never answers is the drain's to cut.
 
     def data_received(self, data: bytes) -> None:
         if self._stopped:
@@ -490,10 +488,6 @@ class Http1Protocol(asyncio.Protocol):
         self.draining = True
         if self._task is None and not self._pipeline and self._parsing is None:
             self.close()
-
-    @property
-    def busy(self) -> bool:
-        return self._task is not None
 
     def cancel(self) -> None:
         if self._task is not None:
