@@ -89,6 +89,14 @@ async def test_publish_through_a_is_served_by_b(
         assert "Traceback" not in node.log()
 
 
+def signal_node(node: EdgeServer, sig: int) -> None:
+    """Every process of a node: its supervisor, visitor workers and admin process."""
+    assert node.process is not None
+    admin = node.admin_pid()
+    for pid in [node.process.pid, *node.worker_pids(), *([admin] if admin else [])]:
+        os.kill(pid, sig)
+
+
 async def test_wait_all_answers_after_every_node_flipped(
     make_cluster: MakeCluster, session: aiohttp.ClientSession, db: asyncpg.Connection
 ) -> None:
@@ -116,7 +124,7 @@ async def test_wait_all_answers_after_every_node_flipped(
     # the publish itself is committed and served everywhere else.
     c = nodes["c"]
     assert c.process is not None
-    os.kill(c.process.pid, signal.SIGSTOP)
+    signal_node(c, signal.SIGSTOP)
     try:
         status, doc = await push_and_publish(a, "two", wait="all", wait_timeout=1)
         assert status == 504, doc
@@ -143,7 +151,7 @@ async def test_wait_all_answers_after_every_node_flipped(
             for line in result.stdout.splitlines()
         ), result.stdout
     finally:
-        os.kill(c.process.pid, signal.SIGCONT)
+        signal_node(c, signal.SIGCONT)
     await wait_for(lambda: serves(visitors["c"], "three"), what="node c catching up")
     await wait_for(
         lambda: all_current(a, {"node-a", "node-b", "node-c"}), what="node c current again"
@@ -166,7 +174,7 @@ async def test_lost_database_connection_recovers_with_the_right_snapshot(
     # Freeze b, cut every connection it has, publish meanwhile: b can only learn of
     # this publish by re-reading the pointers after it reconnects.
     assert b.process is not None
-    os.kill(b.process.pid, signal.SIGSTOP)
+    signal_node(b, signal.SIGSTOP)
     try:
         killed = await db.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -175,7 +183,7 @@ async def test_lost_database_connection_recovers_with_the_right_snapshot(
         assert killed >= 2  # the LISTEN connection and the pool
         await push_and_publish(api_a, "two")
     finally:
-        os.kill(b.process.pid, signal.SIGCONT)
+        signal_node(b, signal.SIGCONT)
     # b keeps answering (from memory) while it reconnects, then serves "two".
     seen: list[bool] = []
 
