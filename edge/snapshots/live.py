@@ -34,6 +34,8 @@ AskOthers = Callable[[Sequence[tuple[Env, Snapshot]]], Awaitable[None]]
 # manifest entry costs about this much once decoded (path, digest, type, struct).
 ENTRY_BYTES = 320
 LOADER_KEEP_BYTES = 256 * 1024 * 1024
+# Snapshots swapped out are released this much later, off the request that swapped.
+RETIRE_SECONDS = 1.0
 
 
 def estimated_bytes(snapshot: Snapshot) -> int:
@@ -138,6 +140,9 @@ class LivePointers:
         # Told how many snapshots a catch-up had to decode (none when the process
         # that moved the pointers had this one load them first).
         self.on_late_loads: Callable[[int], None] = _ignore_count
+        # Per pointer key: the (old, new) snapshot ids a preload warmed the cache for.
+        self._preloaded: dict[str, tuple[str | None, str]] = {}
+        self._retired: list[list[Snapshot]] = []  # swapped out, freed shortly after
 
     # -- the hot path --------------------------------------------------------------
 
@@ -172,7 +177,13 @@ class LivePointers:
         try:
             if self.prepare is not None:
                 for env, snapshot in fresh:
-                    await self.prepare(env, self.current(snapshot.site, env), snapshot)
+                    old = self.current(snapshot.site, env)
+                    if self._preloaded.get(pointer_key(snapshot.site, env)) == (
+                        None if old is None else old.id,
+                        snapshot.id,
+                    ):
+                        continue  # warmed when it was preloaded: not again on a visitor's time
+                    await self.prepare(env, old, snapshot)
         finally:
             if others is not None:
                 await others
@@ -188,11 +199,28 @@ class LivePointers:
         old = self.current(site, env)
         if self.prepare is not None and (old is None or old.id != snapshot.id):
             await self.prepare(env, old, snapshot)
+            self._preloaded[pointer_key(site, env)] = (None if old is None else old.id, snapshot.id)
 
     def swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
-        """Point environments at already loaded snapshots. Synchronous by design."""
+        """Point environments at already loaded snapshots. Synchronous by design.
+
+        The snapshots swapped out are kept a moment longer: freeing a large manifest
+        takes milliseconds, which must not fall on the request that caught up.
+        """
+        retired = []
         for env, snapshot in changes:
-            self._current[pointer_key(snapshot.site, env)] = snapshot
+            key = pointer_key(snapshot.site, env)
+            old = self._current.get(key)
+            if old is not None and old is not snapshot:
+                retired.append(old)
+            self._current[key] = snapshot
+            self._preloaded.pop(key, None)
+        if retired:
+            self._retired.append(retired)
+            try:
+                asyncio.get_running_loop().call_later(RETIRE_SECONDS, self._retired.pop, 0)
+            except RuntimeError:  # no loop (tests): freed at once
+                self._retired.clear()
 
     def committed(self) -> None:
         """This process committed (and swapped) a move: tell the other processes."""
