@@ -21,8 +21,9 @@ How it works:
    keep-alive connection, back to back; every latency is kept.
 3. Load phase (``--seconds``): the same visitor loop (in a process of its own, so
    the load generator's JSON work cannot delay it) while ``--creations``
-   snapshots of ``--paths`` paths are created at once, a diff of the two large snapshots is asked for in a loop, and a schedule is
-   added and cancelled in a loop (each add or cancel re-arms the timer).
+   snapshots of ``--paths`` paths are created at once, a diff of the two large
+   snapshots is asked for in a loop, and a schedule is added and cancelled in a
+   loop (each add or cancel re-arms the timer).
 4. Reported: p50, p99 and max visitor latency in both phases, and the p99 ratio.
    The machine is small and shared: the admin process competes for the same
    CPUs, so some rise is CPU contention; a stall of the visitor loop shows as a
