@@ -28,6 +28,7 @@ from edge.errors import (
     TooManyPaths,
 )
 from edge.router import Env
+from edge.snapshots.fromfiles import with_site_files, without_derived
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.manifest import apply_changes, bad_paths
 from edge.snapshots.merge import changed_paths, fixes_kept, unpublished_changes
@@ -151,7 +152,10 @@ async def _nobody_lags(_timeout: float) -> list[str]:
 
 
 def _content(snapshot: Snapshot | None) -> Content:
-    return EMPTY if snapshot is None else (snapshot.files, snapshot.settings)
+    # Without settings.from_files: derived from the files, remade by every _derive.
+    if snapshot is None:
+        return EMPTY
+    return (snapshot.files, without_derived(snapshot.settings))
 
 
 class Control:
@@ -239,6 +243,7 @@ class Control:
         manifest = apply_changes(base[0], upserts, delete)
         new_settings = dict(base[1]) if settings is None else settings
         self._check_size(manifest)
+        new_settings = await self._from_files(site, manifest, new_settings)
         check_servable(manifest, new_settings)
         return await self._derive(
             site,
@@ -260,6 +265,7 @@ class Control:
         actor: str,
     ) -> Snapshot:
         self._check_size(files)
+        settings = await self._from_files(site, files, settings)
         snapshot = Snapshot(
             id=new_snapshot_id(),
             site=site,
@@ -273,6 +279,14 @@ class Control:
         await self._store.create_snapshot(snapshot)
         self._loader.remember(snapshot)
         return snapshot
+
+    async def _from_files(
+        self, site: str, files: dict[str, ManifestEntry], settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        async def read(sha256: str) -> bytes | None:
+            return await self._store.get_blob(site, sha256)
+
+        return await with_site_files(files, settings, read)
 
     def _check_size(self, files: dict[str, ManifestEntry]) -> None:
         if len(files) > self._max_paths:

@@ -22,8 +22,16 @@ from edge.router import Env
 from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.settings import EMPTY_SETTINGS, CompiledSettings, compile_settings
+from edge.snapshots.sitefiles import SITE_FILES
 from edge.snapshots.store import Store
-from edge.visitor.representation import Representation, build, staging_robots_txt
+from edge.visitor.codings import CodedBodies
+from edge.visitor.representation import (
+    Representation,
+    build,
+    content_body,
+    staging_robots_txt,
+    wants_coding,
+)
 
 log = logging.getLogger("edge.visitor")
 
@@ -46,16 +54,26 @@ def snapshot_of(key: CacheKey) -> str:
 
 
 def resolve(path: str, files: Mapping[str, ManifestEntry]) -> str | None:
-    """The manifest key a request path serves (the one place paths are resolved)."""
-    return manifest_key(path, files)
+    """The manifest key a request path serves (the one place paths are resolved).
+
+    ``/_redirects`` and ``/_headers`` are rules (edge.snapshots.sitefiles), never served.
+    """
+    key = manifest_key(path, files)
+    return None if key in SITE_FILES else key
 
 
 class RepresentationCache:
     """Representations by cache key, filled from the store on a miss."""
 
-    def __init__(self, cache: ByteLRU[CacheKey, Representation], store: Store) -> None:
+    def __init__(
+        self,
+        cache: ByteLRU[CacheKey, Representation],
+        store: Store,
+        codings: CodedBodies | None = None,
+    ) -> None:
         self.lru = cache
         self._store = store
+        self.codings = codings if codings is not None else CodedBodies()
         self._building: dict[CacheKey, asyncio.Future[Representation]] = {}
         self._compiled: dict[str, CompiledSettings] = {}
 
@@ -113,12 +131,35 @@ class RepresentationCache:
         if blob is None:
             log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
             raise ContentUnavailable(f"blob {entry.sha256} of {snapshot.site} is missing")
-        extra = self.settings(snapshot).headers_for(key[1])
+        settings = self.settings(snapshot)
+        path, variant = key[1], key[2]
+        extra = settings.headers_for(path)
+        immutable = settings.immutable(path)
+        coded = None
+        if wants_coding(entry, variant):
+            # Compressed once per blob, in a thread (edge.visitor.codings).
+            body, injected = content_body(blob, entry, variant.env)
+            coded = await self.codings.get((entry.sha256, injected, variant.coding), body)
         if len(blob) > BUILD_IN_THREAD_BYTES:
             return await asyncio.to_thread(
-                build, blob, entry, snapshot_id=snapshot.id, variant=key[2], extra_headers=extra
+                build,
+                blob,
+                entry,
+                snapshot_id=snapshot.id,
+                variant=variant,
+                extra_headers=extra,
+                immutable=immutable,
+                coded=coded,
             )
-        return build(blob, entry, snapshot_id=snapshot.id, variant=key[2], extra_headers=extra)
+        return build(
+            blob,
+            entry,
+            snapshot_id=snapshot.id,
+            variant=variant,
+            extra_headers=extra,
+            immutable=immutable,
+            coded=coded,
+        )
 
     async def warm(self, env: Env, old: Snapshot | None, new: Snapshot) -> None:
         """Before ``env`` moves from ``old`` to ``new``: fill the cache for ``new``.

@@ -1,8 +1,9 @@
 """Ready-to-send representations of manifest entries. Pure: bytes in, bytes out.
 
 A representation is what the cache holds: the final body (noindex injected for
-staging and for production entries marked ``noindex``, gzip-compressed once for
-the gzip variants) with every response header already computed and already
+staging and for production entries marked ``noindex``; for the gzip, br and zstd
+variants of text types, the compressed body made once per blob by
+:mod:`edge.visitor.codings`) with every response header already computed and already
 written out as bytes (:class:`Wire`: the 200, HEAD and 304 answers, with and
 without HSTS), so a cache hit costs dictionary lookups and one write; only the
 ``Date`` line is added per request.
@@ -10,7 +11,6 @@ without HSTS), so a cache hit costs dictionary lookups and one write; only the
 
 from __future__ import annotations
 
-import gzip as gzip_codec
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,14 +23,16 @@ from edge.content_types import is_compressible, is_html, is_media
 from edge.noindex import ROBOTS_HEADER, STAGING_ROBOTS_TXT, inject_robots_meta
 from edge.router import Env
 from edge.snapshots.headers import check_writable
+from edge.snapshots.immutable import IMMUTABLE_CACHE_CONTROL
 from edge.snapshots.model import ManifestEntry
+from edge.visitor.codings import MIN_BYTES, encode
 from edge.wire.exchange import header_block, status_line
 
 STAGING_CACHE_CONTROL = "no-store"
 # Production content may change at any publish, so clients revalidate (cheap: 304).
 PRODUCTION_CACHE_CONTROL = "public, max-age=0, must-revalidate"
 _ENTRY_OVERHEAD = 1024  # headers, key and object bookkeeping, counted against the budget
-_GZIP_MIN_BYTES = 256
+_ETAG_SUFFIX = {"identity": "", "gzip": "z", "br": "b", "zstd": "d"}
 
 compressible = lru_cache(maxsize=256)(is_compressible)
 html = lru_cache(maxsize=256)(is_html)
@@ -109,6 +111,22 @@ def env_headers(env: Env, snapshot_id: str | None) -> dict[str, str]:
     return headers
 
 
+def content_body(blob: bytes, entry: ManifestEntry, env: Env) -> tuple[bytes, bool]:
+    """The identity body of ``entry`` in ``env`` and whether noindex was injected."""
+    if (env == "staging" or entry.noindex) and is_html(entry.content_type):
+        return inject_robots_meta(blob), True
+    return blob, False
+
+
+def wants_coding(entry: ManifestEntry, variant: Variant) -> bool:
+    """Whether ``variant`` of ``entry`` has a compressed body to make."""
+    return (
+        variant.coding != "identity"
+        and compressible(entry.content_type)
+        and entry.size >= MIN_BYTES
+    )
+
+
 def build(
     blob: bytes,
     entry: ManifestEntry,
@@ -116,25 +134,29 @@ def build(
     snapshot_id: str,
     variant: Variant,
     extra_headers: Mapping[str, str] | None = None,
+    immutable: bool = False,
+    coded: bytes | None = None,
 ) -> Representation:
     """The representation of ``entry`` (whose bytes are ``blob``) for ``variant``.
 
     ``extra_headers`` (from the snapshot's settings) never override what edge
     decides itself: type, validators, noindex, and staging's ``no-store``.
+    ``immutable``: production's default ``Cache-Control`` is the immutable one
+    (edge.snapshots.immutable); a ``Cache-Control`` in ``extra_headers`` wins.
+    ``coded``: the body already in ``variant``'s coding (edge.visitor.codings);
+    when absent it is compressed here.
     """
     env = variant.env
     noindex = env == "staging" or entry.noindex
-    body = blob
-    injected = noindex and is_html(entry.content_type)
-    if injected:
-        body = inject_robots_meta(body)
+    body, injected = content_body(blob, entry, env)
     can_compress = compressible(entry.content_type)
-    gzipped = False
-    if variant.gzip and can_compress and len(body) >= _GZIP_MIN_BYTES:
-        packed = gzip_codec.compress(body, compresslevel=6, mtime=0)
+    coding = variant.coding
+    used = "identity"
+    if coding != "identity" and can_compress and len(body) >= MIN_BYTES:
+        packed = coded if coded is not None else encode(body, coding)
         if len(packed) < len(body):
-            body, gzipped = packed, True
-    tag = ("n" if injected else "o") + ("z" if gzipped else "")
+            body, used = packed, coding
+    tag = ("n" if injected else "o") + _ETAG_SUFFIX[used]
     etag = f'"{entry.sha256[:40]}-{tag}"'
     return _assemble(
         body,
@@ -144,9 +166,10 @@ def build(
         snapshot_id=snapshot_id,
         noindex=noindex,
         vary=can_compress,
-        gzipped=gzipped,
+        coding=used,
         ranges=rangeable(entry.content_type),
         extra=extra_headers,
+        immutable=immutable,
     )
 
 
@@ -161,7 +184,7 @@ def staging_robots_txt(snapshot_id: str) -> Representation:
         snapshot_id=snapshot_id,
         noindex=True,
         vary=False,
-        gzipped=False,
+        coding="identity",
         ranges=False,
     )
 
@@ -175,9 +198,10 @@ def _assemble(
     snapshot_id: str,
     noindex: bool,
     vary: bool,
-    gzipped: bool,
+    coding: str,
     ranges: bool,
     extra: Mapping[str, str] | None = None,
+    immutable: bool = False,
 ) -> Representation:
     # Case-insensitive: a snapshot's "cache-control" must not sit beside (or
     # survive) the Cache-Control edge decides.
@@ -187,14 +211,16 @@ def _assemble(
     common.update(env_headers(env, snapshot_id))
     if noindex:
         common["X-Robots-Tag"] = ROBOTS_HEADER
-    common.setdefault("Cache-Control", PRODUCTION_CACHE_CONTROL)
+    common.setdefault(
+        "Cache-Control", IMMUTABLE_CACHE_CONTROL if immutable else PRODUCTION_CACHE_CONTROL
+    )
     common["ETag"] = etag
     if vary:
         common["Vary"] = "Accept-Encoding"
     full = common.copy()
     full["Content-Type"] = content_type
-    if gzipped:
-        full["Content-Encoding"] = "gzip"
+    if coding != "identity":
+        full["Content-Encoding"] = coding
     if ranges:
         full["Accept-Ranges"] = "bytes"
     # Once per representation, never per request: a header no writer would send
