@@ -129,6 +129,10 @@ def parse_redirects(text: str) -> list[RedirectRule]:
         if len(parts) < 2:
             raise BadRequest(f"{where}: expected 'from to [status][!]', got {line!r}")
         from_, to, rest = parts[0], parts[1], parts[2:]
+        if "=" in to and not to.startswith(("/", "http://", "https://")):
+            raise BadRequest(
+                f"{where}: query-parameter conditions ({to}) are not supported by edge"
+            )
         problem = pattern_problem(from_)
         if problem is not None:
             raise BadRequest(f"{where}: {problem}")
