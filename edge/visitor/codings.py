@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip as gzip_codec
+import logging
 from collections import OrderedDict
 
 import brotli
 import zstandard
+
+log = logging.getLogger("edge.visitor")
 
 CodedKey = tuple[str, bool, str]  # (blob sha256, noindex injected, coding)
 MIN_BYTES = 256  # below this a coding saves nothing worth a header
@@ -46,10 +49,28 @@ class CodedBodies:
         self._size = 0
         self._max = max_bytes
         self._pending: dict[CodedKey, asyncio.Future[bytes]] = {}
+        self._background: set[asyncio.Task[bytes]] = set()
         self.encoded = 0  # compressions run (each body and coding once while kept)
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def ready(self, key: CodedKey) -> bool:
+        """Whether ``key``'s bytes are made (a :meth:`get` would not wait)."""
+        return key in self._data
+
+    def start(self, key: CodedKey, body: bytes) -> None:
+        """Make ``key``'s bytes in the background (once), for the requests to come."""
+        if key in self._data or key in self._pending:
+            return
+        task = asyncio.ensure_future(self.get(key, body))
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[bytes]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("compressing a body failed", exc_info=task.exception())
 
     async def get(self, key: CodedKey, body: bytes) -> bytes:
         """``body`` (whose identity is ``key``) in ``key``'s coding, compressed at most once."""

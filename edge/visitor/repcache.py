@@ -16,7 +16,8 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from edge.cache import ByteLRU, CacheKey, Variant
+from edge.cache import ByteLRU, CacheKey, Variant, variant_for
+from edge.cache.keys import IDENTITY
 from edge.paths import manifest_key
 from edge.router import Env
 from edge.snapshots.headers import UnwritableHeaders
@@ -42,6 +43,9 @@ BUILD_IN_THREAD_BYTES = 256 * 1024
 # How long a swap may spend preparing the new snapshot's cache entries before the
 # commit: copying unchanged pages and rebuilding changed ones.
 WARM_BUILD_SECONDS = 0.003
+# A body up to this size is compressed before its first answer (Brotli 11 takes
+# about 0.1 s here); a larger one is answered uncompressed while a thread does it.
+AWAIT_CODING_BYTES = 64 * 1024
 _COMPILED_KEEP = 64  # compiled settings kept per process (a few per site)
 
 
@@ -113,20 +117,26 @@ class RepresentationCache:
         future: asyncio.Future[Representation] = asyncio.get_running_loop().create_future()
         self._building[key] = future
         try:
-            rep = await self._build(snapshot, entry, key)
+            rep, keep = await self._build(snapshot, entry, key)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: only the waiters re-raise it
             raise
         finally:
             del self._building[key]
-        self.lru.put(key, rep)
+        if keep:
+            self.lru.put(key, rep)
         future.set_result(rep)
         return rep
 
     async def _build(
         self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey
-    ) -> Representation:
+    ) -> tuple[Representation, bool]:
+        """The representation for ``key`` and whether to keep it.
+
+        A large body whose compressed bytes are not made yet is answered as it is
+        (not kept) while a thread compresses it: the next request gets the coding.
+        """
         blob = await self._store.get_blob(snapshot.site, entry.sha256)
         if blob is None:
             log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
@@ -135,13 +145,18 @@ class RepresentationCache:
         path, variant = key[1], key[2]
         extra = settings.headers_for(path)
         immutable = settings.immutable(path)
-        coded = None
+        coded, keep = None, True
         if wants_coding(entry, variant):
             # Compressed once per blob, in a thread (edge.visitor.codings).
             body, injected = content_body(blob, entry, variant.env)
-            coded = await self.codings.get((entry.sha256, injected, variant.coding), body)
+            coded_key = (entry.sha256, injected, variant.coding)
+            if len(body) <= AWAIT_CODING_BYTES or self.codings.ready(coded_key):
+                coded = await self.codings.get(coded_key, body)
+            else:
+                self.codings.start(coded_key, body)
+                variant, keep = variant_for(variant.env, IDENTITY), False
         if len(blob) > BUILD_IN_THREAD_BYTES:
-            return await asyncio.to_thread(
+            rep = await asyncio.to_thread(
                 build,
                 blob,
                 entry,
@@ -151,7 +166,8 @@ class RepresentationCache:
                 immutable=immutable,
                 coded=coded,
             )
-        return build(
+            return rep, keep
+        rep = build(
             blob,
             entry,
             snapshot_id=snapshot.id,
@@ -160,6 +176,7 @@ class RepresentationCache:
             immutable=immutable,
             coded=coded,
         )
+        return rep, keep
 
     async def warm(self, env: Env, old: Snapshot | None, new: Snapshot) -> None:
         """Before ``env`` moves from ``old`` to ``new``: fill the cache for ``new``.
@@ -191,6 +208,8 @@ class RepresentationCache:
                 lru.put(new_key, rep.for_snapshot(new.id))
             elif entry is not None and loop.time() < deadline:
                 try:
-                    lru.put(new_key, await self._build(new, entry, new_key))
+                    rep, keep = await self._build(new, entry, new_key)
+                    if keep:
+                        lru.put(new_key, rep)
                 except UnwritableHeaders:
                     continue  # answered (a counted 500) when asked for, never a failed swap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
 import brotli
@@ -14,6 +15,7 @@ from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, Api, Visit
 PAGE = b"<html><head><title>t</title></head><body>" + b"<p>hi</p>\n" * 400 + b"</body></html>"
 SCRIPT = b"export function f(x) { return x * 2 }\n" * 300
 SVG = b"<svg xmlns='http://www.w3.org/2000/svg'>" + b"<rect width='1'/>" * 200 + b"</svg>"
+WASM = b"\x00asm\x01\x00\x00\x00" + b"\x01\x07\x01\x60\x02\x7f\x7f\x01\x7f" * 100
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 DECODE = {
@@ -43,7 +45,13 @@ CHOICES = [
 async def test_each_coding_decodes_to_the_original_and_q_values_choose(
     api: Api, visitor: Visitor, env: str
 ) -> None:
-    files = {"/index.html": PAGE, "/app.js": SCRIPT, "/logo.svg": SVG, "/img.png": PNG}
+    files = {
+        "/index.html": PAGE,
+        "/app.js": SCRIPT,
+        "/logo.svg": SVG,
+        "/app.wasm": WASM,
+        "/img.png": PNG,
+    }
     await api.push("acme", files, env=env)
     host = PRODUCTION_HOST if env == "production" else STAGING_HOST
     for path, original in files.items():
@@ -120,3 +128,27 @@ async def test_immutable_is_configurable_and_headers_win(api: Api, visitor: Visi
         json={"files": {}, "settings": {"immutable": {"prefixes": ["build/"]}}},
     )
     assert status == 400 and doc["error"]["message"].startswith("settings.immutable.prefixes[0]")
+
+
+async def test_a_large_body_is_answered_at_once_and_coded_for_the_next_requests(
+    api: Api, visitor: Visitor
+) -> None:
+    big = b"".join(
+        b"line %d of a large stylesheet { color: #%06x }\n" % (i, i) for i in range(6000)
+    )
+    assert len(big) > 256 * 1024
+    await api.push("acme", {"/big.css": big}, env="production")
+    seen: list[str | None] = []
+    for _ in range(400):
+        status, headers, body = await visitor.get(
+            PRODUCTION_HOST, "/big.css", headers={"Accept-Encoding": "br"}
+        )
+        coding = headers.get("Content-Encoding")
+        seen.append(coding)
+        assert status == 200
+        assert (body if coding is None else DECODE[coding](body)) == big
+        if coding == "br":
+            break
+        await asyncio.sleep(0.05)
+    assert seen[-1] == "br", seen
+    assert set(seen) <= {None, "br"}
