@@ -163,10 +163,8 @@ class Http1Protocol(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(gone)
-        if self._task is not None and not self._task.done():
-            # A streaming answer notices at its next write; a task waiting on an
-            # upstream that never answers is the drain's to cut.
-            pass
+        # A task still answering notices at its next write (ConnectionResetError); one
+        # waiting on an upstream that never answers is the drain's to cut.
 
     def data_received(self, data: bytes) -> None:
         if self._stopped:
@@ -335,9 +333,10 @@ class Http1Protocol(asyncio.Protocol):
             task = self._loop.create_task(self._run(request, responder))
             self._task = task
             return
-        if len(pipeline) <= PIPELINE_MAX // 2:
+        if self._read_paused and len(pipeline) <= PIPELINE_MAX // 2:
             self.release_reading()
-        if not pipeline and self._task is None:
+        # (Checked here rather than in _settle: this runs after every cache hit.)
+        if not pipeline and self._task is None and (self._idle_timer is None or self.draining):
             self._settle()
 
     async def _run(self, request: Request, responder: Responder) -> None:
@@ -489,10 +488,6 @@ class Http1Protocol(asyncio.Protocol):
         self.draining = True
         if self._task is None and not self._pipeline and self._parsing is None:
             self.close()
-
-    @property
-    def busy(self) -> bool:
-        return self._task is not None
 
     def cancel(self) -> None:
         if self._task is not None:
