@@ -156,7 +156,16 @@ class RedirectTable:
                 return None
             index, params = hit
         rule = self.rules[index]
-        return Redirected(rule, substitute(rule.to, params, quoted=not rule.rewrite))
+        if rule.rewrite:
+            return Redirected(rule, substitute(rule.to, params, quoted=False))
+        return Redirected(rule, ascii_location(substitute(rule.to, params, quoted=True)))
+
+
+def ascii_location(location: str) -> str:
+    """A Location as written on the wire: non-ASCII characters percent-encoded (UTF-8)."""
+    if location.isascii():
+        return location
+    return "".join(c if c.isascii() else quote(c) for c in location)
 
 
 def with_query(location: str, query: str) -> str:

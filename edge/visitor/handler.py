@@ -12,7 +12,9 @@ Two ways in, both from the visitor wire (:mod:`edge.wire.http1`):
   redirects, staging's preview gate (:mod:`edge.visitor.gate`), edge's own
   endpoints under ``/_edge/`` (forms: :mod:`edge.visitor.submission`), the
   environment's upstreams (:mod:`edge.visitor.upstream`), the snapshot's
-  redirects, content from the representation cache
+  redirects (``settings.redirects``, then ``_redirects``: :mod:`edge.snapshots.rules`,
+  whose 200 rewrites are remembered for :meth:`hit` like any content answer),
+  content from the representation cache
   (:mod:`edge.visitor.repcache`), staging's read-through to production's media,
   then the 404 page. Every content answer it sends through the cache is
   remembered for :meth:`hit`.

@@ -42,6 +42,7 @@ def test_statuses_force_and_defaults() -> None:
         ("/a.html /b 301!", "/a.html", True, "/b"),
         ("/x/* /y/:splat", "/x/é ü", False, "/y/%C3%A9%20%C3%BC"),  # quoted in a Location
         ("/x/* /y/:splat 200", "/x/é", False, "/y/é"),  # a rewrite path stays decoded
+        ("/über /café/:x", "/über", False, "/caf%C3%A9/:x"),  # unbound name kept, ASCII out
     ],
 )
 def test_matching(rules: str, path: str, exists: bool, expected: str | None) -> None:
