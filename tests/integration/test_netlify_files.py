@@ -10,12 +10,13 @@ the rules travelling with the snapshot (staging first, then production).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edge.noindex import inject_robots_meta
-from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, Api, Visitor
+from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, Api, EdgeServer, Visitor
 
 REDIRECTS = b"""\
 # Netlify's examples, and Cloudflare Pages' (which shares the syntax)
@@ -236,3 +237,27 @@ async def test_a_rewrite_to_another_origin_needs_an_upstream(api: Api, visitor: 
     await api.push("acme", files, env="production")
     status, _, body = await visitor.get(PRODUCTION_HOST, "/api/users")
     assert status == 502 and b"not an upstream" in body
+
+
+async def test_edge_push_of_a_built_site_carries_its_files(
+    server: EdgeServer, visitor: Visitor, tmp_path: Path
+) -> None:
+    """The CLI uploads ``_redirects`` / ``_headers`` as files; the server compiles them."""
+    site = tmp_path / "dist"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_bytes(PAGES["/index.html"])
+    (site / "assets" / "index-BvK3x2aZ.js").write_bytes(b"f()")
+    (site / "_redirects").write_bytes(b"/*  /index.html  200\n")
+    (site / "_headers").write_bytes(b"/*\n  X-Frame-Options: DENY\n")
+    assert server.cli("push", str(site), "--site", "acme", "--env", "production").returncode == 0
+    status, headers, body = await visitor.get(PRODUCTION_HOST, "/dashboard/settings")
+    assert (status, body, headers["X-Frame-Options"]) == (200, PAGES["/index.html"], "DENY")
+    _, headers, _ = await visitor.get(PRODUCTION_HOST, "/assets/index-BvK3x2aZ.js")
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # A bad line: the push is refused naming file and line, production unchanged.
+    (site / "_redirects").write_bytes(b"/*  /index.html  200\n/old\n")
+    refused = server.cli("push", str(site), "--site", "acme", "--env", "production")
+    assert refused.returncode != 0
+    assert "_redirects:2: expected 'from to [status][!]'" in refused.stderr
+    status, _, body = await visitor.get(PRODUCTION_HOST, "/dashboard/settings")
+    assert (status, body) == (200, PAGES["/index.html"])
