@@ -29,6 +29,8 @@ from edge.admin_api.schemas import (
     EnvironmentSet,
     FormsDeleted,
     FormSubmissionList,
+    GcRequest,
+    GcResult,
     HistoryList,
     MissingBlobsRequest,
     MissingBlobsResponse,
@@ -441,6 +443,19 @@ class AdminApi:
         )
         return json_response(_moved_doc(moved))
 
+    # -- retention -----------------------------------------------------------------
+
+    async def gc(self, request: web.Request) -> web.Response:
+        """Remove (or with ``dry_run`` count) what the retention policy no longer keeps."""
+        site, _ = self._authorize(request, "admin")
+        payload = decode(GcRequest, await self._json_body(request))
+        done = await self._control.collect(site, dry_run=payload.dry_run)
+        return json_response(
+            GcResult(
+                dry_run=done.dry_run, snapshots=done.snapshots, blobs=done.blobs, bytes=done.bytes
+            )
+        )
+
     # -- schedules -----------------------------------------------------------------
 
     async def add_schedule(self, request: web.Request) -> web.Response:
@@ -686,5 +701,6 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_get(f"{prefix}/analytics/{{env}}", api.analytics)
     app.router.add_get(f"{prefix}/webhooks/{{env}}", api.webhook_deliveries)
     app.router.add_post(f"{prefix}/preview-links", api.preview_link)
+    app.router.add_post(f"{prefix}/gc", api.gc)
     add_ui_routes(app)  # the operator dashboard, /ui/ (static files, no data)
     return app

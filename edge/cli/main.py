@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to")
     p.set_defaults(func=_admin_command(commands.cmd_rollback))
 
+    p = admin("gc", "remove snapshots and blobs the retention policy no longer keeps")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.set_defaults(func=_admin_command(commands.cmd_gc))
+
     p = admin("history", "every pointer move, newest first")
     p.add_argument("--env", choices=["staging", "production"])
     p.add_argument("--limit", type=int, default=50)

@@ -26,7 +26,13 @@ from edge.snapshots.model import (
     PointerMove,
     utc_now,
 )
-from edge.snapshots.retention import Collected, Retention, kept_snapshots, rfc3339
+from edge.snapshots.retention import (
+    Collected,
+    Retention,
+    collected_refusal,
+    kept_snapshots,
+    rfc3339,
+)
 from edge.snapshots.rows import POINTER_COLUMNS, pointer_from_row
 from edge.snapshots.store import check_expected
 
@@ -144,6 +150,10 @@ async def apply_moves(
                     move.env,
                 )
             continue
+        # Serialized with collections (same lock): a snapshot collected after the
+        # caller loaded it is refused here, never pointed at.
+        if await was_collected(db, site, move.to):
+            raise collected_refusal(move.to)
         await db.execute(
             "INSERT INTO pointers (site, env, snapshot, base, updated_at, actor)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, env) DO UPDATE SET"

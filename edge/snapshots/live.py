@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from edge.router import Env, Route
 from edge.snapshots.generation import SharedCounters
@@ -52,6 +52,11 @@ class SnapshotLoader:
         self._loaded.move_to_end(key)
         while len(self._loaded) > self._keep:
             self._loaded.popitem(last=False)
+
+    def forget(self, site: str, snapshot_ids: Sequence[str]) -> None:
+        """Drop snapshots a collection removed."""
+        for snapshot_id in snapshot_ids:
+            self._loaded.pop((site, snapshot_id), None)
 
     async def load(self, site: str, snapshot_id: str) -> Snapshot | None:
         key = (site, snapshot_id)

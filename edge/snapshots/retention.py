@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge.config import RetentionConfig as Retention
+from edge.errors import Conflict
 
-__all__ = ["Collected", "Retention", "kept_snapshots", "rfc3339"]
+__all__ = ["Collected", "Retention", "collected_refusal", "kept_snapshots", "rfc3339"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +56,11 @@ def kept_snapshots(
     for group in (pointers, schedules, previews, production_moves, young):
         kept.update(i for i in group if i is not None)
     return kept
+
+
+def collected_refusal(snapshot_id: str) -> Conflict:
+    """The answer to a move onto a snapshot a collection removed."""
+    return Conflict(
+        f"snapshot {snapshot_id} was removed by garbage collection (the retention policy"
+        " no longer kept it); its history stays, but nothing can point at it again"
+    )
