@@ -11,7 +11,7 @@ generation and NOTIFY) stays in the backend, around these calls.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -211,12 +211,20 @@ async def was_collected(db: Sql, site: str, snapshot_id: str) -> bool:
 
 
 async def collect(
-    db: Sql, site: str, policy: Retention, *, dry_run: bool, now: float
+    db: Sql,
+    site: str,
+    policy: Retention,
+    *,
+    dry_run: bool,
+    now: float,
+    lock_blobs: Callable[[list[str]], Awaitable[None]] | None = None,
 ) -> tuple[Collected, list[str]]:
     """Remove what ``policy`` does not keep, inside the backend's serialized transaction.
 
     Returns what went and the hashes whose rows went (their bytes may now be
-    unreferenced: the backend removes those no site holds any more, after commit).
+    unreferenced: the backend removes those no site holds any more). ``lock_blobs``
+    is called with those hashes (sorted) before any row goes: PostgreSQL takes the
+    per-blob locks uploads take, in the same order they would be waited on.
     """
     young = rfc3339(now - policy.grace_seconds)
     snapshots = await db.fetch("SELECT id, created_at FROM snapshots WHERE site = ?", site)
@@ -255,14 +263,15 @@ async def collect(
         now - policy.grace_seconds,
     )
     unreferenced = [(row[0], int(row[1])) for row in blobs if row[0] not in referenced]
-    result = Collected(
-        dry_run=dry_run,
-        snapshots=doomed,
-        blobs=len(unreferenced),
-        bytes=sum(size for _, size in unreferenced),
-    )
     if dry_run:
-        return result, []
+        return Collected(
+            dry_run=True,
+            snapshots=doomed,
+            blobs=len(unreferenced),
+            bytes=sum(size for _, size in unreferenced),
+        ), []
+    if lock_blobs is not None:
+        await lock_blobs(sorted(sha256 for sha256, _ in unreferenced))
     at = utc_now()
     for snapshot_id in doomed:
         await db.execute("DELETE FROM snapshots WHERE site = ? AND id = ?", site, snapshot_id)
@@ -273,10 +282,26 @@ async def collect(
             snapshot_id,
             at,
         )
-    for sha256, _ in unreferenced:
-        await db.execute("DELETE FROM blobs WHERE site = ? AND sha256 = ?", site, sha256)
+    released: list[tuple[str, int]] = []
+    for sha256, size in unreferenced:
+        # Touched again meanwhile (an upload that waited for nothing, or committed
+        # while lock_blobs waited): it stays.
+        deleted = await db.execute(
+            "DELETE FROM blobs WHERE site = ? AND sha256 = ? AND touched_at < ?",
+            site,
+            sha256,
+            now - policy.grace_seconds,
+        )
+        if deleted:
+            released.append((sha256, size))
     await db.execute("DELETE FROM preview_links WHERE site = ? AND expires <= ?", site, now)
-    return result, [sha256 for sha256, _ in unreferenced]
+    result = Collected(
+        dry_run=False,
+        snapshots=doomed,
+        blobs=len(released),
+        bytes=sum(size for _, size in released),
+    )
+    return result, [sha256 for sha256, _ in released]
 
 
 async def unheld(db: Sql, hashes: Sequence[str]) -> list[str]:

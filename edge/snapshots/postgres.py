@@ -345,10 +345,19 @@ class PostgresStore:
             # The site's pointer lock: no move or snapshot races the reading of what
             # is referenced.
             await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", site)
-            result, released = await core.collect(PgSql(db), site, policy, dry_run=dry_run, now=now)
+
+            async def lock_blobs(hashes: list[str]) -> None:
+                # Before any row goes, in sorted order: an upload of one of these
+                # blobs holds its lock until it commits, and takes no other.
+                for sha256 in hashes:
+                    await db.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", sha256
+                    )
+
+            result, released = await core.collect(
+                PgSql(db), site, policy, dry_run=dry_run, now=now, lock_blobs=lock_blobs
+            )
             gone: list[str] = []
-            for sha256 in sorted(released):
-                await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", sha256)
             for sha256 in await core.unheld(PgSql(db), sorted(released)):
                 await db.execute("DELETE FROM blob_chunks WHERE sha256 = $1", sha256)
                 gone.append(sha256)
