@@ -235,4 +235,3 @@ def test_the_recorder_writes_access_lines_as_configured(
 
 def lines_of(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines() if path.exists() else []
-
