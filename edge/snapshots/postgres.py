@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import secrets
 import tempfile
 import time
@@ -75,6 +76,7 @@ from edge.snapshots.rows import (
 )
 from edge.snapshots.store import ClusterStore
 
+log = logging.getLogger("edge.store")
 CHUNK_BYTES = 1024 * 1024  # one blob_chunks row
 
 _encoder = msgspec.json.Encoder()
@@ -157,6 +159,7 @@ class PostgresStore:
         self._pool = pool
         self._cache = cache
         self._fetching: dict[str, asyncio.Future[None]] = {}
+        self._background: set[asyncio.Future[None]] = set()
 
     @classmethod
     async def open(
@@ -197,6 +200,8 @@ class PostgresStore:
         return self
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         await self._pool.close()
 
     @asynccontextmanager
@@ -317,6 +322,25 @@ class PostgresStore:
         finally:
             del self._fetching[sha256]
         future.set_result(None)
+
+    async def prefetch_blobs(self, site: str, hashes: Sequence[str], *, seconds: float) -> None:
+        wanted = [h for h in hashes if not self._cache.has(h)]
+        if not wanted:
+            return
+        task = asyncio.ensure_future(self._prefetch(site, wanted))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), seconds)
+        except TimeoutError:
+            log.info("%d blob(s) of %s still coming to this node's cache", len(wanted), site)
+
+    async def _prefetch(self, site: str, hashes: Sequence[str]) -> None:
+        for sha256 in hashes:
+            try:
+                await self.blob_file(site, sha256)
+            except Exception as exc:  # a visitor's request fetches it again
+                log.warning("prefetching blob %s of %s failed: %s", sha256, site, exc)
 
     async def get_blob(self, site: str, sha256: str) -> bytes | None:
         path = await self.blob_file(site, sha256)

@@ -395,6 +395,9 @@ class SqliteStore:
         path = self._blobs.path(sha256)
         return path if path.is_file() else None
 
+    async def prefetch_blobs(self, site: str, hashes: Sequence[str], *, seconds: float) -> None:
+        return None  # the files are the store: always local
+
     async def get_blob(self, site: str, sha256: str) -> bytes | None:
         path = await self.blob_file(site, sha256)
         if path is None:

@@ -67,6 +67,11 @@ class Store(Protocol):
         """
         ...
 
+    async def prefetch_blobs(self, site: str, hashes: Sequence[str], *, seconds: float) -> None:
+        """Bring blobs to this node's disk, waiting at most ``seconds`` (the rest go on
+        in the background); nothing to do where every blob is already local."""
+        ...
+
     async def get_blob(self, site: str, sha256: str) -> bytes | None:
         """A blob's bytes read whole (small blobs only), or ``None``."""
         ...
