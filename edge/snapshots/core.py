@@ -19,11 +19,18 @@ import msgspec
 from edge.errors import Conflict
 from edge.router import ENVS, Env
 from edge.snapshots.model import (
+    FormSubmission,
     HistoryEntry,
+    InboxUsage,
     ManifestEntry,
     OutboxEvent,
+    OutboxItem,
+    PageViews,
     Pointer,
     PointerMove,
+    Schedule,
+    Snapshot,
+    SnapshotInfo,
     utc_now,
 )
 from edge.snapshots.retention import (
@@ -33,10 +40,19 @@ from edge.snapshots.retention import (
     kept_snapshots,
     rfc3339,
 )
-from edge.snapshots.rows import POINTER_COLUMNS, pointer_from_row
+from edge.snapshots.rows import (
+    OUTBOX_COLUMNS,
+    POINTER_COLUMNS,
+    SCHEDULE_COLUMNS,
+    outbox_item_from_row,
+    pointer_from_row,
+    schedule_from_row,
+)
 from edge.snapshots.store import check_expected
 
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
+_settings_decoder = msgspec.json.Decoder(dict[str, Any])
+_fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
 
 
 class Sql(Protocol):
@@ -311,3 +327,151 @@ async def unheld(db: Sql, hashes: Sequence[str]) -> list[str]:
         if not await db.fetch("SELECT 1 FROM blobs WHERE sha256 = ? LIMIT 1", sha256):
             gone.append(sha256)
     return gone
+
+
+# -- reads both backends answer alike ---------------------------------------------------
+
+
+async def get_snapshot(db: Sql, site: str, snapshot_id: str) -> Snapshot | None:
+    rows = await db.fetch(
+        "SELECT parent, message, created_at, actor, manifest, settings"
+        " FROM snapshots WHERE site = ? AND id = ?",
+        site,
+        snapshot_id,
+    )
+    if not rows:
+        return None
+    parent, message, created_at, actor, manifest, settings = rows[0]
+    return Snapshot(
+        id=snapshot_id,
+        site=site,
+        parent=parent,
+        message=message,
+        created_at=created_at,
+        actor=actor,
+        files=_manifest_decoder.decode(manifest),
+        settings=_settings_decoder.decode(settings),
+    )
+
+
+async def list_snapshots(
+    db: Sql, site: str, *, limit: int, before: str | None
+) -> list[SnapshotInfo]:
+    query, args = page(
+        "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
+        site,
+        [("id < ?", before)],
+        order="id DESC",
+        limit=limit,
+    )
+    return [
+        SnapshotInfo(
+            id=r[0], parent=r[1], message=r[2], created_at=r[3], files=int(r[4]), actor=r[5]
+        )
+        for r in await db.fetch(query, *args)
+    ]
+
+
+async def all_pointers(db: Sql) -> list[Pointer]:
+    return [pointer_from_row(r) for r in await db.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers")]
+
+
+async def history(
+    db: Sql, site: str, *, env: Env | None, limit: int, before: int | None
+) -> list[HistoryEntry]:
+    query, args = page(
+        "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
+        site,
+        [("env = ?", env), ("id < ?", before)],
+        order="id DESC",
+        limit=limit,
+    )
+    return [
+        HistoryEntry(id=int(r[0]), at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6])
+        for r in await db.fetch(query, *args)
+    ]
+
+
+async def list_schedules(db: Sql, site: str, *, status: str | None, limit: int) -> list[Schedule]:
+    query, args = page(
+        f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
+        site,
+        [("status = ?", status)],
+        order="at DESC, id DESC",
+        limit=limit,
+    )
+    return [schedule_from_row(r) for r in await db.fetch(query, *args)]
+
+
+async def get_schedule(db: Sql, site: str, schedule_id: str) -> Schedule | None:
+    rows = await db.fetch(
+        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?", site, schedule_id
+    )
+    return schedule_from_row(rows[0]) if rows else None
+
+
+async def pending_schedules(db: Sql) -> list[Schedule]:
+    rows = await db.fetch(
+        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
+    )
+    return [schedule_from_row(r) for r in rows]
+
+
+async def list_form_submissions(
+    db: Sql, site: str, env: Env, *, form: str | None, limit: int, before: int | None
+) -> list[FormSubmission]:
+    query, args = page(
+        "SELECT id, env, form, at, fields FROM form_submissions",
+        site,
+        [("env = ?", env), ("form = ?", form), ("id < ?", before)],
+        order="id DESC",
+        limit=limit,
+    )
+    return [
+        FormSubmission(
+            id=int(r[0]),
+            site=site,
+            env=r[1],
+            form=r[2],
+            at=r[3],
+            fields=_fields_decoder.decode(r[4]),
+        )
+        for r in await db.fetch(query, *args)
+    ]
+
+
+async def inbox_usage(db: Sql, site: str, env: Env) -> InboxUsage:
+    rows = await db.fetch(
+        "SELECT submissions, bytes FROM inbox_usage WHERE site = ? AND env = ?", site, env
+    )
+    if not rows:
+        return InboxUsage(submissions=0, bytes=0)
+    return InboxUsage(submissions=int(rows[0][0]), bytes=int(rows[0][1]))
+
+
+async def page_views(
+    db: Sql, site: str, env: Env, *, first_day: str, last_day: str, limit: int
+) -> list[PageViews]:
+    rows = await db.fetch(
+        "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
+        " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
+        site,
+        env,
+        first_day,
+        last_day,
+        limit,
+    )
+    return [PageViews(path=r[0], day=r[1], views=int(r[2])) for r in rows]
+
+
+async def list_outbox(
+    db: Sql, site: str, env: Env, *, limit: int, before: int | None
+) -> list[OutboxItem]:
+    query, args = page(
+        f"SELECT {OUTBOX_COLUMNS} FROM outbox",
+        site,
+        [("env = ?", env), ("id < ?", before)],
+        order="id DESC",
+        limit=limit,
+    )
+    return [outbox_item_from_row(r) for r in await db.fetch(query, *args)]

@@ -68,11 +68,8 @@ from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL, migrat
 from edge.snapshots.retention import Collected, Retention
 from edge.snapshots.rows import (
     OUTBOX_COLUMNS,
-    POINTER_COLUMNS,
     SCHEDULE_COLUMNS,
     outbox_item_from_row,
-    pointer_from_row,
-    schedule_from_row,
 )
 from edge.snapshots.store import ClusterStore
 
@@ -422,44 +419,13 @@ class PostgresStore:
 
     @_reachable
     async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
-        row = await self._pool.fetchrow(
-            "SELECT parent, message, created_at, actor, manifest, settings"
-            " FROM snapshots WHERE site = $1 AND id = $2",
-            site,
-            snapshot_id,
-        )
-        if row is None:
-            return None
-        parent, message, created_at, actor, manifest, settings = row
-        return Snapshot(
-            id=snapshot_id,
-            site=site,
-            parent=parent,
-            message=message,
-            created_at=created_at,
-            actor=actor,
-            files=_manifest_decoder.decode(manifest),
-            settings=_settings_decoder.decode(settings),
-        )
+        return await core.get_snapshot(PgSql(self._pool), site, snapshot_id)
 
     @_reachable
     async def list_snapshots(
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
-        query, args = _page(
-            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
-            site,
-            [("id < {}", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [
-            SnapshotInfo(
-                id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
-            )
-            for r in rows
-        ]
+        return await core.list_snapshots(PgSql(self._pool), site, limit=limit, before=before)
 
     # -- pointers ------------------------------------------------------------------
 
@@ -469,8 +435,7 @@ class PostgresStore:
 
     @_reachable
     async def all_pointers(self) -> list[Pointer]:
-        rows = await self._pool.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers")
-        return [pointer_from_row(r) for r in rows]
+        return await core.all_pointers(PgSql(self._pool))
 
     @_reachable
     async def move_pointers(
@@ -503,20 +468,7 @@ class PostgresStore:
     async def history(
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
-        query, args = _page(
-            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
-            site,
-            [("env = {}", env), ("id < {}", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [
-            HistoryEntry(
-                id=int(r[0]), at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6]
-            )
-            for r in rows
-        ]
+        return await core.history(PgSql(self._pool), site, env=env, limit=limit, before=before)
 
     # -- schedules -----------------------------------------------------------------
 
@@ -545,31 +497,15 @@ class PostgresStore:
     async def list_schedules(
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
-        query, args = _page(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
-            site,
-            [("status = {}", status)],
-            order="at DESC, id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [schedule_from_row(r) for r in rows]
+        return await core.list_schedules(PgSql(self._pool), site, status=status, limit=limit)
 
     @_reachable
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
-        row = await self._pool.fetchrow(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = $1 AND id = $2",
-            site,
-            schedule_id,
-        )
-        return None if row is None else schedule_from_row(row)
+        return await core.get_schedule(PgSql(self._pool), site, schedule_id)
 
     @_reachable
     async def pending_schedules(self) -> list[Schedule]:
-        rows = await self._pool.fetch(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
-        )
-        return [schedule_from_row(r) for r in rows]
+        return await core.pending_schedules(PgSql(self._pool))
 
     @_reachable
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
@@ -661,25 +597,9 @@ class PostgresStore:
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
     ) -> list[FormSubmission]:
-        query, args = _page(
-            "SELECT id, env, form, at, fields FROM form_submissions",
-            site,
-            [("env = {}", env), ("form = {}", form), ("id < {}", before)],
-            order="id DESC",
-            limit=limit,
+        return await core.list_form_submissions(
+            PgSql(self._pool), site, env, form=form, limit=limit, before=before
         )
-        rows = await self._pool.fetch(query, *args)
-        return [
-            FormSubmission(
-                id=int(r[0]),
-                site=site,
-                env=r[1],
-                form=r[2],
-                at=r[3],
-                fields=_fields_decoder.decode(r[4]),
-            )
-            for r in rows
-        ]
 
     @_reachable
     async def inbox_page(
@@ -767,12 +687,7 @@ class PostgresStore:
 
     @_reachable
     async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
-        row = await self._pool.fetchrow(
-            "SELECT submissions, bytes FROM inbox_usage WHERE site = $1 AND env = $2", site, env
-        )
-        if row is None:
-            return InboxUsage(submissions=0, bytes=0)
-        return InboxUsage(submissions=int(row[0]), bytes=int(row[1]))
+        return await core.inbox_usage(PgSql(self._pool), site, env)
 
     def free_bytes(self) -> int | None:
         return None  # the database's disk is on its own machine: watched there
@@ -800,16 +715,9 @@ class PostgresStore:
     async def page_views(
         self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
     ) -> list[PageViews]:
-        rows = await self._pool.fetch(
-            "SELECT path, day, views FROM page_views WHERE site = $1 AND env = $2"
-            " AND day >= $3 AND day <= $4 ORDER BY day, views DESC, path LIMIT $5",
-            site,
-            env,
-            first_day,
-            last_day,
-            limit,
+        return await core.page_views(
+            PgSql(self._pool), site, env, first_day=first_day, last_day=last_day, limit=limit
         )
-        return [PageViews(path=r[0], day=r[1], views=int(r[2])) for r in rows]
 
     # -- webhook outbox ------------------------------------------------------------
 
@@ -874,15 +782,7 @@ class PostgresStore:
     async def list_outbox(
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
-        query, args = _page(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox",
-            site,
-            [("env = {}", env), ("id < {}", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [outbox_item_from_row(r) for r in rows]
+        return await core.list_outbox(PgSql(self._pool), site, env, limit=limit, before=before)
 
     # -- what the nodes share besides content ---------------------------------------
 

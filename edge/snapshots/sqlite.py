@@ -70,11 +70,8 @@ from edge.snapshots.model import (
 from edge.snapshots.retention import Collected, Retention
 from edge.snapshots.rows import (
     OUTBOX_COLUMNS,
-    POINTER_COLUMNS,
     SCHEDULE_COLUMNS,
     outbox_item_from_row,
-    pointer_from_row,
-    schedule_from_row,
 )
 from edge.snapshots.store import ClusterStore
 
@@ -469,44 +466,12 @@ class SqliteStore:
             )
 
     async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
-        rows = await _rows(
-            self._reader,
-            "SELECT parent, message, created_at, actor, manifest, settings"
-            " FROM snapshots WHERE site = ? AND id = ?",
-            (site, snapshot_id),
-        )
-        row = rows[0] if rows else None
-        if row is None:
-            return None
-        parent, message, created_at, actor, manifest, settings = row
-        return Snapshot(
-            id=snapshot_id,
-            site=site,
-            parent=parent,
-            message=message,
-            created_at=created_at,
-            actor=actor,
-            files=_manifest_decoder.decode(manifest),
-            settings=_settings_decoder.decode(settings),
-        )
+        return await core.get_snapshot(_Sql(self._reader), site, snapshot_id)
 
     async def list_snapshots(
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
-        query, args = _page(
-            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
-            site,
-            [("id < ?", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [
-            SnapshotInfo(
-                id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
-            )
-            for r in rows
-        ]
+        return await core.list_snapshots(_Sql(self._reader), site, limit=limit, before=before)
 
     # -- pointers ------------------------------------------------------------------
 
@@ -514,8 +479,7 @@ class SqliteStore:
         return await core.read_pointers(_Sql(self._reader), site)
 
     async def all_pointers(self) -> list[Pointer]:
-        rows = await _rows(self._reader, f"SELECT {POINTER_COLUMNS} FROM pointers")
-        return [pointer_from_row(r) for r in rows]
+        return await core.all_pointers(_Sql(self._reader))
 
     async def move_pointers(
         self,
@@ -537,18 +501,7 @@ class SqliteStore:
     async def history(
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
-        query, args = _page(
-            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
-            site,
-            [("env = ?", env), ("id < ?", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [
-            HistoryEntry(id=r[0], at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6])
-            for r in rows
-        ]
+        return await core.history(_Sql(self._reader), site, env=env, limit=limit, before=before)
 
     # -- schedules -----------------------------------------------------------------
 
@@ -576,31 +529,13 @@ class SqliteStore:
     async def list_schedules(
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
-        query, args = _page(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
-            site,
-            [("status = ?", status)],
-            order="at DESC, id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [schedule_from_row(r) for r in rows]
+        return await core.list_schedules(_Sql(self._reader), site, status=status, limit=limit)
 
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
-        rows = await _rows(
-            self._reader,
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?",
-            (site, schedule_id),
-        )
-        row = rows[0] if rows else None
-        return None if row is None else schedule_from_row(row)
+        return await core.get_schedule(_Sql(self._reader), site, schedule_id)
 
     async def pending_schedules(self) -> list[Schedule]:
-        rows = await _rows(
-            self._reader,
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id",
-        )
-        return [schedule_from_row(r) for r in rows]
+        return await core.pending_schedules(_Sql(self._reader))
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         async with self._transaction() as db:
@@ -746,14 +681,7 @@ class SqliteStore:
         return deleted
 
     async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
-        rows = await _rows(
-            self._reader,
-            "SELECT submissions, bytes FROM inbox_usage WHERE site = ? AND env = ?",
-            (site, env),
-        )
-        if not rows:
-            return InboxUsage(submissions=0, bytes=0)
-        return InboxUsage(submissions=int(rows[0][0]), bytes=int(rows[0][1]))
+        return await core.inbox_usage(_Sql(self._reader), site, env)
 
     def free_bytes(self) -> int | None:
         if self._path is None:
@@ -764,25 +692,9 @@ class SqliteStore:
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
     ) -> list[FormSubmission]:
-        query, args = _page(
-            "SELECT id, env, form, at, fields FROM form_submissions",
-            site,
-            [("env = ?", env), ("form = ?", form), ("id < ?", before)],
-            order="id DESC",
-            limit=limit,
+        return await core.list_form_submissions(
+            _Sql(self._reader), site, env, form=form, limit=limit, before=before
         )
-        rows = await _rows(self._reader, query, args)
-        return [
-            FormSubmission(
-                id=r[0],
-                site=site,
-                env=r[1],
-                form=r[2],
-                at=r[3],
-                fields=_fields_decoder.decode(r[4]),
-            )
-            for r in rows
-        ]
 
     async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
         if not counts:
@@ -797,13 +709,9 @@ class SqliteStore:
     async def page_views(
         self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
     ) -> list[PageViews]:
-        rows = await _rows(
-            self._reader,
-            "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
-            " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
-            (site, env, first_day, last_day, limit),
+        return await core.page_views(
+            _Sql(self._reader), site, env, first_day=first_day, last_day=last_day, limit=limit
         )
-        return [PageViews(path=r[0], day=r[1], views=r[2]) for r in rows]
 
     # -- webhook outbox ------------------------------------------------------------
 
@@ -863,15 +771,7 @@ class SqliteStore:
     async def list_outbox(
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
-        query, args = _page(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox",
-            site,
-            [("env = ?", env), ("id < ?", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [outbox_item_from_row(r) for r in rows]
+        return await core.list_outbox(_Sql(self._reader), site, env, limit=limit, before=before)
 
 
 async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
