@@ -49,6 +49,9 @@ class ServerConfig(_Frozen, frozen=True):
     cache_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * MiB
     staging_domain: str | None = None
     max_blob_bytes: Annotated[int, msgspec.Meta(gt=0)] = 5 * 1024 * MiB
+    # Files above this are sent from their blob file in bounded chunks, never held
+    # in the cache as bytes (edge.visitor.bodyfile).
+    stream_threshold_bytes: Annotated[int, msgspec.Meta(ge=1024)] = MiB
     max_request_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * MiB
     # Visitor access log, JSON lines: "off", "sampled" (access_log_sample of the
     # requests, and every 5xx) or "full"; true/false mean "full"/"off".
