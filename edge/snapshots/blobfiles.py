@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import time
@@ -23,7 +24,13 @@ from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import HashMismatch, PayloadTooLarge
+from edge.errors import (
+    HashMismatch,
+    PayloadTooLarge,
+    StoreFull,
+    StoreReadOnly,
+    StoreUnavailable,
+)
 
 WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write off the loop
 READ_CHUNK = 1024 * 1024
@@ -68,6 +75,15 @@ class BlobDir:
         :meth:`discard`; on any failure here (the client went away included) the
         temporary file is already gone.
         """
+        try:
+            return await self._receive(sha256, chunks, limit=limit)
+        except OSError as exc:
+            refusal = disk_refusal(exc)
+            if refusal is not None:
+                raise refusal from exc
+            raise
+
+    async def _receive(self, sha256: str, chunks: AsyncIterable[bytes], *, limit: int) -> Upload:
         self._tmp.mkdir(parents=True, exist_ok=True)
         temp = self._tmp / f"{sha256}.{os.getpid()}.{id(chunks):x}.{time.monotonic_ns()}"
         fd = await asyncio.to_thread(os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -100,6 +116,16 @@ class BlobDir:
     async def receive_file(self, sha256: str, source: Path, *, limit: int) -> Upload:
         """:meth:`receive` from a local file (a blob fetched or migrated)."""
         return await self.receive(sha256, _file_chunks(source), limit=limit)
+
+    async def place(self, upload: Upload) -> None:
+        """:meth:`publish` off the event loop; a refusing disk answers 507 or 503."""
+        try:
+            await asyncio.to_thread(self.publish, upload)
+        except OSError as exc:
+            refusal = disk_refusal(exc)
+            if refusal is not None:
+                raise refusal from exc
+            raise
 
     def publish(self, upload: Upload) -> None:
         """Make ``upload`` visible at its address, durably (blocking: call off the loop)."""
@@ -140,6 +166,24 @@ class BlobDir:
                 if left is not None:
                     left -= len(chunk)
                 yield chunk
+
+
+def disk_refusal(exc: OSError) -> StoreUnavailable | None:
+    """The answer for a blob write the disk refused (507 full, 503 read-only), else ``None``.
+
+    A client going away (``ConnectionResetError``) is an OSError too, and not one of these.
+    """
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFull(
+            "the store's disk is full: nothing was written and the current snapshots"
+            " keep serving; free space and retry"
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreReadOnly(
+            "the store is read-only: nothing was written and the current snapshots keep"
+            " serving; make the data directory writable and retry"
+        )
+    return None
 
 
 async def _file_chunks(source: Path) -> AsyncIterable[bytes]:

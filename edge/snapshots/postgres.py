@@ -237,7 +237,7 @@ class PostgresStore:
         upload = await self._cache.receive(sha256, chunks, limit=limit)
         try:
             new = await self._store_upload(site, upload)
-            await asyncio.to_thread(self._cache.publish, upload)  # served from here next
+            await self._cache.place(upload)  # served from here next
         finally:
             self._cache.discard(upload)
         return new, upload.size

@@ -368,7 +368,7 @@ class SqliteStore:
                 )
                 # Under the write lock: a collection cannot remove the file between
                 # this rename and the row that keeps it.
-                await asyncio.to_thread(self._blobs.publish, upload)
+                await self._blobs.place(upload)
                 await db.execute(
                     "INSERT INTO blobs (site, sha256, size, created_at, touched_at)"
                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, sha256)"
