@@ -154,6 +154,23 @@ class BlobDir:
         """Delete a blob's file (blocking); a missing one is not an error."""
         _unlink(self.path(sha256))
 
+    def orphans(self, held: set[str], *, older_than: float) -> list[tuple[str, int]]:
+        """Blob files no row names (``held``) last changed before ``older_than``:
+        ``(sha256, size)`` (blocking: a directory walk)."""
+        found: list[tuple[str, int]] = []
+        for folder in self.root.iterdir():
+            if len(folder.name) != 2 or not folder.is_dir():
+                continue  # tmp/, anything else
+            for file in folder.iterdir():
+                sha256 = folder.name + file.name
+                if sha256 in held:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    stat = file.stat()
+                    if stat.st_mtime < older_than:
+                        found.append((sha256, stat.st_size))
+        return found
+
     def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes ``[start, end)`` of a blob, :data:`READ_CHUNK` at a time (blocking reads)."""
         with self.path(sha256).open("rb") as fh:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import sqlite3
 import time
@@ -216,6 +217,7 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
+log = logging.getLogger("edge.store")
 _BLOBS_TO_FILES = 4  # the migration before which blob bytes are written out
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -421,10 +423,20 @@ class SqliteStore:
             return result
         async with self._transaction() as db:
             result, released = await core.collect(_Sql(db), site, policy, dry_run=False, now=now)
-        if released:
-            async with self._transaction() as db:
-                for sha256 in await core.unheld(_Sql(db), released):
-                    await asyncio.to_thread(self._blobs.remove, sha256)
+        async with self._transaction() as db:
+            for sha256 in await core.unheld(_Sql(db), released):
+                await asyncio.to_thread(self._blobs.remove, sha256)
+            # Files no row names (an upload whose row the disk refused, a database
+            # restored from an older backup): under the write lock, so never the file
+            # of an upload between its rename and its row.
+            held = {row[0] for row in await _rows(db, "SELECT DISTINCT sha256 FROM blobs")}
+            orphans = await asyncio.to_thread(
+                self._blobs.orphans, held, older_than=now - policy.grace_seconds
+            )
+            for sha256, _ in orphans:
+                await asyncio.to_thread(self._blobs.remove, sha256)
+        if orphans:
+            log.info("removed %d blob file(s) no site held", len(orphans))
         return result
 
     # -- snapshots -----------------------------------------------------------------

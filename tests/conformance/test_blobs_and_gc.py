@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -195,3 +196,31 @@ async def test_an_upload_racing_a_collection_of_the_same_blob_ends_present(
     # Unreferenced and outside the grace period, it does go.
     await collector.collect(SITE, NO_GRACE, dry_run=False, now=time.time() + 1)
     assert await uploader.missing_blobs(SITE, [sha(data)]) == [sha(data)]
+
+
+async def test_collection_removes_blob_files_no_row_names(backend: str, backing: str) -> None:
+    """SQLite: a file left by an upload whose row the disk refused goes, once old."""
+    if backend != "sqlite":
+        pytest.skip("the PostgreSQL store's files are only a cache of the database")
+    from pathlib import Path
+
+    from edge.snapshots.sqlite import SqliteStore
+
+    store = await SqliteStore.open(Path(backing))
+    try:
+        blobs = Path(backing).parent / "blobs"
+        old, young = sha(b"orphan, old"), sha(b"orphan, young")
+        for digest in (old, young):
+            (blobs / digest[:2]).mkdir(exist_ok=True)
+            (blobs / digest[:2] / digest[2:]).write_bytes(b"left behind")
+        past = time.time() - 7200
+        os.utime(blobs / old[:2] / old[2:], (past, past))
+        kept = b"held by a row"
+        await store.put_blob(SITE, sha(kept), kept)
+        os.utime(blobs / sha(kept)[:2] / sha(kept)[2:], (past, past))
+        await store.collect(SITE, RetentionConfig(), dry_run=False, now=time.time())
+        assert not (blobs / old[:2] / old[2:]).exists()
+        assert (blobs / young[:2] / young[2:]).exists()
+        assert await read_file(store, SITE, sha(kept)) == kept
+    finally:
+        await store.close()
