@@ -1,8 +1,11 @@
 """The baseline of ``bench/throughput.py``: a bare aiohttp app on uvloop.
 
 One handler returns a page's bytes from a dict, with the Content-Type edge sends
-for it. Nothing else: no host routing, no snapshots, no cache, no noindex, and no
-access log (logging is left unconfigured, so aiohttp's access logger is off).
+for it, an ETag (``If-None-Match`` answers 304) and, for text, gzip bytes made at
+start-up (``Accept-Encoding: gzip``), so every scenario of the benchmark has its
+bare-aiohttp counterpart. Nothing else: no host routing, no snapshots, no cache,
+no noindex, and no access log (logging is left unconfigured, so aiohttp's access
+logger is off).
 This is the "bare aiohttp handler that returns the same bytes from a dict" of
 SPEC §6, started by the benchmark in the same run as ``edge serve``.
 
@@ -14,28 +17,55 @@ SPEC §6, started by the benchmark in the same run as ``edge serve``.
 from __future__ import annotations
 
 import argparse
+import gzip
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
 from aiohttp import web
 
 
-def load_pages(spec: Path) -> dict[str, tuple[bytes, str]]:
-    """URL path -> (body, content type), every file read once at start-up."""
+@dataclass(frozen=True)
+class Page:
+    body: bytes
+    content_type: str
+    etag: str
+    gzipped: bytes | None
+
+
+def load_pages(spec: Path) -> dict[str, Page]:
+    """URL path -> the page, every file read (and text gzipped) once at start-up."""
     table = json.loads(spec.read_text())
-    return {path: (Path(file).read_bytes(), ctype) for path, (file, ctype) in table.items()}
+    pages = {}
+    for path, (file, ctype) in table.items():
+        body = Path(file).read_bytes()
+        text = ctype.startswith("text/") or "javascript" in ctype or "json" in ctype
+        pages[path] = Page(
+            body,
+            ctype,
+            f'"{hashlib.sha256(body).hexdigest()[:40]}"',
+            gzip.compress(body, compresslevel=6, mtime=0) if text else None,
+        )
+    return pages
 
 
-def build_app(pages: dict[str, tuple[bytes, str]]) -> web.Application:
+def build_app(pages: dict[str, Page]) -> web.Application:
     """One catch-all GET route whose handler is a dict lookup."""
 
     async def page(request: web.Request) -> web.Response:
         found = pages.get(request.path)
         if found is None:
             return web.Response(status=404, text="Not Found\n")
-        body, content_type = found
-        return web.Response(body=body, headers={"Content-Type": content_type})
+        headers = {"Content-Type": found.content_type, "ETag": found.etag}
+        if request.headers.get("If-None-Match") == found.etag:
+            return web.Response(status=304, headers={"ETag": found.etag})
+        if found.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            headers["Vary"] = "Accept-Encoding"
+            return web.Response(body=found.gzipped, headers=headers)
+        return web.Response(body=found.body, headers=headers)
 
     app = web.Application()
     app.router.add_get("/{path:.*}", page)

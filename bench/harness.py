@@ -196,6 +196,16 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and every process below it, in seconds."""
+    total = 0
+    for one in (pid, *descendants(pid)):
+        fields = _stat_fields(one)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 # -- edge serve ----------------------------------------------------------------------
 
 
@@ -373,15 +383,22 @@ def baseline_pages(root: Path) -> dict[str, tuple[str, str]]:
     return table
 
 
-def start_baseline(children: Children, workdir: Path, site_dir: Path, cpu: int | None) -> str:
-    """``bench/baseline_server.py`` serving ``site_dir`` from a dict; its URL."""
+def start_baseline(
+    children: Children,
+    workdir: Path,
+    site_dir: Path,
+    cpu: int | None,
+    script: str = "baseline_server.py",
+) -> str:
+    """``bench/<script>`` (the bare aiohttp baseline, or ``ceiling_server.py``) serving
+    ``site_dir`` from a dict; its URL."""
     workdir.mkdir(parents=True, exist_ok=True)
     pages = workdir / "pages.json"
     pages.write_text(json.dumps(baseline_pages(site_dir)))
     port = free_port()
-    script = BENCH_DIR / "baseline_server.py"
-    cmd = [sys.executable, str(script), "--port", str(port), "--pages", str(pages)]
-    child = children.start("baseline server", pinned(cpu, cmd), workdir / "baseline.log")
+    path = BENCH_DIR / script
+    cmd = [sys.executable, str(path), "--port", str(port), "--pages", str(pages)]
+    child = children.start(script, pinned(cpu, cmd), workdir / "baseline.log")
     children.wait_listening(child, port)
     return f"http://127.0.0.1:{port}"
 

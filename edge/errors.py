@@ -74,6 +74,12 @@ class NotFound(EdgeError):
     code = "not_found"
 
 
+class UnknownSite(NotFound):
+    """No site has this id (told only to a token that may see every site)."""
+
+    code = "unknown_site"
+
+
 class Conflict(EdgeError):
     """The request is valid but the state it assumed no longer holds."""
 
@@ -85,6 +91,13 @@ class PointerMoved(Conflict):
     """A compare-and-swap on an environment pointer lost: it moved meanwhile."""
 
     code = "pointer_moved"
+
+
+class EmptyEnvironment(Conflict):
+    """A move would leave an environment with no files (every path a 404) and was not
+    explicitly allowed (``allow_empty``)."""
+
+    code = "empty_environment"
 
 
 class Drift(Conflict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 # A raw path that needs the slow path: percent escapes, dot segments, empty
@@ -83,12 +83,17 @@ def request_path(raw: str) -> str | None:
 
 
 def lookup_candidates(path: str) -> tuple[str, ...]:
-    """Manifest keys to try, in order: exact, ``/index.html``, ``.html``."""
+    """Manifest keys to try, in order: exact, ``/index.html`` (after a slash), ``.html``.
+
+    ``/blog`` does not resolve to ``/blog/index.html``: served at ``/blog``, that
+    page's relative links would resolve against ``/``. :func:`directory_redirect`
+    sends the visitor to ``/blog/`` instead.
+    """
     if path == "/":
         return ("/index.html",)
     if path.endswith("/"):
         return (path + "index.html", path[:-1] + ".html")
-    return (path, path + "/index.html", path + ".html")
+    return (path, path + ".html")
 
 
 def manifest_key(path: str, files: Mapping[str, object]) -> str | None:
@@ -100,6 +105,27 @@ def manifest_key(path: str, files: Mapping[str, object]) -> str | None:
         if candidate in files:
             return candidate
     return None
+
+
+# What stays literal in a Location's path: RFC 3986 pchar and "/".
+_LOCATION_SAFE = "/!$&'()*+,;=:@-._~"
+
+
+def directory_redirect(path: str, raw_target: str, files: Mapping[str, object]) -> str | None:
+    """The ``Location`` of a 301 when ``path`` resolves only through ``path/index.html``.
+
+    As nginx and the static hosts do: ``/blog`` -> ``/blog/`` (query string kept),
+    so the page's relative links work. ``None`` when no redirect is due (the path
+    resolves as it is, or not at all). The location is built from the normalised
+    path, so it is always a path on this host (never ``//elsewhere``).
+    """
+    if path.endswith("/") or path + "/index.html" not in files:
+        return None
+    if manifest_key(path, files) is not None:
+        return None
+    query = raw_target.partition("#")[0].partition("?")[2]
+    location = quote(path, safe=_LOCATION_SAFE) + "/"
+    return f"{location}?{query}" if query else location
 
 
 def is_manifest_path(path: str) -> bool:

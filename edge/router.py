@@ -121,6 +121,10 @@ class RouteTable:
         host = normalize_host(host_header)
         return None if host is None else self._routes.get(host)
 
+    def routes(self) -> list[Route]:
+        """Every route some host leads to (once each)."""
+        return list({r.key: r for r in self._routes.values()}.values())
+
     def hosts_of(self, site: str, env: Env) -> list[str]:
         """Every host that leads to one environment of a site, sorted."""
         return sorted(h for h, r in self._routes.items() if r.site == site and r.env == env)

@@ -4,10 +4,10 @@ Lifecycle: the runtime (store, live pointers, cache, timers) is opened first and
 closed last through one ``AsyncExitStack``, so a failure at any point of start-up
 tears down exactly what was started. On SIGTERM/SIGINT the first thing torn down
 is the listeners: :func:`edge.lifecycle.drain` closes them all at once and lets
-requests in flight finish within ``shutdown_grace``. The visitor side is aiohttp's low-level
-server (no router or middleware between the socket and the handler: every
-request goes to :class:`VisitorHandler`); the admin side is a regular application
-whose runtime is reached through a typed ``AppKey``.
+requests in flight finish within ``shutdown_grace``. The visitor side is edge's own
+wire (:mod:`edge.wire.http1`: an ``asyncio.Protocol`` on httptools' parser, nothing
+between the socket and :class:`VisitorHandler`); the admin side is a regular aiohttp
+application whose runtime is reached through a typed ``AppKey``.
 
 With several workers (:mod:`edge.supervisor`) every worker runs all of this on
 the same ports (``SO_REUSEPORT``); only worker 0 runs the schedule timer.
@@ -33,7 +33,7 @@ from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
 from edge.errors import ConfigError, NotFound
 from edge.integrations.webhooks import Deliverer, Webhooks
-from edge.lifecycle import drain
+from edge.lifecycle import AiohttpListener, Listener, drain
 from edge.netguard import check_url, guarded_session, parse_networks
 from edge.observability.admin import install as install_observability
 from edge.observability.observer import Observer, open_observer
@@ -53,11 +53,13 @@ from edge.visitor.formguard import FormGuard
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
 from edge.visitor.preview import LINK_PATH, PreviewSigner
+from edge.visitor.repcache import snapshot_of
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
 from edge.wire.guard import wire_guard
+from edge.wire.http1 import Http1Server
 from edge.wire.parser import check_http_parser
-from edge.wire.protocol import GuardedAppRunner, GuardedServer, GuardedSite, WireLimits
+from edge.wire.protocol import GuardedAppRunner, GuardedSite, WireLimits
 
 log = logging.getLogger("edge")
 
@@ -109,7 +111,7 @@ async def open_runtime(
         loader = SnapshotLoader(store)
         live = LivePointers(store, loader, counters)
         cache: ByteLRU[CacheKey, Representation] = ByteLRU(
-            max(settings.config.server.cache_max_bytes // workers, 1)
+            max(settings.config.server.cache_max_bytes // workers, 1), group=snapshot_of
         )
         server = settings.config.server
         session = guarded_session(
@@ -345,32 +347,17 @@ class Reloader:
                     )
 
 
-async def _listen(
+async def _listen_admin(
     stack: AsyncExitStack,
-    handler: VisitorHandler | web.Application,
+    app: web.Application,
     address: ListenAddress,
     *,
     reuse_port: bool,
     limits: WireLimits,
-    ssl_context: ssl.SSLContext | None = None,
-    observer: Observer | None = None,
-) -> web.BaseRunner:
-    # Guarded*: aiohttp with edge's deadlines and limits (edge.wire.protocol).
-    runner: web.BaseRunner
-    if isinstance(handler, web.Application):
-        # The admin API: even what the parser refuses gets the API's JSON error.
-        runner = GuardedAppRunner(handler, limits=limits, refuse=wire_refusal, handle_signals=False)
-    else:
-        # aiohttp's access-log hook runs after each response is written: it records
-        # the visitor metrics and, as configured, the JSON access line.
-        assert observer is not None
-        server = GuardedServer(
-            handler,
-            limits=limits,
-            access_log=log,
-            access_log_class=observer.access_logger(),
-        )
-        runner = web.ServerRunner(server, handle_signals=False)
+) -> Listener:
+    # aiohttp with edge's deadlines and limits (edge.wire.protocol); even what the
+    # parser refuses gets the API's JSON error.
+    runner = GuardedAppRunner(app, limits=limits, refuse=wire_refusal, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     site = GuardedSite(
@@ -380,10 +367,25 @@ async def _listen(
         limits=limits,
         reuse_address=True,
         reuse_port=reuse_port,
-        ssl_context=ssl_context,
     )
     await site.start()
-    return runner
+    return AiohttpListener(runner)
+
+
+async def _listen_visitors(
+    stack: AsyncExitStack,
+    handler: VisitorHandler,
+    address: ListenAddress,
+    *,
+    reuse_port: bool,
+    limits: WireLimits,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Listener:
+    # Edge's own wire (edge.wire.http1): cache hits are written from ready-made bytes.
+    server = Http1Server(handler, limits, tls=ssl_context is not None)
+    await server.listen(address.host, address.port, reuse_port=reuse_port, ssl_context=ssl_context)
+    stack.push_async_callback(server.close)
+    return server
 
 
 @asynccontextmanager
@@ -402,31 +404,29 @@ async def running(
         observer = runtime.observer
         observer.sync(runtime.cache)  # set before any scrape can reach this worker
         handlers = [runtime.visitor]
-        runners: list[web.BaseRunner] = []
-        visitors = await _listen(
-            stack, runtime.visitor, settings.listen, reuse_port=reuse_port, limits=limits,
-            observer=observer,
-        )  # fmt: skip
-        runners.append(visitors)
+        listeners: list[Listener] = []
+        visitors = await _listen_visitors(
+            stack, runtime.visitor, settings.listen, reuse_port=reuse_port, limits=limits
+        )
+        listeners.append(visitors)
         sni = None
         if certificates is not None and settings.listen_tls is not None:
             sni = SniSelector(certificates)
             handlers.append(runtime.visitor.over_tls())
-            https = await _listen(
+            https = await _listen_visitors(
                 stack,
                 handlers[-1],
                 settings.listen_tls,
                 reuse_port=reuse_port,
                 limits=limits,
                 ssl_context=sni.context,
-                observer=observer,
             )
-            runners.append(https)
-        admin = await _listen(
+            listeners.append(https)
+        admin = await _listen_admin(
             stack, build_admin_app(runtime), settings.admin_listen, reuse_port=reuse_port,
             limits=limits,
         )  # fmt: skip
-        runners.append(admin)
+        listeners.append(admin)
         runtime.reloader = Reloader(settings, handlers, sni)
         log.info(
             "worker %d/%d: visitors on http://%s%s, admin API on http://%s (event loop: %s)",
@@ -464,7 +464,7 @@ async def running(
         # Registered last, so it runs first on the way out: every listener closes at
         # once and requests in flight finish (within shutdown_grace) while the
         # store, the outbound session and the background tasks are still there.
-        stack.push_async_callback(drain, runners, settings.config.server.shutdown_grace)
+        stack.push_async_callback(drain, listeners, settings.config.server.shutdown_grace)
         yield runtime
 
 

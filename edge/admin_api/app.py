@@ -31,6 +31,7 @@ from edge.admin_api.schemas import (
     FormSubmissionList,
     GcRequest,
     GcResult,
+    HistoryDoc,
     HistoryList,
     MissingBlobsRequest,
     MissingBlobsResponse,
@@ -40,6 +41,7 @@ from edge.admin_api.schemas import (
     PreviewLink,
     PreviewLinkRequest,
     Published,
+    PublishPreview,
     PublishRequest,
     Refreshed,
     RefreshRequest,
@@ -66,6 +68,7 @@ from edge.errors import (
     NotFound,
     NotPropagated,
     PayloadTooLarge,
+    UnknownSite,
     UnsupportedMediaType,
     UriTooLong,
 )
@@ -148,8 +151,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
-def _pointer_doc(p: Pointer) -> PointerDoc:
-    return PointerDoc(snapshot=p.snapshot, base=p.base, updated_at=p.updated_at, actor=p.actor)
+def _pointer_doc(p: Pointer, messages: dict[str, str]) -> PointerDoc:
+    return PointerDoc(
+        snapshot=p.snapshot,
+        base=p.base,
+        updated_at=p.updated_at,
+        actor=p.actor,
+        message=None if p.snapshot is None else messages.get(p.snapshot),
+    )
 
 
 def _snapshot_summary(s: Snapshot) -> SnapshotSummary:
@@ -217,8 +226,8 @@ class AdminApi:
         principal = self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
         site = request.match_info["site"]
         if site not in self._sites:
-            if principal.sees(site):
-                raise NotFound(f"no site {site!r}")
+            if principal.sees(site):  # a token scoped to other sites learns nothing: 403
+                raise UnknownSite(f"no site {site!r}")
         self._tokens.authorize(principal, site, role)
         return site, principal
 
@@ -248,6 +257,10 @@ class AdminApi:
         """The OpenAPI document; like every call, it needs a valid token (any role)."""
         self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
         return web.Response(body=openapi_json(), content_type="application/json")
+
+    async def _messages(self, site: str, ids: list[str | None]) -> dict[str, str]:
+        """The messages of these snapshots (``edge push -m``), for history and status."""
+        return await self._store.snapshot_messages(site, [i for i in ids if i is not None])
 
     # -- sites ---------------------------------------------------------------------
 
@@ -367,10 +380,11 @@ class AdminApi:
     async def get_environments(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")
         pointers = await self._control.pointers(site)
+        messages = await self._messages(site, [p.snapshot for p in pointers.values()])
         return json_response(
             Environments(
-                staging=_pointer_doc(pointers["staging"]),
-                production=_pointer_doc(pointers["production"]),
+                staging=_pointer_doc(pointers["staging"], messages),
+                production=_pointer_doc(pointers["production"], messages),
             ),
             headers={hdrs.ETAG: environments_etag(pointers)},
         )
@@ -388,8 +402,10 @@ class AdminApi:
             check_expect=check,
             action=payload.action,
             actor=principal.name,
+            allow_empty=payload.allow_empty,
         )
-        doc = _pointer_doc((await self._control.pointers(site))[env])
+        pointer = (await self._control.pointers(site))[env]
+        doc = _pointer_doc(pointer, await self._messages(site, [pointer.snapshot]))
         if env == "staging":
             return json_response(EnvironmentSet(staging=doc))
         return json_response(EnvironmentSet(production=doc))
@@ -399,6 +415,15 @@ class AdminApi:
         payload = decode(PublishRequest, await self._json_body(request))
         if payload.settings and payload.paths is None:
             raise BadRequest("'settings' goes with 'paths' (a whole publish includes settings)")
+        if payload.dry_run:
+            preview = await self._control.preview_publish(
+                site,
+                paths=payload.paths,
+                settings=payload.settings,
+                force=payload.force,
+                if_match=request.headers.get(hdrs.IF_MATCH),
+            )
+            return json_response(PublishPreview(**preview.doc()))
         moved = await self._control.publish(
             site,
             actor=principal.name,
@@ -510,8 +535,22 @@ class AdminApi:
         before = _int_query(request, "before", 0, _MAX_ID) or None
         limit = _int_query(request, "limit", 100, _MAX_PAGE)
         entries = await self._store.history(site, env=env, limit=limit, before=before)
+        messages = await self._messages(site, [h.to for h in entries])
         more = len(entries) == limit
-        return json_response(HistoryList(history=entries, next=entries[-1].id if more else None))
+        docs = [
+            HistoryDoc(
+                id=h.id,
+                at=h.at,
+                env=h.env,
+                from_=h.from_,
+                to=h.to,
+                action=h.action,
+                actor=h.actor,
+                message=messages.get(h.to, ""),
+            )
+            for h in entries
+        ]
+        return json_response(HistoryList(history=docs, next=entries[-1].id if more else None))
 
     async def diff(self, request: web.Request) -> web.Response:
         site, _ = self._authorize(request, "editor")

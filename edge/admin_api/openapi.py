@@ -38,7 +38,10 @@ _AUTH_ERRORS = {
     401: "no token, or a token edge does not know",
     403: "the token lacks the role, or the site",
 }
-_SITE_ERRORS = {**_AUTH_ERRORS, 404: "no such site (or resource)"}
+_SITE_ERRORS = {
+    **_AUTH_ERRORS,
+    404: "no such site (unknown_site, to a token that may see every site) or resource",
+}
 _BODY_ERRORS = {
     400: "the body is not valid JSON of the documented shape",
     413: "the body is larger than max_request_bytes",
@@ -55,6 +58,9 @@ _ERROR_TEXT = {
     415: "unsupported media type",
     422: "blobs named by the snapshot are not uploaded",
 }
+
+
+Answer = type[Any] | tuple[type[Any], ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,8 @@ class Operation:
     operation_id: str
     summary: str
     role: Role | None
-    responses: Mapping[int, type[Any] | None]
+    # Per status: a Struct, a tuple of Structs (one of them: oneOf), or None.
+    responses: Mapping[int, Answer]
     errors: Mapping[int, str] = field(default_factory=dict)
     body: type[Any] | None = None
     raw_body: bool = False
@@ -108,7 +115,7 @@ def _body_op(
     summary: str,
     role: Role,
     body: type[Any],
-    responses: Mapping[int, type[Any] | None],
+    responses: Mapping[int, Answer],
     errors: Mapping[int, str] | None = None,
     staging_role: Role | None = None,
 ) -> Operation:
@@ -259,19 +266,29 @@ OPERATIONS: tuple[Operation, ...] = (
         "publisher",
         s.SetEnvironmentRequest,
         {200: s.EnvironmentSet},
-        errors={409: "expect does not match the pointer"},
+        errors={
+            409: (
+                "expect does not match the pointer, or the snapshot has no"
+                " files and allow_empty is not set (empty_environment)"
+            )
+        },
         staging_role="editor",
     ),
     _body_op(
         "POST",
         f"{_SITE}/publish",
         "publish",
-        "Publish staging (or some paths of it) to production",
+        "Publish staging (or some paths of it) to production, or preview it (dry_run)",
         "publisher",
         s.PublishRequest,
-        {200: s.Published},
+        {200: (s.Published, s.PublishPreview)},
         errors={
             **_MOVE_ERRORS,
+            409: (
+                "the move conflicts with the current state (see the error code); drift"
+                " lists the paths changed on both sides under conflicts, and with dry_run"
+                " carries if_forced, the preview of the same publish with force"
+            ),
             504: 'with "wait": "all": committed, but not every node serves it yet (laggards)',
         },
     ),
@@ -470,7 +487,9 @@ def _operation_doc(op: Operation, refs: Mapping[type[Any], Mapping[str, Any]]) -
     responses: dict[str, Any] = {}
     for status, answer in op.responses.items():
         doc: dict[str, Any] = {"description": "success"}
-        if answer is not None:
+        if isinstance(answer, tuple):
+            doc["content"] = _json({"oneOf": [dict(refs[a]) for a in answer]})
+        elif answer is not None:
             doc["content"] = _json(refs[answer])
         elif op.text_answer is not None:
             doc["content"] = {op.text_answer: {"schema": {"type": "string"}}}
@@ -506,9 +525,10 @@ def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, 
     """The OpenAPI 3.1 document of ``operations`` (pure: no IO, same input same output)."""
     types: list[type[Any]] = [s.ErrorResponse]
     for op in operations:
-        for answer in [op.body, *op.responses.values()]:
-            if answer is not None and answer not in types:
-                types.append(answer)
+        for answers in [op.body, *op.responses.values()]:
+            for answer in answers if isinstance(answers, tuple) else (answers,):
+                if answer is not None and answer not in types:
+                    types.append(answer)
     schemas, components = msgspec.json.schema_components(types, ref_template=_REF)
     refs = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}

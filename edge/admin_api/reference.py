@@ -25,8 +25,8 @@ def type_of(schema: Mapping[str, Any]) -> str:
     if "$ref" in schema:
         name = _ref_name(schema["$ref"])
         return f"[{name}](#{name.lower()})"
-    if "anyOf" in schema:
-        return " \\| ".join(type_of(s) for s in schema["anyOf"])
+    if "anyOf" in schema or "oneOf" in schema:
+        return " \\| ".join(type_of(s) for s in schema.get("anyOf", schema.get("oneOf")))
     if "enum" in schema:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
     if "const" in schema:

@@ -16,7 +16,6 @@ from edge.errors import BadRequest
 from edge.router import Env
 from edge.snapshots.model import (
     FormSubmission,
-    HistoryEntry,
     ManifestEntry,
     PageViews,
     SnapshotInfo,
@@ -57,6 +56,8 @@ class SetEnvironmentRequest(_Payload, frozen=True):
     expect: SnapshotId | msgspec.UnsetType | None = msgspec.UNSET
     # Extension: how the history names this move ("push" from `edge push`).
     action: Literal["set", "push"] = "set"
+    # A snapshot without files is refused (409 empty_environment) unless this is set.
+    allow_empty: bool = False
 
 
 Paths = Annotated[list[str], msgspec.Meta(max_length=MAX_FILES)]
@@ -71,6 +72,9 @@ class PublishRequest(_Payload, frozen=True):
     # (several machines on PostgreSQL), or 504 after ``wait_timeout`` seconds.
     wait: Literal["commit", "all"] = "commit"
     wait_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # What the publish would do, and nothing moves (PublishPreview); a publish that
+    # would be refused answers the same refusal (drift: 409, with ``if_forced``).
+    dry_run: bool = False
 
 
 class ScheduleRequest(_Payload, frozen=True):
@@ -161,6 +165,7 @@ class PointerDoc(_Answer, frozen=True):
     base: str | None
     updated_at: str | None
     actor: str | None
+    message: str | None = None  # the snapshot's message (``edge push -m``)
 
 
 class Environments(_Answer, frozen=True):
@@ -181,6 +186,26 @@ class Published(_Answer, frozen=True):
     production: str | None
     previous: str | None
     action: str | None
+
+
+class PublishPreview(_Answer, frozen=True):
+    """A publish's dry run (``dry_run: true``): production as the publish would leave it."""
+
+    # added/removed/changed: against production now. kept: production's own changes
+    # since staging's base (emergency fixes) that the merge keeps. conflicts: paths
+    # changed on both sides, here only with force (staging's version wins); without
+    # force the dry run answers the real publish's 409 drift.
+
+    dry_run: bool
+    production: str | None
+    staging: str
+    action: str | None
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    settings_changed: bool
+    kept: list[str]
+    conflicts: list[str]
 
 
 class Refreshed(_Answer, frozen=True):
@@ -210,8 +235,21 @@ class ScheduleList(_Answer, frozen=True):
     schedules: list[ScheduleDoc]
 
 
+class HistoryDoc(_Answer, frozen=True):
+    """One pointer move, with the message of the snapshot it moved to (``edge push -m``)."""
+
+    id: int
+    at: str
+    env: Env
+    from_: str | None = msgspec.field(name="from")
+    to: str
+    action: str
+    actor: str
+    message: str
+
+
 class HistoryList(_Answer, frozen=True):
-    history: list[HistoryEntry]
+    history: list[HistoryDoc]
     next: int | None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -20,6 +22,28 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.body = body
+
+
+class Unreachable(Exception):
+    """No answer from the admin API at all (nothing listens, a wrong URL, a timeout)."""
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """A few words on why a connection failed: ``connection refused``, ``host not found``."""
+    cause = getattr(exc, "os_error", None) or exc.__cause__ or exc
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, socket.gaierror):
+        return "host not found"
+    if isinstance(cause, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return "the connection was closed without an answer"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS failed"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror[0].lower() + cause.strerror[1:]
+    return type(cause).__name__
 
 
 class AdminClient:
@@ -70,21 +94,33 @@ class AdminClient:
             headers["Content-Type"] = "application/octet-stream"
             if content_length is not None:
                 headers["Content-Length"] = str(content_length)
-        async with self._session.request(
-            method, self._base + path, data=data, headers=headers, params=params
-        ) as resp:
-            raw = await resp.read()
-            try:
-                body = msgspec.json.decode(raw) if raw else None
-            except msgspec.DecodeError:
-                body = None
-            if resp.status >= 400:
-                error = body.get("error", {}) if isinstance(body, dict) else {}
-                message = error.get("message") or raw.decode("utf-8", "replace")[:200]
-                raise ApiError(
-                    resp.status,
-                    str(error.get("code", "http_error")),
-                    str(message),
-                    body if isinstance(body, dict) else {},
-                )
-            return body
+        try:
+            async with self._session.request(
+                method, self._base + path, data=data, headers=headers, params=params
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise Unreachable(
+                f"cannot reach the admin API at {self._base}: {unreachable_reason(exc)}"
+                " (is edge serve running? EDGE_ADMIN_URL?)"
+            ) from None
+        except aiohttp.InvalidURL:
+            raise Unreachable(
+                f"{self._base} is not a URL (--admin-url or EDGE_ADMIN_URL, e.g."
+                " http://127.0.0.1:8081)"
+            ) from None
+        try:
+            body = msgspec.json.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            body = None
+        if status >= 400:
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            message = error.get("message") or raw.decode("utf-8", "replace")[:200]
+            raise ApiError(
+                status,
+                str(error.get("code", "http_error")),
+                str(message),
+                body if isinstance(body, dict) else {},
+            )
+        return body

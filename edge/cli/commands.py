@@ -66,6 +66,7 @@ async def cmd_push(client: AdminClient, args: argparse.Namespace) -> int:
         message=args.message,
         settings=settings,
         show_progress=sys.stderr.isatty(),
+        allow_empty=args.allow_empty,
     )
     print(
         f"{args.site}: {args.env} -> {result.snapshot} ({result.files} files,"
@@ -74,17 +75,65 @@ async def cmd_push(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_publish(client: AdminClient, args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"force": args.force}
-    if args.path:
-        body["paths"] = args.path
-        body["settings"] = args.settings
-    elif args.settings:
+def _publish_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"force": getattr(args, "force", False)}
+    paths, settings = getattr(args, "path", None), getattr(args, "settings", False)
+    if paths:
+        body["paths"] = paths
+        body["settings"] = settings
+    elif settings:
         body["paths"], body["settings"] = [], True
+    return body
+
+
+async def cmd_publish(client: AdminClient, args: argparse.Namespace) -> int:
+    body = _publish_body(args)
+    if args.dry_run:
+        return await _preview(client, args.site, body)
     if args.wait_all is not None:
         body["wait"], body["wait_timeout"] = "all", args.wait_all
     answer = await _call(client, "POST", f"/v1/sites/{args.site}/publish", json=body)
     print(_moved(args.site, "production", answer))
+    return 0
+
+
+def preview_rows(preview: dict[str, Any]) -> list[list[str]]:
+    """A publish's dry run as ``[change, path]`` rows (kept fixes and conflicts included)."""
+    rows = [["added", p] for p in preview["added"]]
+    rows += [["removed", p] for p in preview["removed"]]
+    rows += [["changed", p] for p in preview["changed"]]
+    if preview["settings_changed"]:
+        rows.append(["changed", "(settings)"])
+    rows += [["kept", f"{p} (production's own fix)"] for p in preview["kept"]]
+    rows += [["conflict", f"{p} (staging's version wins: --force)"] for p in preview["conflicts"]]
+    return rows
+
+
+async def _preview(client: AdminClient, site: str, body: dict[str, Any]) -> int:
+    """Print what the publish would do; nothing moves. Exit 1 when it would be refused."""
+    try:
+        preview = await client.call(
+            "POST", f"/v1/sites/{site}/publish", json={**body, "dry_run": True}
+        )
+    except ApiError as exc:
+        forced = exc.body.get("if_forced")
+        if exc.code != "drift" or not isinstance(forced, dict):
+            _show_refusal(exc)
+            raise
+        print(f"{site}: publish would be REFUSED (drift); with --force it would do:")
+        print(table([["change", "path"], *preview_rows(forced)]))
+        _show_refusal(exc)
+        return 1
+    if preview["action"] is None:
+        print(f"{site}: production {preview['production'] or '(none)'} already has this; nothing"
+              " would move")  # fmt: skip
+        return 0
+    print(
+        f"{site}: production {preview['production'] or '(none)'} would become staging"
+        f" {preview['staging']} ({preview['action']}); nothing moved"
+    )
+    rows = preview_rows(preview)
+    print(table([["change", "path"], *rows]) if rows else "no differences")
     return 0
 
 
@@ -152,14 +201,34 @@ async def cmd_history(client: AdminClient, args: argparse.Namespace) -> int:
     if args.env:
         params["env"] = args.env
     answer = await _call(client, "GET", f"/v1/sites/{args.site}/history", params=params)
-    rows = [["at (UTC)", "env", "action", "from", "to", "by"]]
+    rows = [["at (UTC)", "env", "action", "from", "to", "by", "message"]]
     for h in answer["history"]:
-        rows.append([h["at"], h["env"], h["action"], h["from"] or "-", h["to"], h["actor"]])
+        rows.append(
+            [
+                h["at"],
+                h["env"],
+                h["action"],
+                h["from"] or "-",
+                h["to"],
+                h["actor"],
+                _one_line(h.get("message") or ""),
+            ]
+        )
     print(table(rows))
     return 0
 
 
+def _one_line(message: str, width: int = 60) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 async def cmd_diff(client: AdminClient, args: argparse.Namespace) -> int:
+    """The publish's dry run; ``--raw``: the manifest diff between two snapshots."""
+    if not args.raw:
+        if (args.from_, args.to) != ("production", "staging"):
+            raise PushError("--from and --to compare two snapshots: add --raw")
+        return await _preview(client, args.site, {})
     params = {"from": args.from_, "to": args.to}
     d = await _call(client, "GET", f"/v1/sites/{args.site}/diff", params=params)
     print(f"{args.from_} ({d['from'] or 'none'}) -> {args.to} ({d['to'] or 'none'})")
@@ -175,7 +244,7 @@ async def cmd_diff(client: AdminClient, args: argparse.Namespace) -> int:
 
 async def cmd_status(client: AdminClient, args: argparse.Namespace) -> int:
     envs = await _call(client, "GET", f"/v1/sites/{args.site}/environments")
-    rows = [["environment", "snapshot", "base", "updated (UTC)", "by"]]
+    rows = [["environment", "snapshot", "base", "updated (UTC)", "by", "message"]]
     for env in ("staging", "production"):
         p = envs[env]
         rows.append(
@@ -185,6 +254,7 @@ async def cmd_status(client: AdminClient, args: argparse.Namespace) -> int:
                 p.get("base") or "-",
                 p["updated_at"] or "-",
                 p.get("actor") or "-",
+                _one_line(p.get("message") or ""),
             ]
         )
     print(table(rows))
@@ -210,6 +280,28 @@ async def cmd_inbox_delete(client: AdminClient, args: argparse.Namespace) -> int
         params["form"] = args.form
     answer = await _call(client, "DELETE", path, params=params)
     print(f"deleted {answer['deleted']} submission(s) from the {args.site} {args.env} inbox")
+    return 0
+
+
+async def cmd_sites(client: AdminClient, args: argparse.Namespace) -> int:
+    """The sites this token sees, with their hosts and both pointers."""
+    answer = await _call(client, "GET", "/v1/sites")
+    caller = answer["caller"]
+    scope = "every site" if "*" in caller["sites"] or caller["role"] == "admin" else "its sites"
+    print(f"token {caller['name']} ({caller['role']}, {scope})")
+    rows = [["site", "staging", "production", "production hosts", "staging hosts"]]
+    for site in answer["sites"]:
+        envs = await _call(client, "GET", f"/v1/sites/{site['id']}/environments")
+        rows.append(
+            [
+                site["id"],
+                envs["staging"]["snapshot"] or "-",
+                envs["production"]["snapshot"] or "-",
+                ", ".join(site["production"]["hosts"]) or "-",
+                ", ".join(site["staging"]["hosts"]) or "-",
+            ]
+        )
+    print(table(rows) if len(rows) > 1 else "(no site)")
     return 0
 
 

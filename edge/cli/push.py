@@ -101,9 +101,15 @@ async def push(
     message: str = "",
     settings: dict[str, Any] | None = None,
     show_progress: bool = True,
+    allow_empty: bool = False,
 ) -> PushResult:
     """Push ``root`` as a new snapshot of ``site`` and point ``env`` at it."""
     files = scan_tree(root)
+    if not files and not allow_empty:
+        raise PushError(
+            f"{root} holds no files: {env} would answer 404 for every path"
+            " (pass --allow-empty if that is what you mean)"
+        )
     by_hash = {f.sha256: f for f in files.values()}
     answer = await client.call(
         "POST", f"/v1/sites/{site}/blobs/missing", json={"sha256": sorted(by_hash)}
@@ -153,6 +159,6 @@ async def push(
     await client.call(
         "PUT",
         f"/v1/sites/{site}/environments/{env}",
-        json={"snapshot": created["id"], "action": "push"},
+        json={"snapshot": created["id"], "action": "push", "allow_empty": allow_empty},
     )
     return PushResult(created["id"], len(files), len(missing), total)

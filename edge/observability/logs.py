@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -196,3 +197,109 @@ class LineLog:
         except OSError as exc:
             lost = bytes(view).count(b"\n")
             log.error("%s log: %d line(s) lost: %s", self.name, lost, exc)
+
+
+# -- edge's own log records (Python logging) -------------------------------------------
+
+ADMIN_ACCESS_LOGGER = "aiohttp.access"  # where aiohttp's admin listener reports each call
+
+
+class JsonLogHandler(logging.Handler):
+    """Python log records as JSON lines (``"event": "log"``) on stderr.
+
+    So that everything ``edge serve`` writes to stderr is one format: these
+    records (start-up, warnings, failures with their traceback), the event lines
+    and, by default, the access lines. Records are rare (never one per request),
+    so each is written at once, one ``os.write`` per line.
+    """
+
+    _formatter = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+                "pid": record.process,
+            }
+            if record.exc_info:
+                fields["traceback"] = self._formatter.formatException(record.exc_info)
+            os.write(_STDERR, format_line(record.created, "log", fields))
+        except Exception:
+            self.handleError(record)
+
+
+def log_json_to_stderr(level: int = logging.INFO) -> None:
+    """Route every Python log record (and warning) to stderr as a JSON line."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(JsonLogHandler())
+    root.setLevel(level)
+    logging.captureWarnings(True)
+
+
+class AdminAccessHandler(logging.Handler):
+    """aiohttp's access records of the admin listener as ``admin.access`` lines.
+
+    They go to the access log (``access_log_file``), without the query string,
+    under the visitors' rule (``access_log``, ``access_log_sample``).
+    """
+
+    def __init__(self, sink: LineLog, mode: AccessLogMode, rate: float) -> None:
+        super().__init__()
+        self._sink = sink
+        self._mode = mode
+        self._rate = rate
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            method, _, rest = str(getattr(record, "first_request_line", "")).partition(" ")
+            target = rest.rpartition(" ")[0] or rest
+            headers = getattr(record, "request_header", None)
+            agent = headers.get("User-Agent") if isinstance(headers, dict) else None
+            status = str(getattr(record, "response_status", ""))
+            size = str(getattr(record, "response_size", ""))
+            code = int(status) if status.isdigit() else 500
+            if not should_log(self._mode, self._rate, code, random.random()):
+                return
+            self._sink.emit(
+                "admin.access",
+                {
+                    "method": method or None,
+                    "path": target.partition("?")[0] or None,
+                    "status": int(status) if status.isdigit() else None,
+                    "bytes": int(size) if size.isdigit() else None,
+                    "remote": getattr(record, "remote_address", None),
+                    "user_agent": None if agent in (None, "-") else agent,
+                },
+            )
+        except Exception:
+            self.handleError(record)
+
+
+def govern_admin_access(
+    sink: LineLog | None, mode: AccessLogMode, rate: float
+) -> Callable[[], None]:
+    """Admin access lines to ``sink`` (the access log), or none at all when it is off.
+
+    Returns the function that puts the logger back as it was.
+    """
+    logger = logging.getLogger(ADMIN_ACCESS_LOGGER)
+    saved = (list(logger.handlers), logger.propagate, logger.disabled)
+    for handler in saved[0]:
+        logger.removeHandler(handler)
+    logger.propagate = False
+    logger.disabled = sink is None  # aiohttp then does not even format the line
+    if sink is not None:
+        logger.addHandler(AdminAccessHandler(sink, mode, rate))
+
+    def restore() -> None:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        for handler in saved[0]:
+            logger.addHandler(handler)
+        logger.propagate, logger.disabled = saved[1], saved[2]
+
+    return restore

@@ -16,14 +16,11 @@ import logging
 import random
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec
 from urllib.parse import urlsplit
-
-from aiohttp import hdrs, web
-from aiohttp.abc import AbstractAccessLogger
 
 from edge.cache import ByteLRU
 from edge.config import Settings
@@ -33,6 +30,7 @@ from edge.observability.logs import (
     LineLog,
     access_mode,
     format_line,
+    govern_admin_access,
     should_log,
 )
 from edge.observability.metrics import (
@@ -49,14 +47,12 @@ from edge.observability.metrics import (
 )
 from edge.router import Route
 from edge.snapshots.model import HistoryEntry, OutboxItem
-from edge.visitor.handler import ROUTE, STARTED
+from edge.wire.exchange import Request
 
 log = logging.getLogger("edge.observability")
 
 SYNC_SECONDS = 1.0  # how often a worker publishes its visitor and cache figures
-SNAPSHOT_HEADER = "X-Edge-Snapshot"
 P = ParamSpec("P")
-VisitorCallable = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def _never_raises(fn: Callable[P, None]) -> Callable[P, None]:
@@ -106,23 +102,9 @@ class Observer:
 
     # -- visitors -------------------------------------------------------------------
 
-    def access_logger(self) -> type[AbstractAccessLogger]:
-        """The aiohttp access-logger class of a visitor listener: it records every request.
-
-        aiohttp calls it once per request, after the last byte is written, with
-        the time since the request started; it makes one per connection.
-        """
-        record = VisitorRecorder(self).record
-
-        class Recorder(AbstractAccessLogger):
-            __slots__ = ()
-
-            def log(
-                self, request: web.BaseRequest, response: web.StreamResponse, time: float
-            ) -> None:
-                record(request, response, time)
-
-        return Recorder
+    def recorder(self) -> VisitorRecorder:
+        """What a visitor listener calls once per request, after the answer is written."""
+        return VisitorRecorder(self)
 
     # -- pointers and schedules -----------------------------------------------------
 
@@ -324,15 +306,16 @@ class VisitorRecorder:
         self._mode = observer.access_mode
         self._rate = observer.access_sample
 
-    def record(
-        self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float
-    ) -> None:
+    def record(self, request: Request, elapsed: float | None = None) -> None:
+        """Count one answered request (plain integers); maybe write its access line.
+
+        ``elapsed`` defaults to the time since the request's first byte.
+        """
         try:
-            started = request.get(STARTED)
-            if started is not None:
-                elapsed = time.perf_counter() - started
-            route = request.get(ROUTE)
-            status = response.status
+            if elapsed is None:
+                elapsed = time.perf_counter() - request.started
+            route: Route | None = request.route
+            status = request.status
             if route is None:
                 row = self._unknown_row
                 latency = self._unknown_latency
@@ -345,40 +328,32 @@ class VisitorRecorder:
             latency[-1] += elapsed
             access = self._access
             if access is not None and should_log(self._mode, self._rate, status, random.random()):
-                access.write(
-                    access_line(request, response, elapsed, route, request.headers.get(hdrs.HOST))
-                )
+                access.write(access_line(request, elapsed))
         except Exception:
             log.exception("recording a visitor request failed")
 
 
-def access_line(
-    request: web.BaseRequest,
-    response: web.StreamResponse,
-    elapsed: float,
-    route: Route | None,
-    host: str | None,
-) -> bytes:
+def access_line(request: Request, elapsed: float) -> bytes:
     """The access log line of one answered visitor request.
 
     The query string is left out: preview links carry their token in it.
     """
-    headers = request.headers
+    route: Route | None = request.route
     return format_line(
         time.time(),
         "access",
         {
             "site": None if route is None else route.site,
             "env": None if route is None else route.env,
-            "host": host,
+            "host": request.header(b"host"),
             "method": request.method,
-            "path": request.raw_path.partition("?")[0],
-            "status": response.status,
-            "bytes": response.body_length,
+            "path": request.target.partition("?")[0],
+            "status": request.status,
+            "bytes": request.nbytes,
             "duration_ms": round(elapsed * 1000, 3),
-            "snapshot": response.headers.get(SNAPSHOT_HEADER),
-            "remote": request.remote,
-            "user_agent": headers.get(hdrs.USER_AGENT),
+            "snapshot": request.snapshot,
+            "remote": request.peer,
+            "user_agent": request.header(b"user-agent"),
         },
     )
 
@@ -402,6 +377,7 @@ def open_observer(settings: Settings) -> Iterator[Observer]:
             on_drop=metrics.dropped_by_log["access"].inc,
         )
     started: list[LineLog] = []
+    started_admin = False
     try:
         for line_log, key in ((events, "event_log_file"), (access, "access_log_file")):
             if line_log is None:
@@ -411,9 +387,14 @@ def open_observer(settings: Settings) -> Iterator[Observer]:
             except OSError as exc:
                 raise ConfigError(f"server.{key}: cannot open {line_log.path}: {exc}") from None
             started.append(line_log)
+        # The admin listener's access lines follow access_log too (none when "off").
+        restore_admin_access = govern_admin_access(access, mode, server.access_log_sample)
+        started_admin = True
         yield Observer(
             metrics, events, access, access_mode=mode, access_sample=server.access_log_sample
         )
     finally:
+        if started_admin:
+            restore_admin_access()
         for line_log in reversed(started):
             line_log.close()

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge.content_types import content_type_for
@@ -21,6 +21,7 @@ from edge.errors import (
     BadRequest,
     Conflict,
     Drift,
+    EmptyEnvironment,
     MissingBlobs,
     NotFound,
     PreconditionFailed,
@@ -29,7 +30,7 @@ from edge.errors import (
 from edge.router import Env
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.manifest import apply_changes, bad_paths
-from edge.snapshots.merge import changed_paths, unpublished_changes
+from edge.snapshots.merge import changed_paths, fixes_kept, unpublished_changes
 from edge.snapshots.model import (
     HistoryEntry,
     ManifestEntry,
@@ -43,6 +44,7 @@ from edge.snapshots.model import (
 )
 from edge.snapshots.promotion import (
     EMPTY,
+    Composition,
     Content,
     Piece,
     compose,
@@ -96,6 +98,53 @@ class Moved:
     to: str | None
     previous: str | None
     action: str | None  # None: nothing had to move
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPreview:
+    """A publish's dry run: what production would become, against production now."""
+
+    production: str | None  # production's snapshot now
+    staging: str  # the staging snapshot the publish would take
+    action: str | None  # what the real publish would record; None: nothing would move
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    settings_changed: bool
+    kept: list[str]  # production's own fixes (paths, settings.<key>) the publish keeps
+    conflicts: list[str]  # changed on both sides: refused unless forced (staging wins)
+
+    def doc(self) -> dict[str, Any]:
+        """The preview as JSON-ready data (also carried by a dry run's drift refusal)."""
+        return {
+            "dry_run": True,
+            "production": self.production,
+            "staging": self.staging,
+            "action": self.action,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "settings_changed": self.settings_changed,
+            "kept": self.kept,
+            "conflicts": self.conflicts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _PublishPlan:
+    staging: Snapshot
+    production: Snapshot | None
+    content: Content | None  # production's content after the publish; None: no move
+    action: str  # "publish" (fast-forward or paths) or "merge-publish"
+    built: Composition | None = None  # the new content, when it is not staging's own
+    conflicts: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+DRIFT_MESSAGE = (
+    "production changed since staging's base, and the same paths changed on"
+    " staging: refresh staging, publish selected paths, or force"
+)
 
 
 async def _nobody_lags(_timeout: float) -> list[str]:
@@ -279,9 +328,19 @@ class Control:
         check_expect: bool,
         action: str,
         actor: str,
+        allow_empty: bool = False,
     ) -> list[HistoryEntry]:
-        """Point ``env`` at a snapshot; with ``check_expect``, only if it is at ``expect``."""
+        """Point ``env`` at a snapshot; with ``check_expect``, only if it is at ``expect``.
+
+        A snapshot without files would make the environment answer 404 for every
+        path: refused unless ``allow_empty`` (a typo'd directory must not take a site down).
+        """
         target = await self.snapshot(site, snapshot_id)
+        if not target.files and not allow_empty:
+            raise EmptyEnvironment(
+                f"snapshot {target.id} has no files: {env} would answer 404 for every path;"
+                " set allow_empty (edge push --allow-empty) if that is what you mean"
+            )
         async with self._site_locks[site]:
             pointers = await self._store.get_pointers(site)
             if check_expect and pointers[env].snapshot != expect:
@@ -305,36 +364,40 @@ class Control:
         """Publish staging to production, whole (drift-safe) or only ``paths``."""
         async with self._site_locks[site]:
             pointers = await self._locked_pointers(site, if_match)
-            staging_ptr, production_ptr = pointers["staging"], pointers["production"]
-            if staging_ptr.snapshot is None:
-                raise Conflict("staging has no snapshot to publish")
-            staging = await self.snapshot(site, staging_ptr.snapshot)
-            production = await self._maybe(site, production_ptr.snapshot)
-            previous = production_ptr.snapshot
-            if paths is not None:
-                return await self._publish_paths(
-                    site, pointers, staging, production, paths, settings, actor
-                )
-            if staging.id == previous:
+            plan = await self._plan_publish(site, pointers, paths, settings)
+            previous = pointers["production"].snapshot
+            staging = plan.staging
+            if plan.content is None:
                 return Moved("production", previous, previous, None)
-            if is_fast_forward(pointers):
+            if paths is not None:
+                assert plan.built is not None
+                published = await self._derive(
+                    site,
+                    plan.built.files,
+                    plan.built.settings,
+                    parent=previous,
+                    message=f"publish of {len(paths)} path(s) from staging {staging.id}",
+                    actor=actor,
+                )
+                piece = Piece(_content(staging), paths=paths, settings=settings)
+                moves = [
+                    *plan_production(pointers, published.id),
+                    await self._sync_base(site, pointers, [piece], published),
+                ]
+                await self._commit(site, moves, [published], "publish", actor)
+                return Moved("production", published.id, previous, "publish")
+            if plan.action == "publish":  # a fast-forward: staging's snapshot itself
                 await self._commit(
                     site, plan_promote(pointers, staging.id), [staging], "publish", actor
                 )
                 return Moved("production", staging.id, previous, "publish")
-            base = await self._maybe(site, staging_ptr.base)
-            result = compose(_content(production), [Piece(_content(staging), base=_content(base))])
-            conflicts = await self._real_conflicts(site, result.conflicts, production, [staging])
-            if conflicts and not force:
-                raise Drift(
-                    "production changed since staging's base, and the same paths changed on"
-                    " staging: refresh staging, publish selected paths, or force",
-                    conflicts=conflicts,
-                )
+            if plan.conflicts and not force:
+                raise Drift(DRIFT_MESSAGE, conflicts=plan.conflicts)
+            assert plan.built is not None
             merged = await self._derive(
                 site,
-                result.files,
-                result.settings,
+                plan.built.files,
+                plan.built.settings,
                 parent=staging.id,
                 message=f"merge of production {previous} into staging {staging.id}",
                 actor=actor,
@@ -344,49 +407,87 @@ class Control:
             )
             return Moved("production", merged.id, previous, "merge-publish")
 
-    async def _publish_paths(
+    async def preview_publish(
+        self,
+        site: str,
+        *,
+        paths: Sequence[str] | None = None,
+        settings: bool = False,
+        force: bool = False,
+        if_match: str | None = None,
+    ) -> PublishPreview:
+        """What :meth:`publish` with these options would make production; nothing moves.
+
+        The same plan as the real publish (the drift merge included), compared with
+        production as it is now. Refused exactly as the real publish would be; a
+        drift refusal also carries the preview of the forced publish (``if_forced``).
+        """
+        async with self._site_locks[site]:
+            pointers = await self._locked_pointers(site, if_match)
+            plan = await self._plan_publish(site, pointers, paths, settings)
+        now = _content(plan.production)
+        after = now if plan.content is None else plan.content
+        added, removed, changed = changed_paths(now[0], after[0])
+        preview = PublishPreview(
+            production=pointers["production"].snapshot,
+            staging=plan.staging.id,
+            action=None if plan.content is None else plan.action,
+            added=added,
+            removed=removed,
+            changed=changed,
+            settings_changed=now[1] != after[1],
+            kept=plan.kept,
+            conflicts=plan.conflicts,
+        )
+        if plan.conflicts and not force:
+            raise Drift(
+                DRIFT_MESSAGE, conflicts=plan.conflicts, dry_run=True, if_forced=preview.doc()
+            )
+        return preview
+
+    async def _plan_publish(
         self,
         site: str,
         pointers: dict[Env, Pointer],
-        staging: Snapshot,
-        production: Snapshot | None,
-        paths: Sequence[str],
+        paths: Sequence[str] | None,
         settings: bool,
-        actor: str,
-    ) -> Moved:
-        unknown = [
-            p
-            for p in paths
-            if p not in staging.files and (production is None or p not in production.files)
-        ]
-        if bad_paths(paths) or unknown:
-            raise BadRequest(
-                "paths must be paths of staging's or production's snapshot",
-                paths=sorted(set(bad_paths(paths)) | set(unknown))[:100],
+    ) -> _PublishPlan:
+        """What a publish would make production, with no write: shared by publish and preview."""
+        staging_ptr, production_ptr = pointers["staging"], pointers["production"]
+        if staging_ptr.snapshot is None:
+            raise Conflict("staging has no snapshot to publish")
+        staging = await self.snapshot(site, staging_ptr.snapshot)
+        production = await self._maybe(site, production_ptr.snapshot)
+        if paths is not None:
+            unknown = [
+                p
+                for p in paths
+                if p not in staging.files and (production is None or p not in production.files)
+            ]
+            if bad_paths(paths) or unknown:
+                raise BadRequest(
+                    "paths must be paths of staging's or production's snapshot",
+                    paths=sorted(set(bad_paths(paths)) | set(unknown))[:100],
+                )
+            result = compose(
+                _content(production), [Piece(_content(staging), paths=paths, settings=settings)]
             )
-        previous = None if production is None else production.id
-        result = compose(
-            _content(production), [Piece(_content(staging), paths=paths, settings=settings)]
-        )
-        if production is not None and same_content(
-            (result.files, result.settings), _content(production)
-        ):
-            return Moved("production", previous, previous, None)
-        published = await self._derive(
-            site,
-            result.files,
-            result.settings,
-            parent=previous,
-            message=f"publish of {len(paths)} path(s) from staging {staging.id}",
-            actor=actor,
-        )
-        piece = Piece(_content(staging), paths=paths, settings=settings)
-        moves = [
-            *plan_production(pointers, published.id),
-            await self._sync_base(site, pointers, [piece], published),
-        ]
-        await self._commit(site, moves, [published], "publish", actor)
-        return Moved("production", published.id, previous, "publish")
+            content: Content | None = (result.files, result.settings)
+            if production is not None and same_content(
+                (result.files, result.settings), _content(production)
+            ):
+                content = None
+            return _PublishPlan(staging, production, content, "publish", result)
+        if staging.id == production_ptr.snapshot:
+            return _PublishPlan(staging, production, None, "publish")
+        if is_fast_forward(pointers):
+            return _PublishPlan(staging, production, _content(staging), "publish")
+        base = await self._maybe(site, staging_ptr.base)
+        result = compose(_content(production), [Piece(_content(staging), base=_content(base))])
+        conflicts = await self._real_conflicts(site, result.conflicts, production, [staging])
+        merged: Content = (result.files, result.settings)
+        kept = fixes_kept(_content(base), _content(production), _content(staging), merged)
+        return _PublishPlan(staging, production, merged, "merge-publish", result, conflicts, kept)
 
     async def _real_conflicts(
         self,

@@ -97,3 +97,27 @@ def unpublished_changes(
             if mine != b.get(key, _ABSENT) and mine != p.get(key, _ABSENT):
                 lost.append(prefix + key)
     return lost
+
+
+def fixes_kept(
+    base: tuple[Mapping[str, ManifestEntry], Mapping[str, Any]],
+    production: tuple[Mapping[str, ManifestEntry], Mapping[str, Any]],
+    staging: tuple[Mapping[str, ManifestEntry], Mapping[str, Any]],
+    merged: tuple[Mapping[str, ManifestEntry], Mapping[str, Any]],
+) -> list[str]:
+    """Production's own changes since ``base`` that ``merged`` keeps although staging lacks them.
+
+    These are the emergency fixes a merged publish carries over: a plain manifest
+    diff from production to staging would show them as removed or changed.
+    """
+    kept: list[str] = []
+    for prefix, b, p, s, m in (
+        ("", base[0], production[0], staging[0], merged[0]),
+        ("settings.", base[1], production[1], staging[1], merged[1]),
+    ):
+        for key in sorted(p.keys() | b.keys()):
+            ours = p.get(key, _ABSENT)
+            if ours != b.get(key, _ABSENT) and ours != s.get(key, _ABSENT):
+                if m.get(key, _ABSENT) == ours:
+                    kept.append(prefix + key)
+    return kept

@@ -427,6 +427,15 @@ class PostgresStore:
     ) -> list[SnapshotInfo]:
         return await core.list_snapshots(PgSql(self._pool), site, limit=limit, before=before)
 
+    @_reachable
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        rows = await self._pool.fetch(
+            "SELECT id, message FROM snapshots WHERE site = $1 AND id = ANY($2::text[])",
+            site,
+            sorted(set(ids)),
+        )
+        return {r[0]: r[1] for r in rows}
+
     # -- pointers ------------------------------------------------------------------
 
     @_reachable

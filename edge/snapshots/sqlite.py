@@ -485,6 +485,20 @@ class SqliteStore:
     ) -> list[SnapshotInfo]:
         return await core.list_snapshots(_Sql(self._reader), site, limit=limit, before=before)
 
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        wanted = sorted(set(ids))
+        found: dict[str, str] = {}
+        for i in range(0, len(wanted), _SQL_VARS):
+            chunk = wanted[i : i + _SQL_VARS]
+            rows = await _rows(
+                self._reader,
+                f"SELECT id, message FROM snapshots WHERE site = ? AND id IN"
+                f" ({', '.join('?' * len(chunk))})",
+                [site, *chunk],
+            )
+            found.update((r[0], r[1]) for r in rows)
+        return found
+
     # -- pointers ------------------------------------------------------------------
 
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:

@@ -110,6 +110,10 @@ class Store(Protocol):
         """Snapshots newest first; ``before`` continues a listing."""
         ...
 
+    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
+        """The message of each of ``ids`` that exists (without loading any manifest)."""
+        ...
+
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:
         """Both environment pointers of a site (unset ones with ``snapshot=None``)."""
         ...

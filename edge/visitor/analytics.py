@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 
-from edge.router import Route
+from edge.router import Env, Route
 from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.store import Store
 
@@ -31,25 +30,68 @@ def day_of(epoch_day: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch_day * _DAY))
 
 
+def _site_env(route_key: str) -> tuple[str, Env]:
+    site, _, env = route_key.partition("\x00")
+    return site, "staging" if env == "staging" else "production"
+
+
+ViewKey = tuple[str, str]  # (route key, manifest path)
+
+
 class PageViewCounter:
+    """Page views per (route, path) and UTC day, as plain integers in dicts."""
+
     def __init__(self, max_pending: int = MAX_PENDING) -> None:
-        self._counts: Counter[tuple[Route, str, int]] = Counter()
+        # Keyed by the route's key string (its hash is cached), not the Route itself
+        # (whose __hash__ is a Python call), and per day in a dict of its own, so a
+        # cache hit of an HTML page costs one clock read and one dict update.
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._day = -1
+        self._day_end = 0.0
+        self._today: dict[ViewKey, int] = {}
         self._max_pending = max_pending
         self._held_back = False
         self.lost = 0  # views dropped so far (kept past the bound, or at shutdown)
 
+    @staticmethod
+    def key(route: Route, path: str) -> ViewKey:
+        """The counter key of a page (made once per cached page, not per view)."""
+        return (route.key, path)
+
     def count(self, route: Route, path: str) -> None:
-        """One page view, now. The hot path: one dictionary update."""
-        self._counts[(route, path, int(time.time()) // _DAY)] += 1
+        """One page view, now."""
+        self.count_key((route.key, path))
+
+    def count_key(self, key: ViewKey) -> None:
+        """One page view, now, by :meth:`key`. The hot path."""
+        if time.time() >= self._day_end:
+            self._next_day()
+        today = self._today
+        today[key] = today.get(key, 0) + 1
+
+    def _next_day(self) -> None:
+        self._settle()
+        now = time.time()
+        self._day = int(now) // _DAY
+        self._day_end = (self._day + 1) * _DAY
+
+    def _settle(self) -> None:
+        """Move today's counts into the dated ones."""
+        counts, day = self._counts, self._day
+        for (route_key, path), n in self._today.items():
+            dated = (route_key, path, day)
+            counts[dated] = counts.get(dated, 0) + n
+        self._today = {}
 
     @property
     def pending(self) -> int:
         """Views counted and not written yet."""
-        return sum(self._counts.values())
+        return sum(self._counts.values()) + sum(self._today.values())
 
-    def _keep(self, counts: Counter[tuple[Route, str, int]]) -> None:
+    def _keep(self, counts: dict[tuple[str, str, int], int]) -> None:
         """Put unwritten counts back, within the bound (the oldest days stay first)."""
-        counts.update(self._counts)
+        for dated, n in self._counts.items():
+            counts[dated] = counts.get(dated, 0) + n
         if len(counts) > self._max_pending:
             ordered = sorted(counts.items(), key=lambda kv: kv[0][2])
             dropped = ordered[self._max_pending :]
@@ -60,11 +102,12 @@ class PageViewCounter:
                 lost,
                 self._max_pending,
             )
-            counts = Counter(dict(ordered[: self._max_pending]))
+            counts = dict(ordered[: self._max_pending])
         self._counts = counts
 
     async def flush(self, store: Store, reserve: DiskReserve | None = None) -> None:
         """Write everything counted so far; on failure keep it for the next flush."""
+        self._settle()
         if reserve is not None and reserve.low():
             if not self._held_back:
                 log.warning(
@@ -73,13 +116,13 @@ class PageViewCounter:
                     reserve.reserve,
                 )
             self._held_back = True
-            self._keep(Counter())
+            self._keep({})
             return
         self._held_back = False
-        counts, self._counts = self._counts, Counter()
+        counts, self._counts = self._counts, {}
         if not counts:
             return
-        rows = [(r.site, r.env, path, day_of(d), n) for (r, path, d), n in counts.items()]
+        rows = [(*_site_env(key), path, day_of(d), n) for (key, path, d), n in counts.items()]
         # Shielded: a shutdown that cancels the flush loop lets this write finish
         # (the store closes after it) instead of dropping the counts taken.
         write = asyncio.ensure_future(store.add_page_views(rows))

@@ -2,8 +2,10 @@
 
 A representation is what the cache holds: the final body (noindex injected for
 staging and for production entries marked ``noindex``, gzip-compressed once for
-the gzip variants) with every response header already computed, so a cache hit
-costs a dictionary lookup and a ``Response`` object.
+the gzip variants) with every response header already computed and already
+written out as bytes (:class:`Wire`: the 200, HEAD and 304 answers, with and
+without HSTS), so a cache hit costs dictionary lookups and one write; only the
+``Date`` line is added per request.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from edge.noindex import ROBOTS_HEADER, STAGING_ROBOTS_TXT, inject_robots_meta
 from edge.router import Env
 from edge.snapshots.headers import check_writable
 from edge.snapshots.model import ManifestEntry
+from edge.wire.exchange import header_block, status_line
 
 STAGING_CACHE_CONTROL = "no-store"
 # Production content may change at any publish, so clients revalidate (cheap: 304).
@@ -35,6 +38,18 @@ rangeable = lru_cache(maxsize=256)(is_media)
 
 
 @dataclass(frozen=True, slots=True)
+class Wire:
+    """A representation's answers as bytes, each up to (not including) the ``Date`` line.
+
+    The visitor wire appends the ``Date`` line, the blank line and, for ``ok``,
+    the body.
+    """
+
+    ok: bytes  # 200 status line and headers, Content-Length included (also HEAD's)
+    not_modified: bytes  # 304 status line and headers
+
+
+@dataclass(frozen=True, slots=True)
 class Representation:
     """One cacheable response body with its headers."""
 
@@ -44,9 +59,29 @@ class Representation:
     not_modified_headers: Mapping[str, str]
     rangeable: bool
     nbytes: int = field(init=False)
+    # HSTS value (None: plain HTTP, or no HSTS) -> the answers as bytes.
+    wires: dict[str | None, Wire] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nbytes", len(self.body) + _ENTRY_OVERHEAD)
+        object.__setattr__(self, "wires", {None: self._wire(None)})
+
+    def wire(self, hsts: str | None) -> Wire:
+        """The answers as bytes, with ``Strict-Transport-Security: hsts`` when given."""
+        found = self.wires.get(hsts)
+        if found is None:
+            found = self.wires[hsts] = self._wire(hsts)
+        return found
+
+    def _wire(self, hsts: str | None) -> Wire:
+        extra = [] if hsts is None else [("Strict-Transport-Security", hsts)]
+        ok = (
+            status_line(200)
+            + header_block([*self.headers.items(), *extra])
+            + b"Content-Length: %d\r\n" % len(self.body)
+        )
+        short = status_line(304) + header_block([*self.not_modified_headers.items(), *extra])
+        return Wire(ok, short)
 
     def for_snapshot(self, snapshot_id: str) -> Representation:
         """The same bytes as served from another snapshot (only the header differs)."""

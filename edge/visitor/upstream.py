@@ -9,7 +9,8 @@ upstream and the answer back. What is sent either way is computed by the pure
 Failures never show upstream internals to the visitor: a refused or failed connect
 is a plain ``502``, a timeout before the answer starts a plain ``504`` (the details
 go to the log). Once the answer has started, a failing upstream makes edge close the
-visitor's connection, so a cut-off body never looks complete.
+visitor's connection, so a cut-off body never looks complete. The visitor side is
+edge's own wire (:mod:`edge.wire.http1`); the upstream side is aiohttp's client.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 import aiohttp
-from aiohttp import hdrs, web
+from aiohttp import hdrs
 from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from edge.config import EnvironmentConfig, Settings
 from edge.netguard import ForbiddenTarget, allowed_networks, check_url
 from edge.router import Env, Route
+from edge.visitor.answers import Answer, plain
+from edge.wire.exchange import Request, Responder
 
 log = logging.getLogger("edge.upstream")
 
@@ -86,6 +89,10 @@ class UpstreamTable:
                     Upstream(u.prefix, u.origin.rstrip("/")) for u in env_config.upstreams
                 ]
         return cls(routes)
+
+    def for_route(self, route_key: str) -> tuple[Upstream, ...]:
+        """One environment's upstreams, longest prefix first."""
+        return self._routes.get(route_key, ())
 
     def match(self, route_key: str, path: str) -> Upstream | None:
         """The upstream whose prefix is the longest that ``path`` starts with, or None.
@@ -208,22 +215,21 @@ def response_headers(
     return out
 
 
-def _plain(status: int, text: str, env_headers: Mapping[str, str]) -> web.Response:
-    response = web.Response(status=status, text=text + "\n", content_type="text/plain")
-    response.headers.update(env_headers)
-    return response
+def _bad_gateway(env_headers: Mapping[str, str]) -> Answer:
+    return plain(502, "Bad Gateway: the upstream server could not be reached", env_headers)
 
 
-def _bad_gateway(env_headers: Mapping[str, str]) -> web.Response:
-    return _plain(502, "Bad Gateway: the upstream server could not be reached", env_headers)
+def _gateway_timeout(env_headers: Mapping[str, str]) -> Answer:
+    return plain(504, "Gateway Timeout: the upstream server did not answer in time", env_headers)
 
 
-def _gateway_timeout(env_headers: Mapping[str, str]) -> web.Response:
-    return _plain(504, "Gateway Timeout: the upstream server did not answer in time", env_headers)
+def _send(responder: Responder, answer: Answer) -> None:
+    responder.answer(answer.status, answer.headers, answer.body)
 
 
 async def forward(
-    request: web.BaseRequest,
+    request: Request,
+    responder: Responder,
     upstream: Upstream,
     session: aiohttp.ClientSession,
     *,
@@ -232,8 +238,8 @@ async def forward(
     trusted: bool = False,
     host: str | None = None,
     on_error: Callable[[str, str], None] = lambda kind, detail: None,
-) -> web.StreamResponse:
-    """Proxy ``request`` to ``upstream`` and stream the answer back.
+) -> None:
+    """Proxy ``request`` to ``upstream`` and stream the answer back through ``responder``.
 
     Sends ``origin + raw path + query`` with the request body streamed, never
     follows a redirect, and answers 400 for a path that could leave the prefix
@@ -241,33 +247,30 @@ async def forward(
     (:func:`edge.netguard.check_url`) or unreachable, 504 on a timeout before the
     answer starts. ``session`` is normally an :func:`edge.netguard.guarded_session`.
     ``on_error`` hears of every failure: its kind (``refused``, ``unreachable``,
-    ``timeout``, ``cut_off``) and what went wrong.
+    ``timeout``, ``cut_off``) and what went wrong. Both directions stream with
+    backpressure: the visitor's body is read only as fast as the upstream takes it
+    (``100 Continue`` is sent when the upstream starts reading it), and the answer is
+    read from the upstream only as fast as the visitor takes it.
     """
-    target = upstream_target(request.raw_path, upstream.prefix)
+    target = upstream_target(request.target, upstream.prefix)
     if target is None:
-        return _plain(400, "Bad Request: malformed path", env_headers)
+        _send(responder, plain(400, "Bad Request: malformed path", env_headers))
+        return
     url = upstream.origin + target
     try:
         check_url(url, allowed_networks(session))
     except ForbiddenTarget as exc:
         log.warning("upstream %s for %s refused: %s", upstream.origin, upstream.prefix, exc)
         on_error("refused", str(exc))
-        return _bad_gateway(env_headers)
+        _send(responder, _bad_gateway(env_headers))
+        return
 
-    version = request.version
-    via = f"{version.major}.{version.minor} edge"
+    major, minor = request.version
+    via = f"{major}.{minor} edge"
     headers = request_headers(
-        request.headers, peer=request.remote, tls=tls, via=via, trusted=trusted, host=host
+        request.headers, peer=request.peer, tls=tls, via=via, trusted=trusted, host=host
     )
-    body = request.content if request.body_exists else None
-    if (
-        body is not None
-        and version >= aiohttp.HttpVersion11
-        and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
-    ):
-        # Expect is not forwarded; the visitor may send its body now.
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
+    body = request.body
     try:
         answer = await session.request(
             request.method,
@@ -280,11 +283,15 @@ async def forward(
     except TimeoutError as exc:
         log.warning("upstream %s timed out: %r", upstream.origin, exc)
         on_error("timeout", repr(exc))
-        return _gateway_timeout(env_headers)
+        _send(responder, _gateway_timeout(env_headers))
+        return
     except (aiohttp.ClientError, OSError) as exc:
+        if isinstance(exc, ConnectionResetError) and body is not None and body.gone:
+            raise  # the visitor went away in the middle of its body
         log.warning("upstream %s failed: %s", upstream.origin, exc)
         on_error("unreachable", str(exc))
-        return _bad_gateway(env_headers)
+        _send(responder, _bad_gateway(env_headers))
+        return
 
     async with answer:
         # Read the first chunk before answering, so that a timeout until then is
@@ -294,41 +301,31 @@ async def forward(
         except TimeoutError as exc:
             log.warning("upstream %s timed out: %r", upstream.origin, exc)
             on_error("timeout", repr(exc))
-            return _gateway_timeout(env_headers)
+            _send(responder, _gateway_timeout(env_headers))
+            return
         except aiohttp.ClientError as exc:
             log.warning("upstream %s failed: %s", upstream.origin, exc)
             on_error("unreachable", str(exc))
-            return _bad_gateway(env_headers)
+            _send(responder, _bad_gateway(env_headers))
+            return
 
         a_version = answer.version
-        response = web.StreamResponse(
-            status=answer.status,
-            reason=answer.reason,
-            headers=response_headers(
+        responder.start(
+            answer.status,
+            response_headers(
                 answer.headers,
                 env_headers=env_headers,
                 via=f"{a_version.major}.{a_version.minor} edge" if a_version else via,
-            ),
+            ).items(),
+            reason=answer.reason,
         )
-        await response.prepare(request)
         while chunk:
-            try:
-                await response.write(chunk)
-            except ConnectionResetError:
-                return response  # the visitor went away; leaving closes the upstream side
+            await responder.write(chunk)  # ConnectionResetError: the visitor went away
             try:
                 chunk = await answer.content.readany()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("upstream %s failed mid-body: %r", upstream.origin, exc)
                 on_error("cut_off", repr(exc))
-                _drop_connection(request)
-                return response
-        await response.write_eof()
-        return response
-
-
-def _drop_connection(request: web.BaseRequest) -> None:
-    """Close the visitor's connection after a cut-off body, so it is seen as cut off."""
-    transport = request.transport
-    if transport is not None:
-        transport.close()
+                responder.cut()
+                return
+        await responder.end()

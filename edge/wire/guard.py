@@ -1,4 +1,4 @@
-"""The admin API's share of the wire rules (the visitor handler applies them inline).
+"""The admin API's share of the wire rules (the visitor wire, edge.wire.http1, applies them itself).
 
 One middleware, placed inside the JSON error middleware: requests with unsound
 framing (:mod:`edge.wire.framing`) are answered with the JSON error and the

@@ -4,7 +4,9 @@ aiohttp falls back to a pure-Python parser when its C extension is missing or
 ``AIOHTTP_NO_EXTENSIONS`` is set. That parser has had request-smuggling bugs
 the C one did not (CVE-2023-47627, CVE-2024-52304, CVE-2025-53643,
 CVE-2025-69224), and it is several times slower. Edge refuses to start on it
-unless ``[server] allow_python_http_parser = true``.
+unless ``[server] allow_python_http_parser = true``. This concerns the admin
+listener: the visitor listeners parse with httptools (edge.wire.http1), which has
+no pure-Python fallback at all.
 """
 
 from __future__ import annotations

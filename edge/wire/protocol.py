@@ -1,6 +1,6 @@
 """Per-connection defences: a deadline on every phase of a request, clean refusals.
 
-How this works: both listeners (visitors and admin) serve connections with
+How this works: the admin listener serves connections with
 :class:`GuardedRequestHandler`, aiohttp's ``RequestHandler`` plus a few timers
 per connection, each armed when its phase starts and cancelled when it ends.
 Nothing is armed or re-armed per read on the hot path: a request head that
@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -59,7 +57,12 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineToo
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
-from edge.config import ServerConfig
+from edge.wire.limits import WireLimits
+from edge.wire.sockets import UNREAD as _UNREAD
+from edge.wire.sockets import UNSENT as _UNSENT
+from edge.wire.sockets import kernel_queue as _kernel_queue
+
+__all__ = ["GuardedAppRunner", "GuardedRequestHandler", "GuardedSite", "WireLimits", "refusal"]
 
 log = logging.getLogger("edge.wire")
 
@@ -69,67 +72,19 @@ _REQUEST_TIMEOUT = (
 )
 _TOO_MANY_HEADERS = "Too many headers"  # aiohttp's message for more than max_headers fields
 BACKLOG = 1024  # pending connections per listener socket (aiohttp's default is 128)
-try:
-    import fcntl
-    import termios
-
-    _UNREAD: int | None = termios.FIONREAD  # bytes received by the kernel, not yet read
-    _UNSENT: int | None = getattr(termios, "TIOCOUTQ", None)  # not yet acknowledged (Linux)
-except ImportError:  # pragma: no cover - no such ioctls (Windows): deadlines alone decide
-    _UNREAD = _UNSENT = None
 
 
-def _kernel_queue(transport: asyncio.BaseTransport, request: int | None) -> int:
-    """A socket queue's length in bytes (-1 when unknown); a syscall, on expiry paths only.
-
-    A deadline is only declared missed after asking the kernel: when edge itself
-    was stalled (a busy machine), the timer can fire before the event loop has
-    read what already arrived, or written what the client already took.
-    """
-    sock = transport.get_extra_info("socket")
-    if sock is None or request is None:
-        return -1
-    try:
-        return int.from_bytes(fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0"), sys.byteorder)
-    except (OSError, ValueError):
-        return -1
-
-
-@dataclass(frozen=True, slots=True)
-class WireLimits:
-    """Sizes and deadlines of one listener's connections (``[server]`` keys)."""
-
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keepalive_timeout: float = 15.0
-    send_timeout: float = 30.0
-    max_request_line: int = 8190
-    max_header_size: int = 8190
-    max_headers: int = 100
-
-    @classmethod
-    def from_config(cls, server: ServerConfig) -> WireLimits:
-        return cls(
-            header_timeout=server.header_timeout,
-            body_timeout=server.body_timeout,
-            keepalive_timeout=server.keepalive_timeout,
-            send_timeout=server.send_timeout,
-            max_request_line=server.max_request_line,
-            max_header_size=server.max_header_size,
-            max_headers=server.max_headers,
-        )
-
-    def handler_kwargs(self) -> dict[str, Any]:
-        """aiohttp ``RequestHandler`` arguments for these limits."""
-        return {
-            "keepalive_timeout": self.keepalive_timeout,
-            "max_line_size": self.max_request_line,
-            "max_field_size": self.max_header_size,
-            "max_headers": self.max_headers,
-            # Request bodies are never inflated: no decompression bomb can reach
-            # edge; a coded body is passed on as sent or refused (edge.wire.framing).
-            "auto_decompress": False,
-        }
+def aiohttp_kwargs(limits: WireLimits) -> dict[str, Any]:
+    """aiohttp ``RequestHandler`` arguments for ``limits``."""
+    return {
+        "keepalive_timeout": limits.keepalive_timeout,
+        "max_line_size": limits.max_request_line,
+        "max_field_size": limits.max_header_size,
+        "max_headers": limits.max_headers,
+        # Request bodies are never inflated: no decompression bomb can reach
+        # edge; a coded body is passed on as sent or refused (edge.wire.framing).
+        "auto_decompress": False,
+    }
 
 
 def refusal(status: int) -> web.Response:
@@ -420,7 +375,7 @@ class GuardedServer(web.Server):
         loop: asyncio.AbstractEventLoop | None = None,
         **kwargs: Any,
     ) -> None:
-        handler_kwargs = {**limits.handler_kwargs(), **kwargs}
+        handler_kwargs = {**aiohttp_kwargs(limits), **kwargs}
         super().__init__(handler, request_factory=request_factory, loop=loop, **handler_kwargs)
         self._limits = limits
         self._refuse = refuse

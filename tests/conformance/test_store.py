@@ -115,6 +115,13 @@ async def test_snapshot_round_trip_and_listing(store: Store) -> None:
     assert len(await store.list_snapshots(SITE, limit=1)) == 1
 
 
+async def test_snapshot_messages_without_manifests(store: Store) -> None:
+    first = await make_snapshot(store, {"/index.html": b"one"})
+    assert await store.snapshot_messages(SITE, [first.id, first.id, "nope"]) == {first.id: "m"}
+    assert await store.snapshot_messages("other", [first.id]) == {}
+    assert await store.snapshot_messages(SITE, []) == {}
+
+
 async def test_snapshot_with_missing_blobs_is_refused_whole(store: Store) -> None:
     await store.put_blob(SITE, sha(b"here"), b"here")
     snapshot = Snapshot(

@@ -165,15 +165,16 @@ async def test_a_drift_conflict_shows_its_paths_and_the_ways_out(
     publish_all = page.get_by_role("button", name="Publish all to production")
     drift_dialog = page.locator("#drift-dialog")
 
-    # 1. The 409: its message and its conflicting path; nothing changed.
+    # 1. The 409 (from the publish's dry run, before any confirmation): its message and
+    # its conflicting path, said once, by the dialog; nothing changed.
     await publish_all.click()
-    await dash.confirm(contains="merged with the changes made on production")
     await expect(drift_dialog).to_be_visible()
     await expect(page.locator("#drift-conflicts")).to_have_text("/index.html")
     await expect(page.locator("#drift-message")).to_contain_text(
         "production changed since staging's base"
     )
-    await expect(dash.error).to_contain_text("409 drift")
+    await expect(dash.error).to_be_hidden()
+    await expect(dash.status).not_to_contain_text("failed")
     await page.screenshot(path=str(shots_dir(tmp_path) / "drift-409.png"))
     assert (await environments(api))["production"]["snapshot"] == fix
 
@@ -194,9 +195,11 @@ async def test_a_drift_conflict_shows_its_paths_and_the_ways_out(
 
     # 3. "Force": staging's version wins on the conflicting path.
     await publish_all.click()
-    await dash.confirm()
     await expect(drift_dialog).to_be_visible()
     await drift_dialog.get_by_role("button", name="Force the publish").click()
+    await expect(dash.confirm_dialog).to_contain_text(
+        "changed, staging's version wins: /index.html"
+    )
     await dash.confirm(contains="Staging's version wins")
     await expect(dash.status).to_contain_text("Published (merge-publish)")
     await expect(page.locator("#drift")).to_be_hidden()
@@ -209,7 +212,6 @@ async def test_a_drift_conflict_shows_its_paths_and_the_ways_out(
     await dash.reload_state()
     await expect(dash.snapshot("production")).to_have_text(fix)
     await publish_all.click()
-    await dash.confirm()
     await drift_dialog.get_by_role("button", name="Refresh staging first").click()
     await dash.confirm(contains="Refresh staging from production?")
     await expect(dash.confirm_dialog).to_contain_text("Staging holds work production lacks")

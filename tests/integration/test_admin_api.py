@@ -57,7 +57,7 @@ async def test_authentication_and_roles(api: Api) -> None:
     assert status == 200
     status, doc = await api.call("GET", "/v1/sites/nope/environments", as_="admin")
     assert status == 404
-    assert_error(doc, "not_found")
+    assert_error(doc, "unknown_site")
 
 
 async def test_blob_upload_protocol(api: Api) -> None:

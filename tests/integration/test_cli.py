@@ -123,9 +123,12 @@ async def test_moving_content_with_the_cli(
     (site / "style.css").write_bytes(b"body { color: navy }")
     assert server.cli("push", str(site), "--site", "acme").returncode == 0
 
-    diff = server.cli("diff", "--site", "acme")
-    assert diff.returncode == 0
-    assert "changed  /index.html" in diff.stdout and "changed  /style.css" in diff.stdout
+    diff = server.cli("diff", "--site", "acme")  # the publish's dry run: it would be refused
+    assert diff.returncode == 1
+    assert "conflict  /index.html" in diff.stdout and "changed   /style.css" in diff.stdout
+    raw = server.cli("diff", "--site", "acme", "--raw")
+    assert raw.returncode == 0
+    assert "changed  /index.html" in raw.stdout and "changed  /style.css" in raw.stdout
 
     refused = server.cli("publish", "--site", "acme")
     assert refused.returncode == 1

@@ -1,9 +1,9 @@
 """The upstream proxy over real sockets.
 
-Each test starts a real aiohttp upstream application and a low-level aiohttp server
-whose handler calls :func:`edge.visitor.upstream.forward` with a
-:func:`edge.netguard.guarded_session`, both on loopback ports, and talks HTTP to the
-proxy.
+Each test starts a real aiohttp upstream application and edge's visitor wire
+(:class:`edge.wire.http1.Http1Server`) whose application calls
+:func:`edge.visitor.upstream.forward` with a :func:`edge.netguard.guarded_session`,
+both on loopback ports, and talks HTTP to the proxy.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from yarl import URL
 from edge.netguard import guarded_session
 from edge.visitor.representation import env_headers
 from edge.visitor.upstream import Upstream, forward
+from edge.wire.exchange import Request, Responder
+from edge.wire.http1 import Http1Server
+from edge.wire.limits import WireLimits
 
 VISITOR_HOST = "acme-preview.example"
 ENV_HEADERS = env_headers("staging", "snap-1")
@@ -176,15 +179,22 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
             stack.push_async_callback(session.close)
             target = Upstream("/api/", origin)
 
-            async def handler(request: web.BaseRequest) -> web.StreamResponse:
-                return await forward(request, target, session, env_headers=ENV_HEADERS, tls=False)
+            class Proxy:
+                def hit(self, request: Request) -> bytes | None:
+                    return None
 
-            runner = web.ServerRunner(web.Server(handler), shutdown_timeout=1.0)
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            return f"http://127.0.0.1:{runner.addresses[0][1]}"
+                async def serve(self, request: Request, responder: Responder) -> None:
+                    await forward(
+                        request, responder, target, session, env_headers=ENV_HEADERS, tls=False
+                    )
+
+                def answered(self, request: Request) -> None:
+                    pass
+
+            server = Http1Server(Proxy(), WireLimits())
+            await server.listen("127.0.0.1", 0)
+            stack.push_async_callback(server.close)
+            return f"http://127.0.0.1:{server.port}"
 
         yield start
 

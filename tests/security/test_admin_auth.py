@@ -147,7 +147,7 @@ async def test_every_admin_route_answers_403_for_a_role_or_site_the_token_lacks(
                 status, doc = await _call(
                     session, server, method, elsewhere, _bearer(server, "admin")
                 )
-                _assert_error(status, doc, 404, "not_found", f"{method} {elsewhere} admin")
+                _assert_error(status, doc, 404, "unknown_site", f"{method} {elsewhere} admin")
             # The least role itself is let in (whatever the call then makes of it).
             status, doc = await _call(session, server, method, path, _bearer(server, AT[role]))
             assert status not in (401, 403), (method, path, AT[role], status, doc)

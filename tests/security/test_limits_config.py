@@ -8,7 +8,7 @@ import pytest
 
 from edge.config import parse_config
 from edge.errors import ConfigError
-from edge.wire.protocol import WireLimits
+from edge.wire.protocol import WireLimits, aiohttp_kwargs
 
 BASE = """
 [server]
@@ -31,7 +31,7 @@ def test_defaults(tmp_path: Path) -> None:
         max_header_size=8190,
         max_headers=100,
     )
-    assert limits.handler_kwargs()["auto_decompress"] is False
+    assert aiohttp_kwargs(limits)["auto_decompress"] is False
 
 
 def test_values_are_read(tmp_path: Path) -> None:

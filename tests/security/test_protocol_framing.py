@@ -212,8 +212,10 @@ EDGE_CASES = [
         501,
         501,
     ),
-    # llhttp parses HTTP/2.0 in an HTTP/1 request line; aiohttp would answer "HTTP/2.0 200"
-    ("http-2.0", _raw(b"GET / HTTP/2.0\r\nHost: {host}\r\n\r\n"), 505, 400),
+    # llhttp parses HTTP/2.0 in an HTTP/1 request line; aiohttp would answer "HTTP/2.0 200".
+    # Followed by more bytes, llhttp objects too ("data after Connection: close"): the
+    # admin listener (aiohttp) then answers that 400, the visitor wire its own 505 first.
+    ("http-2.0", _raw(b"GET / HTTP/2.0\r\nHost: {host}\r\n\r\n"), 505, (400, 505)),
 ]
 
 
@@ -226,7 +228,7 @@ def test_edge_refuses_what_the_parser_lets_through(
     listener: str,
     build: Callable[[str], bytes],
     alone: int,
-    followed: int,
+    followed: int | tuple[int, ...],
 ) -> None:
     port = edge.port if listener == "visitor" else edge.admin_port
     request = build(PRODUCTION_HOST)
@@ -234,7 +236,8 @@ def test_edge_refuses_what_the_parser_lets_through(
     assert [r.status for r in got.responses] == [alone], got.raw[:300]
     assert got.closed
     got = exchange(port, request + SMUGGLED)
-    assert [r.status for r in got.responses] == [followed], got.raw[:300]
+    statuses = followed if isinstance(followed, tuple) else (followed,)
+    assert len(got.responses) == 1 and got.first.status in statuses, got.raw[:300]
     assert got.closed
     assert b"smuggled" not in got.raw
 

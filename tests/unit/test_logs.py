@@ -7,8 +7,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,7 +21,7 @@ from edge.observability.logs import (
 from edge.observability.metrics import Metrics
 from edge.observability.observer import Observer, VisitorRecorder, access_line, endpoint
 from edge.router import Route, RouteTable
-from edge.visitor.handler import ROUTE
+from tests.unit.visitor_requests import answered
 
 
 @pytest.mark.parametrize(
@@ -160,13 +158,13 @@ def test_an_unwritable_file_fails_at_start(tmp_path: Path) -> None:
 
 
 def test_access_line_fields_and_no_query_string() -> None:
-    request = make_mocked_request(
-        "GET",
+    request = answered(
         "/_edge/preview?token=s3cret",
-        headers={"Host": "acme.example", "User-Agent": "curl/8"},
+        {"Host": "acme.example", "User-Agent": "curl/8"},
+        route=Route("acme", "staging"),
+        snapshot="snap1",
     )
-    response = web.Response(status=200, headers={"X-Edge-Snapshot": "snap1"})
-    line = access_line(request, response, 0.000125, Route("acme", "staging"), "acme.example")
+    line = access_line(request, 0.000125)
     assert b"s3cret" not in line
     doc = orjson.loads(line)
     assert doc["event"] == "access"
@@ -185,8 +183,8 @@ def test_access_line_fields_and_no_query_string() -> None:
 
 
 def test_access_line_of_an_unknown_host() -> None:
-    request = make_mocked_request("GET", "/", headers={"Host": "nope.example"})
-    doc = orjson.loads(access_line(request, web.Response(status=421), 0.0, None, "nope.example"))
+    request = answered("/", {"Host": "nope.example"}, status=421)
+    doc = orjson.loads(access_line(request, 0.0))
     assert (doc["site"], doc["env"], doc["host"], doc["snapshot"]) == (
         None,
         None,
@@ -226,9 +224,8 @@ def test_the_recorder_writes_access_lines_as_configured(
     record = VisitorRecorder(observer).record
     access.start()
     for status in (200, 404, 500, 503):
-        request = make_mocked_request("GET", "/", headers={"Host": "acme.example"})
-        request[ROUTE] = routes.resolve("acme.example")  # as the visitor handler does
-        record(request, web.Response(status=status), 0.001)
+        route = routes.resolve("acme.example")  # as the visitor handler does
+        record(answered("/", {"Host": "acme.example"}, status=status, route=route), 0.001)
     access.close()
     assert [orjson.loads(line)["status"] for line in lines_of(tmp_path / "access.log")] == expected
 

@@ -120,3 +120,40 @@ def test_budget_is_respected_after_any_sequence(
             assert value is None or value == last_put.get(key)
         assert 0 <= lru.current_bytes <= max_bytes
         assert lru.current_bytes == sum(last_put[k].nbytes for k in range(16) if k in lru)
+
+
+def test_peek_does_not_change_recency_or_count() -> None:
+    lru: ByteLRU[str, Blob] = ByteLRU(100)
+    for key in "abcd":
+        lru.put(key, Blob(25, key))
+    assert lru.peek("a") == Blob(25, "a")  # a peek: "a" stays the least recently used
+    assert (lru.hits, lru.misses) == (0, 0)
+    lru.put("e", Blob(25, "e"))
+    assert "a" not in lru
+    assert lru.peek("a") is None
+    assert (lru.hits, lru.misses) == (0, 0)
+
+
+def test_groups_list_their_keys_and_forget_evicted_ones() -> None:
+    lru: ByteLRU[tuple[str, str], Blob] = ByteLRU(100, group=lambda key: key[0])
+    lru.put(("s1", "a"), Blob(40))
+    lru.put(("s1", "b"), Blob(40))
+    lru.put(("s2", "a"), Blob(10))
+    assert sorted(lru.group("s1")) == [("s1", "a"), ("s1", "b")]
+    assert lru.group("s2") == [("s2", "a")]
+    assert lru.group("s3") == []
+    lru.put(("s3", "a"), Blob(60))  # evicts ("s1", "a") and ("s1", "b")
+    assert lru.group("s1") == []
+    assert sorted(lru.keys()) == [("s2", "a"), ("s3", "a")]
+
+
+@given(_OPS)
+def test_groups_always_hold_exactly_the_cached_keys(ops: list[tuple[str, int, int]]) -> None:
+    lru: ByteLRU[int, Blob] = ByteLRU(500, group=lambda key: key % 3)
+    for op, key, size in ops:
+        if op == "put":
+            lru.put(key, Blob(size))
+        else:
+            lru.get(key)
+        grouped = sorted(k for g in range(3) for k in lru.group(g))
+        assert grouped == sorted(lru.keys())

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.snapshots.merge import changed_paths, three_way_merge, unpublished_changes
+from edge.snapshots.merge import (
+    changed_paths,
+    fixes_kept,
+    three_way_merge,
+    unpublished_changes,
+)
 from edge.snapshots.model import ManifestEntry
 
 
@@ -145,3 +150,49 @@ def test_unpublished_changes_lists_staging_work_production_lacks() -> None:
     staging = ({"/a": B, "/b": C, "/new": D}, {"k": 2})  # same fix, plus own work
     assert unpublished_changes(base, production, staging) == ["/b", "/new", "settings.k"]
     assert unpublished_changes(base, production, production) == []
+
+
+@pytest.mark.parametrize(
+    ("base", "prod", "staging", "kept"),
+    [
+        ({"/x": A}, {"/x": A, "/promo": B}, {"/x": C}, ["/promo"]),  # a fix added on production
+        ({"/x": A}, {"/x": B}, {"/x": A}, ["/x"]),  # a fix changed on production
+        ({"/x": A, "/y": A}, {"/x": A}, {"/x": A, "/y": A}, ["/y"]),  # a fix removing a page
+        ({"/x": A}, {"/x": B}, {"/x": B}, []),  # staging has it too: nothing kept
+        ({"/x": A}, {"/x": B}, {"/x": C}, []),  # a conflict: staging wins, not kept
+        ({"/x": A}, {"/x": A}, {"/x": B}, []),  # no production change at all
+    ],
+)
+def test_fixes_kept_table(
+    base: dict[str, ManifestEntry],
+    prod: dict[str, ManifestEntry],
+    staging: dict[str, ManifestEntry],
+    kept: list[str],
+) -> None:
+    merged = three_way_merge((base, {}), (prod, {}), (staging, {}))
+    assert fixes_kept((base, {}), (prod, {}), (staging, {}), (merged.files, {})) == kept
+
+
+def test_a_kept_settings_fix_is_named_by_its_key() -> None:
+    base, prod, staging = {"a": 1}, {"a": 2}, {"a": 1, "b": 3}
+    merged = three_way_merge(({}, base), ({}, prod), ({}, staging))
+    assert fixes_kept(({}, base), ({}, prod), ({}, staging), ({}, merged.settings)) == [
+        "settings.a"
+    ]
+
+
+_MANIFEST = st.dictionaries(
+    st.sampled_from(["/a", "/b", "/c", "/d"]), st.sampled_from([A, B, C, D])
+)
+
+
+@given(_MANIFEST, _MANIFEST, _MANIFEST)
+def test_every_kept_fix_is_production_s_version_that_staging_lacks(
+    base: dict[str, ManifestEntry],
+    prod: dict[str, ManifestEntry],
+    staging: dict[str, ManifestEntry],
+) -> None:
+    merged = three_way_merge((base, {}), (prod, {}), (staging, {}))
+    for path in fixes_kept((base, {}), (prod, {}), (staging, {}), (merged.files, {})):
+        assert merged.files.get(path) == prod.get(path) != staging.get(path)
+        assert prod.get(path) != base.get(path)

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,7 +25,7 @@ from edge.observability.metrics import (
 from edge.observability.observer import Observer, VisitorRecorder
 from edge.router import Route, RouteTable
 from edge.snapshots.model import HistoryEntry, OutboxItem
-from edge.visitor.handler import ROUTE
+from tests.unit.visitor_requests import answered
 
 
 @pytest.mark.parametrize(
@@ -104,7 +102,7 @@ def test_outbox_depth_of_configured_sites_only() -> None:
     assert len(scraped) == 2
 
 
-Record = Callable[[web.BaseRequest, web.StreamResponse, float], None]
+Record = Callable[[str | None, str, int, float], None]
 
 
 def recorder(metrics: Metrics, tmp_path: Path) -> tuple[Observer, Record]:
@@ -117,13 +115,11 @@ def recorder(metrics: Metrics, tmp_path: Path) -> tuple[Observer, Record]:
     observer = Observer(metrics, LineLog("event", tmp_path / "e.log"))
     record = VisitorRecorder(observer).record
 
-    def answered(request: web.BaseRequest, response: web.StreamResponse, elapsed: float) -> None:
-        route = routes.resolve(request.headers.get("Host"))  # as the visitor handler does
-        if route is not None:
-            request[ROUTE] = route
-        record(request, response, elapsed)
+    def recorded(host: str | None, path: str, status: int, elapsed: float) -> None:
+        route = routes.resolve(host)  # as the visitor handler does
+        record(answered(path, {"Host": host} if host else {}, status=status, route=route), elapsed)
 
-    return observer, answered
+    return observer, recorded
 
 
 def count(metrics: Metrics, site: str, env: str, status: str) -> float:
@@ -132,10 +128,6 @@ def count(metrics: Metrics, site: str, env: str, status: str) -> float:
     )
     assert value is not None
     return value
-
-
-def get(host: str | None, path: str = "/") -> web.BaseRequest:
-    return make_mocked_request("GET", path, headers={"Host": host} if host else {})
 
 
 def test_the_recorder_counts_by_route_and_class(tmp_path: Path) -> None:
@@ -150,7 +142,7 @@ def test_the_recorder_counts_by_route_and_class(tmp_path: Path) -> None:
         (None, 421),
     ]
     for host, status in cases:
-        record(get(host), web.Response(status=status), 0.0002)
+        record(host, "/", status, 0.0002)
     assert count(metrics, "acme", "production", "2xx") == 0  # not flushed yet
     observer.tally.flush(metrics)
     observer.tally.flush(metrics)  # nothing new: nothing added
@@ -159,7 +151,7 @@ def test_the_recorder_counts_by_route_and_class(tmp_path: Path) -> None:
     assert count(metrics, "acme", "staging", "4xx") == 1
     assert count(metrics, "acme", "staging", "5xx") == 1
     assert count(metrics, "_unknown", "_unknown", "4xx") == 2
-    record(get("acme.example"), web.Response(status=200), 0.0002)
+    record("acme.example", "/", 200, 0.0002)
     observer.tally.flush(metrics)
     assert count(metrics, "acme", "production", "2xx") == 2
     scraped = families(metrics)
@@ -172,7 +164,7 @@ def test_latency_is_exposed_as_a_cumulative_histogram(tmp_path: Path) -> None:
     metrics = Metrics(["acme"])
     observer, record = recorder(metrics, tmp_path)
     for elapsed in (0.0001, 0.00011, 0.0004, 0.0004, 2.0, 100.0):
-        record(get("acme.example"), web.Response(), elapsed)
+        record("acme.example", "/", 200, elapsed)
     observer.tally.flush(metrics)
     text = metrics.render().decode()
     assert "edge_internal" not in text  # the stored form is not exposed
@@ -206,11 +198,7 @@ def test_random_hosts_and_paths_add_no_label_values(tmp_path: Path) -> None:
     for _ in range(200):
         word = "".join(rng.choices(string.ascii_lowercase, k=12))
         host = rng.choice([f"{word}.example", "acme.example"])
-        record(
-            get(host, f"/{word}/{word}.html"),
-            web.Response(status=rng.choice([200, 404, 421, 500])),
-            0.001,
-        )
+        record(host, f"/{word}/{word}.html", rng.choice([200, 404, 421, 500]), 0.001)
     observer.tally.flush(metrics)
     after = families(metrics)
     assert {name: set(series) for name, series in after.items()} == {

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 from edge.paths import (
     MAX_PATH,
     decode_path,
+    directory_redirect,
     is_manifest_path,
     lookup_candidates,
+    manifest_key,
     normalize_path,
     request_path,
     split_target,
@@ -147,8 +149,8 @@ def test_request_path_does_not_raise_on_a_surrogate_escaped_target() -> None:
     ("path", "expected"),
     [
         ("/", ("/index.html",)),
-        ("/about", ("/about", "/about/index.html", "/about.html")),
-        ("/about.html", ("/about.html", "/about.html/index.html", "/about.html.html")),
+        ("/about", ("/about", "/about.html")),
+        ("/about.html", ("/about.html", "/about.html.html")),
         ("/docs/", ("/docs/index.html", "/docs.html")),
         ("/a/b/", ("/a/b/index.html", "/a/b.html")),
     ],
@@ -268,3 +270,44 @@ def test_every_lookup_candidate_of_a_request_path_is_a_manifest_path(raw: str) -
 )
 def test_split_target(raw: str, expected: tuple[str | None, str] | None) -> None:
     assert split_target(raw) == expected
+
+
+_BLOG = {"/blog/index.html": 1, "/docs.html": 1, "/docs/index.html": 1, "/a b/index.html": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "expected"),
+    [
+        ("/blog", "/blog", "/blog/"),  # held only as blog/index.html: add the slash
+        ("/blog", "/blog?page=2&x=%20", "/blog/?page=2&x=%20"),  # the query is kept as sent
+        ("/blog", "/blog?page=2#top", "/blog/?page=2"),
+        ("/blog", "/a/../blog", "/blog/"),  # from the normalised path, not the raw one
+        ("/blog", "//blog", "/blog/"),  # never a scheme-relative //host location
+        ("/a b", "/a%20b", "/a%20b/"),
+        ("/blog/", "/blog/", None),  # already a directory: served
+        ("/docs", "/docs", None),  # docs.html serves /docs: it resolves without the slash
+        ("/nowhere", "/nowhere", None),
+        ("/", "/", None),
+    ],
+)
+def test_directory_redirect(path: str, raw: str, expected: str | None) -> None:
+    assert directory_redirect(path, raw, _BLOG) == expected
+
+
+def test_a_directory_index_is_reached_only_with_its_slash() -> None:
+    assert manifest_key("/blog", _BLOG) is None
+    assert manifest_key("/blog/", _BLOG) == "/blog/index.html"
+    assert manifest_key("/docs", _BLOG) == "/docs.html"
+
+
+@given(_ANY_PATH)
+def test_a_directory_redirect_leads_to_the_index_on_this_host(raw: str) -> None:
+    path = request_path(raw)
+    if path is None or path.endswith("/") or "?" in path or "#" in path:
+        return
+    location = directory_redirect(path, raw, {path + "/index.html": 1})
+    assert location is not None
+    assert location.startswith("/") and not location.startswith("//")
+    followed = request_path(location)
+    assert followed == path + "/"
+    assert manifest_key(followed, {path + "/index.html": 1}) == path + "/index.html"

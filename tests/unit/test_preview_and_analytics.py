@@ -55,3 +55,27 @@ async def test_a_flush_cancelled_at_shutdown_loses_no_counts(tmp_path: Path) -> 
             "acme", "production", first_day="2000-01-01", last_day="2999-12-31", limit=10
         )
     assert sum(r.views for r in rows) == 100
+
+
+async def test_views_are_counted_per_utc_day_across_midnight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_700_006_400.0 - 2]  # two seconds before a UTC midnight
+    monkeypatch.setattr("edge.visitor.analytics.time.time", lambda: now[0])
+    views = PageViewCounter()
+    production, staging = Route("acme", "production"), Route("acme", "staging")
+    views.count(production, "/a.html")
+    views.count_key(PageViewCounter.key(production, "/a.html"))
+    views.count(staging, "/a.html")
+    now[0] += 4  # the next day
+    views.count(production, "/a.html")
+    async with open_sqlite_store(tmp_path) as store:
+        await views.flush(store)
+        rows = await store.page_views(
+            "acme", "production", first_day="2000-01-01", last_day="2999-12-31", limit=10
+        )
+        staged = await store.page_views(
+            "acme", "staging", first_day="2000-01-01", last_day="2999-12-31", limit=10
+        )
+    assert sorted((r.day, r.views) for r in rows) == [("2023-11-14", 2), ("2023-11-15", 1)]
+    assert [r.views for r in staged] == [1]

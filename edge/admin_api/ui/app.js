@@ -8,6 +8,7 @@ import { h, localInputToUtc, localTime, offsetLabel, timeZone, toLocalInput } fr
 import {
   diffEntries,
   hasDrift,
+  previewItems,
   renderAnalytics,
   renderDiff,
   renderDrift,
@@ -21,6 +22,7 @@ const POLL_MS = 4000;
 const EXTRAS_EVERY = 4; // forms and analytics: every 4th poll
 const HISTORY_PAGE = 30;
 const HISTORY_MAX = 500;
+const GREETING_MS = 10_000; // "Signed in as ..." then goes away
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,13 +47,23 @@ const state = {
   polls: 0,
   timer: null,
   launchTimer: null,
+  statusTimer: null,
   rendered: "",
 };
 
 // -- messages -------------------------------------------------------------------------
 
-function say(text) {
+/**
+ * The status line. What an action did stays until the next message; a greeting
+ * (``fade``) goes away by itself: who is signed in stays shown in the top bar.
+ */
+function say(text, { fade = false } = {}) {
   $("status").textContent = text;
+  clearTimeout(state.statusTimer);
+  if (!text || !fade) return;
+  state.statusTimer = setTimeout(() => {
+    if ($("status").textContent === text) $("status").textContent = "";
+  }, GREETING_MS);
 }
 
 function showError(error, context) {
@@ -126,7 +138,7 @@ async function signIn(token, { quiet = false } = {}) {
   const chosen = sites.some((s) => s.id === wanted) ? wanted : sites[0].id;
   select.value = chosen;
   await chooseSite(chosen);
-  say(`Signed in as ${who.name}.`);
+  say(`Signed in as ${who.name}.`, { fade: true });
 }
 
 function signOut() {
@@ -396,8 +408,12 @@ async function act(label, run) {
     if (message) say(message);
     return true;
   } catch (error) {
-    say(`${label} failed.`);
-    showError(error, `${label} failed`);
+    if (error.reported) {
+      say(""); // a dialog says it already: once is enough
+    } else {
+      say(`${label} failed.`);
+      showError(error, `${label} failed`);
+    }
     return false;
   } finally {
     state.acting = false;
@@ -409,8 +425,8 @@ async function act(label, run) {
  * POST a pointer move, valid only while the environments are as this page last
  * read them (If-Match: a 412 instead of overwriting someone else's move).
  */
-function guarded(action, body) {
-  return call("POST", sitePath(state.site, action), { body, ifMatch: state.etag });
+function guarded(action, body, ifMatch = state.etag) {
+  return call("POST", sitePath(state.site, action), { body, ifMatch });
 }
 
 function short(id) {
@@ -426,7 +442,7 @@ function preconditionHint(error) {
   return error;
 }
 
-async function publish({ paths = null, force = false } = {}) {
+async function publish({ paths = null, force = false, ifMatch = state.etag } = {}) {
   const body = {};
   if (paths) {
     body.paths = paths;
@@ -434,7 +450,7 @@ async function publish({ paths = null, force = false } = {}) {
   }
   if (force) body.force = true;
   try {
-    const { doc } = await guarded("publish", body);
+    const { doc } = await guarded("publish", body, ifMatch);
     if (doc.action === null) return "Nothing to publish: production already serves this.";
     return (
       `Published (${doc.action}): production now serves ${doc.production} ` +
@@ -447,35 +463,59 @@ async function publish({ paths = null, force = false } = {}) {
 
 async function publishAll() {
   if (!ready()) return;
-  const entries = diffEntries(state.diff);
-  const drift = hasDrift(state.envs);
+  // The confirmation is the publish's own dry run: what production would become, with
+  // production's fixes the merge keeps, or the refusal the publish would meet.
+  // Both are bound to the environments as they are now (the page may still be
+  // re-reading them): what was previewed is what gets published, or a 412.
+  let preview;
+  let etag;
+  try {
+    etag = (await call("GET", sitePath(state.site, "environments"))).etag;
+    preview = (await guarded("publish", { dry_run: true }, etag)).doc;
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "drift") {
+      await resolveDrift(error, etag);
+    } else {
+      showError(preconditionHint(error), "Preparing the publish failed");
+    }
+    return;
+  }
+  if (preview.action === null) {
+    say("Nothing to publish: production already serves this.");
+    return;
+  }
+  const merged = preview.action === "merge-publish";
   const ok = await confirmAction({
     title: "Publish all of staging to production?",
     env: "production",
     message:
-      `Production (now ${short(state.envs.production.snapshot)}) will serve staging's snapshot ` +
-      `${short(state.envs.staging.snapshot)}` +
-      (drift
+      `Production (now ${short(preview.production)}) will serve staging's snapshot ` +
+      `${short(preview.staging)}` +
+      (merged
         ? ", merged with the changes made on production since staging's base (those are kept)."
         : ".") +
-      (state.diff.settings_changed ? " Staging's settings go live too." : ""),
-    items: entries.map((e) => `${e.kind}: ${e.path}`),
+      (preview.settings_changed ? " Staging's settings go live too." : ""),
+    items: previewItems(preview),
     confirmLabel: "Publish to production",
   });
   if (!ok) return;
   let drifted = null;
   await act("Publishing", async () => {
     try {
-      return await publish();
+      return await publish({ ifMatch: etag });
     } catch (error) {
-      if (error instanceof ApiError && error.code === "drift") drifted = error;
+      if (error instanceof ApiError && error.code === "drift") {
+        drifted = error; // production moved since the preview: the drift dialog says so
+        error.reported = true;
+      }
       throw error;
     }
   });
-  if (drifted) await resolveDrift(drifted);
+  if (drifted) await resolveDrift(drifted, etag);
 }
 
-async function resolveDrift(error) {
+/** After a 409 drift (``etag``: the environments it was computed on). */
+async function resolveDrift(error, etag = state.etag) {
   const conflicts = error.paths;
   state.conflicts = new Set(conflicts);
   render();
@@ -499,17 +539,19 @@ async function resolveDrift(error) {
     $("diff").scrollIntoView({ block: "start" });
     $("publish-selected").focus();
   } else if (choice === "force") {
+    const forced = error.doc.if_forced; // the dry run's preview of the forced publish
     const ok = await confirmAction({
       title: "Force the publish?",
       env: "production",
       message:
-        "Staging's version wins on the conflicting paths below: production's changes to them " +
+        "Staging's version wins on the conflicting paths: production's changes to them " +
         "are overwritten (they stay in history). Other production changes are kept.",
-      items: conflicts,
+      items: forced ? previewItems(forced) : conflicts,
       confirmLabel: "Force publish to production",
     });
     if (!ok) return;
-    if (await act("Force-publishing", () => publish({ force: true }))) state.conflicts.clear();
+    const forcing = () => publish({ force: true, ifMatch: etag });
+    if (await act("Force-publishing", forcing)) state.conflicts.clear();
     render();
   }
 }

@@ -194,6 +194,26 @@ export function diffEntries(diff) {
   ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/**
+ * A publish's dry run (POST publish {"dry_run": true}) as the confirmation's lines:
+ * what production gains, loses and changes, and the production fixes it keeps.
+ */
+export function previewItems(preview) {
+  const conflicts = new Set(preview.conflicts || []);
+  const lines = [
+    ...preview.added.map((path) => [path, `added: ${path}`]),
+    ...preview.removed.map((path) => [path, `removed: ${path}`]),
+    ...preview.changed.map((path) => [
+      path,
+      conflicts.has(path) ? `changed, staging's version wins: ${path}` : `changed: ${path}`,
+    ]),
+  ].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const items = lines.map(([, line]) => line);
+  if (preview.settings_changed) items.push("changed: the site's settings");
+  items.push(...preview.kept.map((path) => `kept (production fix): ${path}`));
+  return items;
+}
+
 export function renderDiff(container, ctx) {
   const { diff, envs, site } = ctx;
   if (!envs.staging.snapshot) {
@@ -373,6 +393,7 @@ export function renderHistory(container, history, ctx) {
       h("td", {}, h("span", { class: "action-name" }, e.action)),
       h("td", { class: "move" }, snapshotCode(e.from), " → ", snapshotCode(e.to)),
       h("td", {}, e.actor),
+      h("td", { class: "message" }, e.message || h("span", { class: "muted" }, "—")),
       h(
         "td",
         {},
@@ -396,7 +417,12 @@ export function renderHistory(container, history, ctx) {
   );
   put(
     container,
-    table(null, ["When", "Environment", "Action", "From → to", "By", ""], rows, "history-table"),
+    table(
+      null,
+      ["When", "Environment", "Action", "From → to", "By", "Message", ""],
+      rows,
+      "history-table",
+    ),
   );
 }
 
@@ -465,6 +491,22 @@ export function renderAnalytics(container, results) {
         const perPath = new Map();
         for (const row of doc.paths) perPath.set(row.path, (perPath.get(row.path) || 0) + row.views);
         const topRows = [...perPath].sort((a, b) => b[1] - a[1]).slice(0, 5);
+        if (doc.total === 0) {
+          body = [
+            h(
+              "p",
+              { class: "total" },
+              h("strong", { "data-testid": `views-total-${env}` }, "0"),
+              " page views",
+            ),
+            h(
+              "p",
+              { class: "muted chart-empty", "data-testid": `views-empty-${env}` },
+              `No page views on ${env} from ${doc.from} to ${doc.to} (UTC days) yet.`,
+            ),
+          ];
+          return envColumn(env, "views", "Page views", body);
+        }
         body = [
           h(
             "p",

@@ -1,0 +1,45 @@
+"""What the visitor side serves from: one :class:`Services` per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from edge.cache import ByteLRU, CacheKey
+from edge.integrations.webhooks import Webhooks
+from edge.snapshots.live import LivePointers, SnapshotLoader
+from edge.snapshots.reserve import DiskReserve
+from edge.snapshots.store import Store
+from edge.visitor.analytics import PageViewCounter
+from edge.visitor.formguard import FormGuard
+from edge.visitor.preview import PreviewSigner
+from edge.visitor.repcache import RepresentationCache
+from edge.visitor.representation import Representation
+from edge.visitor.upstream import UpstreamTable
+
+if TYPE_CHECKING:
+    from edge.observability.observer import Observer
+
+
+@dataclass(slots=True)
+class Services:
+    """What both visitor listeners (plain and HTTPS) serve from."""
+
+    live: LivePointers
+    loader: SnapshotLoader
+    store: Store
+    cache: ByteLRU[CacheKey, Representation]
+    views: PageViewCounter = field(default_factory=PageViewCounter)
+    webhooks: Webhooks | None = None
+    upstreams: UpstreamTable | None = None
+    session: aiohttp.ClientSession | None = None
+    signer: PreviewSigner | None = None
+    observer: Observer | None = None
+    forms_guard: FormGuard | None = None  # abuse limits of form posts (issue 19)
+    reserve: DiskReserve | None = None  # free disk kept for operators (issue 19)
+    content: RepresentationCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.content = RepresentationCache(self.cache, self.store)
