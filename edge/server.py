@@ -132,6 +132,7 @@ async def open_runtime(
             session=session,
             signer=PreviewSigner(await preview_key(settings, store)),
             observer=observer,
+            stream_threshold=server.stream_threshold_bytes,
             forms_guard=FormGuard.from_config(
                 server, reserve=reserve, on_refused=observer.form_refused
             ),

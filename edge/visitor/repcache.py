@@ -23,7 +23,13 @@ from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.settings import EMPTY_SETTINGS, CompiledSettings, compile_settings
 from edge.snapshots.store import Store
-from edge.visitor.representation import Representation, build, staging_robots_txt
+from edge.visitor.representation import (
+    Representation,
+    build,
+    build_streamed,
+    staging_robots_txt,
+    streams,
+)
 
 log = logging.getLogger("edge.visitor")
 
@@ -31,6 +37,9 @@ ROBOTS_TXT = "/robots.txt"
 # Representations bigger than this are built off the event loop (gzip of a large
 # text file would otherwise stall every other request).
 BUILD_IN_THREAD_BYTES = 256 * 1024
+# Files above this are sent from their blob file, not kept as bytes (configurable:
+# server.stream_threshold_bytes).
+STREAM_THRESHOLD_BYTES = 1024 * 1024
 # How long a swap may spend preparing the new snapshot's cache entries before the
 # commit: copying unchanged pages and rebuilding changed ones.
 WARM_BUILD_SECONDS = 0.003
@@ -53,9 +62,16 @@ def resolve(path: str, files: Mapping[str, ManifestEntry]) -> str | None:
 class RepresentationCache:
     """Representations by cache key, filled from the store on a miss."""
 
-    def __init__(self, cache: ByteLRU[CacheKey, Representation], store: Store) -> None:
+    def __init__(
+        self,
+        cache: ByteLRU[CacheKey, Representation],
+        store: Store,
+        *,
+        stream_threshold: int = STREAM_THRESHOLD_BYTES,
+    ) -> None:
         self.lru = cache
         self._store = store
+        self._stream_threshold = stream_threshold
         self._building: dict[CacheKey, asyncio.Future[Representation]] = {}
         self._compiled: dict[str, CompiledSettings] = {}
 
@@ -74,6 +90,8 @@ class RepresentationCache:
     async def get(self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey) -> Representation:
         """The representation for ``key``, built (once) when it is not cached."""
         rep = self.lru.get(key)
+        if rep is not None and rep.source is not None and not rep.source.is_file():
+            rep = None  # its file went (a node's cache emptied): fetched again
         return rep if rep is not None else await self._fill(snapshot, entry, key)
 
     def staging_robots(self, snapshot_id: str) -> Representation:
@@ -109,11 +127,19 @@ class RepresentationCache:
     async def _build(
         self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey
     ) -> Representation:
+        extra = self.settings(snapshot).headers_for(key[1])
+        if streams(entry, key[2], self._stream_threshold):
+            source = await self._store.blob_file(snapshot.site, entry.sha256)
+            if source is None:
+                log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
+                raise ContentUnavailable(f"blob {entry.sha256} of {snapshot.site} is missing")
+            return build_streamed(
+                source, entry, snapshot_id=snapshot.id, variant=key[2], extra_headers=extra
+            )
         blob = await self._store.get_blob(snapshot.site, entry.sha256)
         if blob is None:
             log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
             raise ContentUnavailable(f"blob {entry.sha256} of {snapshot.site} is missing")
-        extra = self.settings(snapshot).headers_for(key[1])
         if len(blob) > BUILD_IN_THREAD_BYTES:
             return await asyncio.to_thread(
                 build, blob, entry, snapshot_id=snapshot.id, variant=key[2], extra_headers=extra
