@@ -280,6 +280,19 @@ def postgres_part(
         push_s, _ = cli(nodes["a"], "push", str(site_dir), "--site", "bench")
         publish_s, _ = cli(nodes["a"], "publish", "--site", "bench")
 
+        async def swapped() -> float:
+            """Seconds until node b serves the publish (its pre-warm comes first)."""
+            started = time.perf_counter()
+            async with aiohttp.ClientSession() as session:
+                while time.perf_counter() - started < 600:
+                    async with session.get(
+                        nodes["b"].url + "/", headers={"Host": PRODUCTION_HOST}
+                    ) as resp:
+                        if resp.status == 200:
+                            return time.perf_counter() - started
+                    await asyncio.sleep(0.05)
+            raise BenchError("node b never served the publish")
+
         async def first_and_second() -> tuple[float, float]:
             async with aiohttp.ClientSession() as session:
                 url = nodes["b"].url + "/big.bin"
@@ -291,13 +304,14 @@ def postgres_part(
                 await full_sha(session, url, PRODUCTION_HOST)
                 return first, time.perf_counter() - started
 
-        time.sleep(1.0)  # the publish's NOTIFY and pre-warm reach b
+        visible = asyncio.run(swapped())
         first, second = asyncio.run(first_and_second())
         for node in nodes.values():
             children.stop(node.child)
     return {
         "push_seconds": round(push_s, 2),
         "publish_seconds": round(publish_s, 2),
+        "node_b_serving_after_seconds": round(visible, 2),
         "node_b_first_download_seconds": round(first, 3),
         "node_b_second_download_seconds": round(second, 3),
         "node_b_first_mib_per_s": round(size / MiB / first, 1),
@@ -356,6 +370,7 @@ def body(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         doc["nginx"] = None
     children.stop(edge.child)
 
+    print(render(doc), file=sys.stderr)  # kept even if the PostgreSQL part fails
     if args.postgres:
         print("PostgreSQL: two nodes", file=sys.stderr)
         doc["postgres"] = postgres_part(workdir, children, site_dir, size, expected)
@@ -393,8 +408,10 @@ def render(doc: dict[str, Any]) -> str:
     pg = doc.get("postgres")
     if pg:
         lines.append(
-            f"postgres  node b first download {pg['node_b_first_download_seconds']} s,"
-            f" second {pg['node_b_second_download_seconds']} s"
+            f"postgres  push {pg['push_seconds']} s, publish {pg['publish_seconds']} s; node b"
+            f" serving {pg['node_b_serving_after_seconds']} s after; its first download"
+            f" {pg['node_b_first_download_seconds']} s, second"
+            f" {pg['node_b_second_download_seconds']} s"
         )
     return "\n".join(lines)
 
