@@ -35,7 +35,9 @@ async def test_a_cache_miss_during_a_store_outage_is_503_not_500(
     async with edge.server.running(settings) as runtime, aiohttp.ClientSession() as session:
 
         async def admin(method: str, path: str, **kw: Any) -> Any:
-            async with session.request(method, config.admin_url + path, headers=auth, **kw) as resp:
+            async with session.request(
+                method, config.admin_url + path, headers=auth, **kw
+            ) as resp:
                 assert resp.status in (200, 201), await resp.text()
                 return await resp.json()
 
@@ -47,7 +49,9 @@ async def test_a_cache_miss_during_a_store_outage_is_503_not_500(
         await admin("PUT", "/v1/sites/acme/environments/production", json={"snapshot": snap["id"]})
 
         async def visit(path: str) -> tuple[int, dict[str, str]]:
-            async with session.get(config.url + path, headers={"Host": PRODUCTION_HOST}) as resp:
+            async with session.get(
+                config.url + path, headers={"Host": PRODUCTION_HOST}
+            ) as resp:
                 await resp.read()
                 return resp.status, dict(resp.headers)
 
