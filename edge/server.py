@@ -38,6 +38,7 @@ from edge.netguard import check_url, guarded_session, parse_networks
 from edge.observability.admin import install as install_observability
 from edge.observability.observer import Observer, open_observer
 from edge.snapshots.backends import open_store, preview_key
+from edge.snapshots.collector import collector_for
 from edge.snapshots.control import Control
 from edge.snapshots.fanout import Fanout, cluster_view, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
@@ -131,6 +132,7 @@ async def open_runtime(
             session=session,
             signer=PreviewSigner(await preview_key(settings, store)),
             observer=observer,
+            stream_threshold=server.stream_threshold_bytes,
             forms_guard=FormGuard.from_config(
                 server, reserve=reserve, on_refused=observer.form_refused
             ),
@@ -142,7 +144,13 @@ async def open_runtime(
         visitor = VisitorHandler(host_policy(settings), services)
         live.prepare = visitor.warm
         await live.catch_up()
-        control = Control(store, live, loader, max_paths=server.max_snapshot_paths)
+        control = Control(
+            store,
+            live,
+            loader,
+            max_paths=server.max_snapshot_paths,
+            retention=settings.config.retention,
+        )
         control.events = webhooks.events
         control.on_moved = observer.pointers_moved
         scheduler = deliverer = None
@@ -438,6 +446,11 @@ async def running(
             _background_loop(stack, runtime.scheduler, "edge-scheduler")
         if runtime.deliverer is not None:
             _background_loop(stack, runtime.deliverer, "edge-webhooks")
+            # Retention on a timer ([retention] interval_seconds), in worker 0.
+            collector = collector_for(runtime.control, sorted(settings.site_ids),
+                                      settings.config.retention.interval_seconds)  # fmt: skip
+            if collector is not None:
+                _background_loop(stack, collector, "edge-gc")
         if runtime.fanout is not None:
             _background(stack, runtime.fanout.run(), "edge-fanout")
         _background(

@@ -58,6 +58,7 @@ from edge.snapshots.promotion import (
     plan_set,
     same_content,
 )
+from edge.snapshots.retention import Collected, Retention, collected_refusal
 from edge.snapshots.servable import check_servable
 from edge.snapshots.settings import validate_settings
 from edge.snapshots.store import Store
@@ -168,8 +169,10 @@ class Control:
         loader: SnapshotLoader,
         *,
         max_paths: int = DEFAULT_MAX_PATHS,
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
+        self.retention = retention or Retention()
         # Paths a snapshot may hold, whatever built it (a request's files on top
         # of a parent, a merge, a partial publish): the limit is on the result.
         self._max_paths = max_paths
@@ -606,12 +609,16 @@ class Control:
                 if target_id is None:
                     raise Conflict("production has no previous snapshot to roll back to")
             else:
+                if await self._store.was_collected(site, to):
+                    raise collected_refusal(to)
                 await self.snapshot(site, to)  # 404 for an unknown id
                 if not any(to in (h.from_, h.to) for h in history):
                     raise Conflict(f"snapshot {to} was never production")
                 target_id = to
             if target_id == current:
                 return Moved("production", current, current, None)
+            if await self._store.was_collected(site, target_id):
+                raise collected_refusal(target_id)
             target = await self.snapshot(site, target_id)
             moves = plan_production(pointers, target.id)
             staging = pointers["staging"]
@@ -625,6 +632,18 @@ class Control:
                 )
             await self._commit(site, moves, [target], "rollback", actor)
             return Moved("production", target.id, current, "rollback")
+
+    # -- retention -----------------------------------------------------------------
+
+    async def collect(self, site: str, *, dry_run: bool) -> Collected:
+        """Remove (or count) what the retention policy no longer keeps."""
+        async with self._site_locks[site]:
+            result = await self._store.collect(
+                site, self.retention, dry_run=dry_run, now=time.time()
+            )
+        if not dry_run:
+            self._loader.forget(site, result.snapshots)
+        return result
 
     # -- schedules -----------------------------------------------------------------
 

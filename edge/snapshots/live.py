@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from edge.router import Env, Route
 from edge.snapshots.generation import SharedCounters
@@ -26,6 +26,9 @@ from edge.snapshots.model import Pointer, Snapshot
 from edge.snapshots.store import Store
 
 Prepare = Callable[[Env, Snapshot | None, Snapshot], Awaitable[None]]
+
+# How long a swap waits for its new blobs to reach this node's disk (networked store).
+PREFETCH_SECONDS = 5.0
 
 
 def pointer_key(site: str, env: Env) -> str:
@@ -52,6 +55,11 @@ class SnapshotLoader:
         self._loaded.move_to_end(key)
         while len(self._loaded) > self._keep:
             self._loaded.popitem(last=False)
+
+    def forget(self, site: str, snapshot_ids: Sequence[str]) -> None:
+        """Drop snapshots a collection removed."""
+        for snapshot_id in snapshot_ids:
+            self._loaded.pop((site, snapshot_id), None)
 
     async def load(self, site: str, snapshot_id: str) -> Snapshot | None:
         key = (site, snapshot_id)
@@ -112,12 +120,21 @@ class LivePointers:
         return self._current.get(pointer_key(site, env))
 
     async def prepare_swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
-        """Warm what the new snapshots will serve first (before the commit)."""
-        if self.prepare is None:
-            return
+        """Warm what the new snapshots will serve first (before the commit).
+
+        On a networked store that starts with the new blobs: brought to this node's
+        disk cache (for at most :data:`PREFETCH_SECONDS`, the rest in the
+        background), so the first visitor here does not wait for the database.
+        """
         for env, snapshot in changes:
             old = self.current(snapshot.site, env)
-            if old is None or old.id != snapshot.id:
+            if old is not None and old.id == snapshot.id:
+                continue
+            before = set() if old is None else {e.sha256 for e in old.files.values()}
+            new = sorted({e.sha256 for e in snapshot.files.values()} - before)
+            if new:
+                await self._store.prefetch_blobs(snapshot.site, new, seconds=PREFETCH_SECONDS)
+            if self.prepare is not None:
                 await self.prepare(env, old, snapshot)
 
     def swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:

@@ -35,6 +35,7 @@ from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.rules import Redirected, with_query
 from edge.visitor.answers import Answer, empty, plain
+from edge.visitor.bodyfile import send_file
 from edge.visitor.conditional import UNSATISFIABLE, choose_coding, etag_matches, parse_range
 from edge.visitor.gate import preview_gate
 from edge.visitor.hosts import HostPolicy, https_location
@@ -136,7 +137,7 @@ class VisitorHandler:
             if accept is not None:
                 coding = _coding(accept)
         rep = self._lru.get(found.keys[coding])
-        if rep is None:
+        if rep is None or rep.source is not None:  # a large file streams: serve()
             return None
         if found.rangeable and b"range" in fields:
             return None
@@ -317,7 +318,7 @@ class VisitorHandler:
                 keys = (key, key, key, key)
                 found = Found(snapshot.id, ROBOTS_TXT, keys, False, False, False, robots)
                 self._remember(policy, raw, found)
-            return self._respond(request, responder, policy, rep, 200)
+            return await self._respond(request, responder, policy, rep, 200)
         files = snapshot.files
         found_key = resolve(path, files)
         table = settings.file_redirects
@@ -337,7 +338,7 @@ class VisitorHandler:
                 self._views.count_key(found.view)
             if remember:
                 self._remember(policy, raw, found)
-            return self._respond(request, responder, policy, rep, 200)
+            return await self._respond(request, responder, policy, rep, 200)
         # -- issue 15: /blog held only as /blog/index.html -> 301 /blog/ (edge.paths) --
         location = directory_redirect(path, raw, files)
         if location is not None:
@@ -387,7 +388,7 @@ class VisitorHandler:
                 self._views.count_key(found.view)
             if remember:
                 self._remember(policy, raw, found)  # the rewrite, decided once per snapshot
-        return self._respond(request, responder, policy, rep, status)
+        return await self._respond(request, responder, policy, rep, status)
 
     async def _rewrite_upstream(
         self,
@@ -430,7 +431,7 @@ class VisitorHandler:
         if not_found is not None:
             found = _found(route, snapshot.id, NOT_FOUND_PAGE, not_found)
             rep = await self._representation(request, snapshot, not_found, found)
-            return self._respond(request, responder, policy, rep, 404)
+            return await self._respond(request, responder, policy, rep, 404)
         return self._send(
             responder, policy, plain(404, "Not Found", env_headers(route.env, snapshot.id))
         )
@@ -465,7 +466,7 @@ class VisitorHandler:
             return False
         found = _found(route, production.id, path, entry)
         rep = await self._representation(request, production, entry, found)
-        self._respond(request, responder, policy, rep, 200)
+        await self._respond(request, responder, policy, rep, 200)
         return True
 
     async def _forward(
@@ -527,7 +528,7 @@ class VisitorHandler:
 
     # -- content answers ------------------------------------------------------------
 
-    def _respond(
+    async def _respond(
         self,
         request: Request,
         responder: Responder,
@@ -535,6 +536,8 @@ class VisitorHandler:
         rep: Representation,
         status: int,
     ) -> None:
+        if rep.source is not None:
+            return await self._stream(request, responder, policy, rep, status)
         if status == 200:
             if_none_match = request.header(b"if-none-match")
             if if_none_match is not None and etag_matches(if_none_match, rep.etag):
@@ -554,6 +557,47 @@ class VisitorHandler:
             )
             return
         self._send(responder, policy, Answer(status, dict(rep.headers), rep.body))
+
+    async def _stream(
+        self,
+        request: Request,
+        responder: Responder,
+        policy: RoutePolicy,
+        rep: Representation,
+        status: int,
+    ) -> None:
+        """A large file from its blob file: HEAD and 304 read nothing, a range only its
+        bytes, the rest in bounded chunks at the client's pace."""
+        assert rep.source is not None
+        snapshot = rep.headers.get("X-Edge-Snapshot")
+        wire = rep.wire(policy.hsts)
+        headers = list(rep.headers.items())
+        if policy.hsts is not None:
+            headers.append(("Strict-Transport-Security", policy.hsts))
+        first, length = 0, rep.size
+        if status == 200:
+            if_none_match = request.header(b"if-none-match")
+            if if_none_match is not None and etag_matches(if_none_match, rep.etag):
+                return responder.prebuilt(304, wire.not_modified, b"", snapshot)
+            range_header = request.header(b"range")
+            if_range = request.header(b"if-range")
+            if range_header is not None and (if_range is None or if_range.strip() == rep.etag):
+                span = parse_range(range_header, rep.size)
+                if span == UNSATISFIABLE:
+                    short = dict(rep.not_modified_headers)
+                    short["Content-Range"] = f"bytes */{rep.size}"
+                    return self._send(responder, policy, Answer(416, short))
+                if span is not None:
+                    first, last = span
+                    length = last - first + 1
+                    status = 206
+                    headers.append(("Content-Range", f"bytes {first}-{last}/{rep.size}"))
+            if status == 200 and request.head:
+                return responder.prebuilt(200, wire.ok, b"", snapshot)
+        if request.head:
+            responder.start(status, [*headers, ("Content-Length", str(length))])
+            return await responder.end()
+        await send_file(responder, status, headers, rep.source, first=first, length=length)
 
 
 def _ignore(request: Request) -> None:

@@ -29,8 +29,10 @@ from edge.visitor.codings import CodedBodies
 from edge.visitor.representation import (
     Representation,
     build,
+    build_streamed,
     content_body,
     staging_robots_txt,
+    streams,
     wants_coding,
 )
 
@@ -40,6 +42,9 @@ ROBOTS_TXT = "/robots.txt"
 # Representations bigger than this are built off the event loop (gzip of a large
 # text file would otherwise stall every other request).
 BUILD_IN_THREAD_BYTES = 256 * 1024
+# Files above this are sent from their blob file, not kept as bytes (configurable:
+# server.stream_threshold_bytes).
+STREAM_THRESHOLD_BYTES = 1024 * 1024
 # How long a swap may spend preparing the new snapshot's cache entries before the
 # commit: copying unchanged pages and rebuilding changed ones.
 WARM_BUILD_SECONDS = 0.003
@@ -74,10 +79,13 @@ class RepresentationCache:
         cache: ByteLRU[CacheKey, Representation],
         store: Store,
         codings: CodedBodies | None = None,
+        *,
+        stream_threshold: int = STREAM_THRESHOLD_BYTES,
     ) -> None:
         self.lru = cache
         self._store = store
         self.codings = codings if codings is not None else CodedBodies()
+        self._stream_threshold = stream_threshold
         self._building: dict[CacheKey, asyncio.Future[Representation]] = {}
         self._compiled: dict[str, CompiledSettings] = {}
 
@@ -96,6 +104,8 @@ class RepresentationCache:
     async def get(self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey) -> Representation:
         """The representation for ``key``, built (once) when it is not cached."""
         rep = self.lru.get(key)
+        if rep is not None and rep.source is not None and not rep.source.is_file():
+            rep = None  # its file went (a node's cache emptied): fetched again
         return rep if rep is not None else await self._fill(snapshot, entry, key)
 
     def staging_robots(self, snapshot_id: str) -> Representation:
@@ -134,17 +144,32 @@ class RepresentationCache:
     ) -> tuple[Representation, bool]:
         """The representation for ``key`` and whether to keep it.
 
-        A large body whose compressed bytes are not made yet is answered as it is
-        (not kept) while a thread compresses it: the next request gets the coding.
+        A large file is sent from its blob file (only its headers are kept). A large
+        body whose compressed bytes are not made yet is answered as it is (not kept)
+        while a thread compresses it: the next request gets the coding.
         """
-        blob = await self._store.get_blob(snapshot.site, entry.sha256)
-        if blob is None:
-            log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
-            raise ContentUnavailable(f"blob {entry.sha256} of {snapshot.site} is missing")
         settings = self.settings(snapshot)
         path, variant = key[1], key[2]
         extra = settings.headers_for(path)
         immutable = settings.immutable(path)
+        if streams(entry, variant, self._stream_threshold):
+            source = await self._store.blob_file(snapshot.site, entry.sha256)
+            if source is None:
+                log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
+                raise ContentUnavailable(f"blob {entry.sha256} of {snapshot.site} is missing")
+            streamed = build_streamed(
+                source,
+                entry,
+                snapshot_id=snapshot.id,
+                variant=variant,
+                extra_headers=extra,
+                immutable=immutable,
+            )
+            return streamed, True
+        blob = await self._store.get_blob(snapshot.site, entry.sha256)
+        if blob is None:
+            log.error("blob %s of %s:%s is missing from the store", entry.sha256, *key[:2])
+            raise ContentUnavailable(f"blob {entry.sha256} of {snapshot.site} is missing")
         coded, keep = None, True
         if wants_coding(entry, variant):
             # Compressed once per blob, in a thread (edge.visitor.codings).

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from multidict import CIMultiDict
 
@@ -60,11 +61,18 @@ class Representation:
     headers: Mapping[str, str]
     not_modified_headers: Mapping[str, str]
     rangeable: bool
+    # A large file: sent from this blob file in chunks (edge.visitor.bodyfile), never
+    # held as bytes; ``body`` is then empty and ``size`` the file's length.
+    source: Path | None = None
+    size: int = -1
     nbytes: int = field(init=False)
     # HSTS value (None: plain HTTP, or no HSTS) -> the answers as bytes.
     wires: dict[str | None, Wire] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.body))
+        # A streamed file costs the cache its headers only.
         object.__setattr__(self, "nbytes", len(self.body) + _ENTRY_OVERHEAD)
         object.__setattr__(self, "wires", {None: self._wire(None)})
 
@@ -80,7 +88,7 @@ class Representation:
         ok = (
             status_line(200)
             + header_block([*self.headers.items(), *extra])
-            + b"Content-Length: %d\r\n" % len(self.body)
+            + b"Content-Length: %d\r\n" % self.size
         )
         short = status_line(304) + header_block([*self.not_modified_headers.items(), *extra])
         return Wire(ok, short)
@@ -97,6 +105,8 @@ class Representation:
             headers=headers,
             not_modified_headers=short,
             rangeable=self.rangeable,
+            source=self.source,
+            size=self.size,
         )
 
 
@@ -173,6 +183,45 @@ def build(
     )
 
 
+def streams(entry: ManifestEntry, variant: Variant, threshold: int) -> bool:
+    """Whether ``entry`` is sent from its blob file rather than built in memory.
+
+    Above ``threshold`` bytes, unless it is HTML that needs the robots meta tag
+    (staging, ``noindex``): that one is rewritten, so it is built in memory whatever
+    its size. Streamed files are sent as they are stored: no gzip variant.
+    """
+    if entry.size <= threshold:
+        return False
+    return not ((variant.env == "staging" or entry.noindex) and is_html(entry.content_type))
+
+
+def build_streamed(
+    source: Path,
+    entry: ManifestEntry,
+    *,
+    snapshot_id: str,
+    variant: Variant,
+    extra_headers: Mapping[str, str] | None = None,
+    immutable: bool = False,
+) -> Representation:
+    """The representation of a large ``entry`` sent from ``source`` (see :func:`streams`)."""
+    return _assemble(
+        b"",
+        etag=f'"{entry.sha256[:40]}-o"',  # the same validator as the identity body in memory
+        content_type=entry.content_type,
+        env=variant.env,
+        snapshot_id=snapshot_id,
+        noindex=variant.env == "staging" or entry.noindex,
+        vary=compressible(entry.content_type),
+        coding="identity",
+        ranges=True,  # any large file: a download resumes, a player seeks
+        extra=extra_headers,
+        immutable=immutable,
+        source=source,
+        size=entry.size,
+    )
+
+
 def staging_robots_txt(snapshot_id: str) -> Representation:
     """Staging's synthesized robots.txt (the snapshot's own is never served there)."""
     digest = hashlib.sha256(STAGING_ROBOTS_TXT).hexdigest()
@@ -202,6 +251,8 @@ def _assemble(
     ranges: bool,
     extra: Mapping[str, str] | None = None,
     immutable: bool = False,
+    source: Path | None = None,
+    size: int = -1,
 ) -> Representation:
     # Case-insensitive: a snapshot's "cache-control" must not sit beside (or
     # survive) the Cache-Control edge decides.
@@ -227,5 +278,11 @@ def _assemble(
     # fails here (a 500 counted in metrics and the event log), not mid-write.
     check_writable(full.items())
     return Representation(
-        body=body, etag=etag, headers=full, not_modified_headers=common, rangeable=ranges
+        body=body,
+        etag=etag,
+        headers=full,
+        not_modified_headers=common,
+        rangeable=ranges,
+        source=source,
+        size=size,
     )
