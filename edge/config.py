@@ -48,7 +48,10 @@ class ServerConfig(_Frozen, frozen=True):
     data_dir: str = "var"
     cache_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * MiB
     staging_domain: str | None = None
-    max_blob_bytes: Annotated[int, msgspec.Meta(gt=0)] = 100 * MiB
+    max_blob_bytes: Annotated[int, msgspec.Meta(gt=0)] = 5 * 1024 * MiB
+    # Files above this are sent from their blob file in bounded chunks, never held
+    # in the cache as bytes (edge.visitor.bodyfile).
+    stream_threshold_bytes: Annotated[int, msgspec.Meta(ge=1024)] = MiB
     max_request_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * MiB
     # Visitor access log, JSON lines: "off", "sampled" (access_log_sample of the
     # requests, and every 5xx) or "full"; true/false mean "full"/"off".
@@ -150,11 +153,23 @@ class StoreConfig(_Frozen, frozen=True):
     node_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
 
 
+class RetentionConfig(_Frozen, frozen=True):
+    """What garbage collection keeps (edge.snapshots.retention); the rest may go."""
+
+    # Snapshots of the last N production moves stay (rollback targets).
+    keep_production_moves: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50
+    # Snapshots created and blobs uploaded this recently stay (a push in progress).
+    grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    # Collect every site this often; 0: only when asked (POST .../gc, edge gc).
+    interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+
+
 class Config(_Frozen, frozen=True):
     server: ServerConfig = ServerConfig()
     tokens: tuple[TokenConfig, ...] = ()
     sites: tuple[SiteConfig, ...] = ()
     store: StoreConfig = StoreConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ _TEXT_TYPES = frozenset(
         "application/rss+xml",
         "application/atom+xml",
         "application/javascript",
+        "application/wasm",
         "image/svg+xml",
     }
 )
@@ -74,7 +75,7 @@ def is_html(content_type: str) -> bool:
 
 
 def is_compressible(content_type: str) -> bool:
-    """Text types are served gzip-encoded to clients that accept it."""
+    """Text types (and wasm) are served zstd-, br- or gzip-encoded to clients that accept it."""
     mt = media_type(content_type)
     return mt.startswith("text/") or mt in _TEXT_TYPES
 

@@ -43,6 +43,7 @@ from edge.netguard import check_url, guarded_session, parse_networks
 from edge.observability.admin import install as install_observability
 from edge.observability.observer import Observer, open_observer
 from edge.snapshots.backends import open_store, preview_key
+from edge.snapshots.collector import collector_for
 from edge.snapshots.control import Control
 from edge.snapshots.fanout import Fanout, cluster_view, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
@@ -149,6 +150,7 @@ async def open_runtime(
             session=session,
             signer=PreviewSigner(await preview_key(settings, store)),
             observer=observer,
+            stream_threshold=server.stream_threshold_bytes,
             forms_guard=FormGuard.from_config(
                 server, reserve=reserve, on_refused=observer.form_refused
             ),
@@ -177,7 +179,13 @@ async def open_runtime(
         roll_call.open()
         stack.push_async_callback(roll_call.close)
         live.ask_others = roll_call.ask
-        control = Control(store, live, loader, max_paths=server.max_snapshot_paths)
+        control = Control(
+            store,
+            live,
+            loader,
+            max_paths=server.max_snapshot_paths,
+            retention=settings.config.retention,
+        )
         control.events = webhooks.events
         control.on_moved = observer.pointers_moved
         scheduler = deliverer = None
@@ -483,6 +491,11 @@ async def running(
             _background_loop(stack, runtime.scheduler, "edge-scheduler")
         if runtime.deliverer is not None:
             _background_loop(stack, runtime.deliverer, "edge-webhooks")
+            # Retention on a timer ([retention] interval_seconds), in worker 0.
+            collector = collector_for(runtime.control, sorted(settings.site_ids),
+                                      settings.config.retention.interval_seconds)  # fmt: skip
+            if collector is not None:
+                _background_loop(stack, collector, "edge-gc")
         if runtime.fanout is not None:
             _background(stack, runtime.fanout.run(), "edge-fanout")
         if role != "admin":

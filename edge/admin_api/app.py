@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
@@ -31,6 +30,8 @@ from edge.admin_api.schemas import (
     EnvironmentSet,
     FormsDeleted,
     FormSubmissionList,
+    GcRequest,
+    GcResult,
     HistoryDoc,
     HistoryList,
     MissingBlobsRequest,
@@ -65,7 +66,6 @@ from edge.errors import (
     BadRequest,
     Conflict,
     EdgeError,
-    HashMismatch,
     HeadersTooLarge,
     NotFound,
     NotPropagated,
@@ -225,8 +225,8 @@ class AdminApi:
         self._preview_url = preview_url
         self._directory = directory
         self._cluster = cluster  # None: the single-machine SQLite store
-        # Uploads held in memory at once (each up to max_blob_bytes): a bound on
-        # what concurrent uploads can take, whoever sends them.
+        # Uploads streaming to disk at once (each holds a chunk in memory and a
+        # temporary file): a bound on what concurrent uploads can take.
         self._uploads = asyncio.Semaphore(_PARALLEL_UPLOADS)
         # Large snapshot bodies, manifests and diffs: two at a time, within a byte
         # budget (edge.admin_api.budget).
@@ -335,20 +335,12 @@ class AdminApi:
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"blobs are limited to {limit} bytes")
         async with self._uploads:
-            hasher = hashlib.sha256()
-            data = bytearray()
-            async for chunk in request.content.iter_chunked(_BLOB_CHUNK):
-                if len(data) + len(chunk) > limit:
-                    raise PayloadTooLarge(f"blobs are limited to {limit} bytes")
-                hasher.update(chunk)
-                data += chunk
-            actual = hasher.hexdigest()
-            if actual != expected:
-                raise HashMismatch(f"the bytes hash to {actual}, not {expected}")
-            created = await self._store.put_blob(site, expected, data)
-        return json_response(
-            BlobStored(sha256=expected, size=len(data)), status=201 if created else 200
-        )
+            # Streamed to a temporary file and hashed on the way: memory holds a
+            # chunk, never the blob (edge.snapshots.blobfiles).
+            created, size = await self._store.receive_blob(
+                site, expected, request.content.iter_chunked(_BLOB_CHUNK), limit=limit
+            )
+        return json_response(BlobStored(sha256=expected, size=size), status=201 if created else 200)
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -496,6 +488,19 @@ class AdminApi:
             if_match=request.headers.get(hdrs.IF_MATCH),
         )
         return json_response(_moved_doc(moved))
+
+    # -- retention -----------------------------------------------------------------
+
+    async def gc(self, request: web.Request) -> web.Response:
+        """Remove (or with ``dry_run`` count) what the retention policy no longer keeps."""
+        site, _ = self._authorize(request, "admin")
+        payload = decode(GcRequest, await self._json_body(request))
+        done = await self._control.collect(site, dry_run=payload.dry_run)
+        return json_response(
+            GcResult(
+                dry_run=done.dry_run, snapshots=done.snapshots, blobs=done.blobs, bytes=done.bytes
+            )
+        )
 
     # -- schedules -----------------------------------------------------------------
 
@@ -696,6 +701,8 @@ class AdminApi:
         await self._control.snapshot(site, snapshot_id)  # 404 for an unknown one
         token = self._signer.sign(site, snapshot_id, payload.ttl)
         expires = int(time.time()) + payload.ttl
+        # Collection keeps the snapshot while the link is valid.
+        await self._store.add_preview_link(site, snapshot_id, expires + 1)
         return json_response(
             PreviewLink(
                 url=self._preview_url(site, token),
@@ -756,5 +763,6 @@ def create_admin_app(api: AdminApi, *, max_request_bytes: int) -> web.Applicatio
     app.router.add_get(f"{prefix}/analytics/{{env}}", api.analytics)
     app.router.add_get(f"{prefix}/webhooks/{{env}}", api.webhook_deliveries)
     app.router.add_post(f"{prefix}/preview-links", api.preview_link)
+    app.router.add_post(f"{prefix}/gc", api.gc)
     add_ui_routes(app)  # the operator dashboard, /ui/ (static files, no data)
     return app

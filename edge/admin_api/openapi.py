@@ -218,7 +218,7 @@ OPERATIONS: tuple[Operation, ...] = (
         errors={
             **_SITE_ERRORS,
             400: "the bytes do not hash to the address, or the address is not a sha256",
-            413: "the blob is larger than max_blob_bytes",
+            413: "the blob is larger than max_blob_bytes (streamed: nothing is stored)",
         },
         raw_body=True,
     ),
@@ -441,6 +441,16 @@ OPERATIONS: tuple[Operation, ...] = (
         s.PreviewLinkRequest,
         {201: s.PreviewLink},
         errors={409: "staging has no snapshot to preview"},
+    ),
+    _body_op(
+        "POST",
+        f"{_SITE}/gc",
+        "collectGarbage",
+        "Remove the snapshots and blobs the retention policy no longer keeps"
+        " (dry_run: only count them); history rows stay",
+        "admin",
+        s.GcRequest,
+        {200: s.GcResult},
     ),
 )
 

@@ -91,6 +91,10 @@ class RollbackRequest(_Payload, frozen=True):
     to: SnapshotId | None = None
 
 
+class GcRequest(_Payload, frozen=True):
+    dry_run: bool = False  # true: only say what would be removed
+
+
 class PreviewLinkRequest(_Payload, frozen=True):
     ttl: Annotated[int, msgspec.Meta(ge=60, le=30 * 86_400)]
     snapshot: SnapshotId | None = None  # default: staging's current snapshot
@@ -303,6 +307,15 @@ class PreviewLink(_Answer, frozen=True):
     expires_at: str
 
 
+class GcResult(_Answer, frozen=True):
+    """What a collection removed (or, with ``dry_run``, would remove)."""
+
+    dry_run: bool
+    snapshots: list[str]
+    blobs: int
+    bytes: int
+
+
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     t: msgspec.json.Decoder(t)
@@ -315,6 +328,7 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
         RefreshRequest,
         RollbackRequest,
         PreviewLinkRequest,
+        GcRequest,
     )
 }
 

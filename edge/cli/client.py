@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -76,10 +76,15 @@ class AdminClient:
         path: str,
         *,
         json: Any = None,
-        data: bytes | None = None,
+        data: bytes | AsyncIterable[bytes] | None = None,
         params: Mapping[str, str] | None = None,
+        content_length: int | None = None,
     ) -> Any:
-        """One API call; the decoded JSON answer, or :class:`ApiError`."""
+        """One API call; the decoded JSON answer, or :class:`ApiError`.
+
+        ``data`` may be an async iterable (a file streamed from disk), sent with
+        ``content_length`` so the server can refuse an oversize body up front.
+        """
         assert self._session is not None, "use 'async with AdminClient(...)'"
         headers = {}
         if json is not None:
@@ -87,6 +92,8 @@ class AdminClient:
             headers["Content-Type"] = "application/json"
         elif data is not None:
             headers["Content-Type"] = "application/octet-stream"
+            if content_length is not None:
+                headers["Content-Length"] = str(content_length)
         try:
             async with self._session.request(
                 method, self._base + path, data=data, headers=headers, params=params

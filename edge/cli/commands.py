@@ -182,6 +182,20 @@ async def cmd_rollback(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_gc(client: AdminClient, args: argparse.Namespace) -> int:
+    answer = await _call(
+        client, "POST", f"/v1/sites/{args.site}/gc", json={"dry_run": args.dry_run}
+    )
+    verb = "would remove" if answer["dry_run"] else "removed"
+    print(
+        f"{args.site}: {verb} {len(answer['snapshots'])} snapshot(s),"
+        f" {answer['blobs']} blob(s), {answer['bytes']} bytes"
+    )
+    for snapshot_id in answer["snapshots"]:
+        print(f"  {snapshot_id}")
+    return 0
+
+
 async def cmd_history(client: AdminClient, args: argparse.Namespace) -> int:
     params = {"limit": str(args.limit)}
     if args.env:

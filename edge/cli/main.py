@@ -145,6 +145,7 @@ RUN: dict[str, Callable[[argparse.Namespace], int]] = {
             "unschedule": commands.cmd_unschedule,
             "refresh": commands.cmd_refresh,
             "rollback": commands.cmd_rollback,
+            "gc": commands.cmd_gc,
             "sites": commands.cmd_sites,
             "status": commands.cmd_status,
             "history": commands.cmd_history,

@@ -256,6 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="ID", help="a snapshot production had before (see history)")
     p.set_defaults(run="rollback")
 
+    p = _add(
+        sub,
+        "gc",
+        "remove snapshots and blobs the retention policy no longer keeps",
+        "Remove the site's snapshots and blobs nothing needs any more: kept are those a\n"
+        "pointer, a pending schedule, a valid preview link or the last N production moves\n"
+        "name ([retention] in the configuration), and anything newer than its grace\n"
+        "period. History stays; a rollback to a collected snapshot is refused. Admin role.",
+        ["edge gc --site acme --dry-run", "edge gc --site acme"],
+    )
+    _admin_options(p)
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.set_defaults(run="gc")
+
     # -- looking -----------------------------------------------------------------------
 
     p = _add(

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from edge.cli.client import AdminClient
+from edge.cli.client import AdminClient, ApiError
 from edge.paths import is_manifest_path
 
 _READ_CHUNK = 1024 * 1024
@@ -66,6 +67,23 @@ def scan_tree(root: Path) -> dict[str, LocalFile]:
     return files
 
 
+async def stream_file(f: LocalFile, sent: Callable[[int], None]) -> AsyncIterator[bytes]:
+    """The file's bytes, read from disk a chunk at a time (never whole), reporting each.
+
+    Exactly ``f.size`` bytes (the Content-Length sent): a file that grew meanwhile
+    is cut there, and the server's hash check refuses what changed.
+    """
+    left = f.size
+    with f.path.open("rb") as fh:
+        while left > 0:
+            chunk = await asyncio.to_thread(fh.read, min(_READ_CHUNK, left))
+            if not chunk:
+                raise PushError(f"{f.path} changed while pushing (it shrank); push again")
+            left -= len(chunk)
+            sent(len(chunk))
+            yield chunk
+
+
 @dataclass(frozen=True, slots=True)
 class PushResult:
     snapshot: str
@@ -111,11 +129,17 @@ async def push(
 
         async def upload(f: LocalFile) -> None:
             async with gate:
-                data = await asyncio.to_thread(f.path.read_bytes)
-                if hashlib.sha256(data).hexdigest() != f.sha256:
-                    raise PushError(f"{f.path} changed while pushing; push again")
-                await client.call("PUT", f"/v1/sites/{site}/blobs/{f.sha256}", data=data)
-                progress.advance(task, len(data))
+                try:
+                    await client.call(
+                        "PUT",
+                        f"/v1/sites/{site}/blobs/{f.sha256}",
+                        data=stream_file(f, lambda n: progress.advance(task, n)),
+                        content_length=f.size,
+                    )
+                except ApiError as exc:
+                    if exc.code == "hash_mismatch":  # the server stored nothing
+                        raise PushError(f"{f.path} changed while pushing; push again") from exc
+                    raise
 
         await asyncio.gather(*(upload(f) for f in missing))
     # On top of what the environment serves now: its settings carry over (unless

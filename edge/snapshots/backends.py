@@ -42,10 +42,9 @@ async def preview_key(settings: Settings, store: Store) -> bytes:
     Behind a load balancer a link made through one node is opened on another, so
     with the shared PostgreSQL store the key lives there.
     """
-    from edge.snapshots.postgres import PostgresStore
-
-    if isinstance(store, PostgresStore):
-        return await store.shared_secret("preview-key", KEY_BYTES)
+    cluster = store.cluster()
+    if cluster is not None:
+        return await cluster.shared_secret("preview-key", KEY_BYTES)
     return load_key(settings.data_dir)
 
 
@@ -66,6 +65,7 @@ async def open_store(settings: Settings, *, role: str = "worker") -> AsyncIterat
         pool_size=config.pool_size,
         connect_timeout=config.connect_timeout,
         application_name=f"edge {node_name(settings)} {role}"[:63],
+        blob_cache=settings.data_dir / "blobs",
     )
     try:
         yield store

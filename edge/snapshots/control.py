@@ -28,6 +28,7 @@ from edge.errors import (
     TooManyPaths,
 )
 from edge.router import Env
+from edge.snapshots.fromfiles import with_site_files, without_derived
 from edge.snapshots.live import LivePointers, SnapshotLoader
 from edge.snapshots.manifest import apply_changes, bad_paths
 from edge.snapshots.merge import changed_paths, fixes_kept, unpublished_changes
@@ -57,6 +58,7 @@ from edge.snapshots.promotion import (
     plan_set,
     same_content,
 )
+from edge.snapshots.retention import Collected, Retention, collected_refusal
 from edge.snapshots.servable import check_servable
 from edge.snapshots.settings import validate_settings
 from edge.snapshots.store import Store
@@ -151,7 +153,10 @@ async def _nobody_lags(_timeout: float) -> list[str]:
 
 
 def _content(snapshot: Snapshot | None) -> Content:
-    return EMPTY if snapshot is None else (snapshot.files, snapshot.settings)
+    # Without settings.from_files: derived from the files, remade by every _derive.
+    if snapshot is None:
+        return EMPTY
+    return (snapshot.files, without_derived(snapshot.settings))
 
 
 class Control:
@@ -164,8 +169,10 @@ class Control:
         loader: SnapshotLoader,
         *,
         max_paths: int = DEFAULT_MAX_PATHS,
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
+        self.retention = retention or Retention()
         # Paths a snapshot may hold, whatever built it (a request's files on top
         # of a parent, a merge, a partial publish): the limit is on the result.
         self._max_paths = max_paths
@@ -239,6 +246,7 @@ class Control:
         manifest = apply_changes(base[0], upserts, delete)
         new_settings = dict(base[1]) if settings is None else settings
         self._check_size(manifest)
+        new_settings = await self._from_files(site, manifest, new_settings)
         check_servable(manifest, new_settings)
         return await self._derive(
             site,
@@ -260,6 +268,7 @@ class Control:
         actor: str,
     ) -> Snapshot:
         self._check_size(files)
+        settings = await self._from_files(site, files, settings)
         snapshot = Snapshot(
             id=new_snapshot_id(),
             site=site,
@@ -273,6 +282,14 @@ class Control:
         await self._store.create_snapshot(snapshot)
         self._loader.remember(snapshot)
         return snapshot
+
+    async def _from_files(
+        self, site: str, files: dict[str, ManifestEntry], settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        async def read(sha256: str) -> bytes | None:
+            return await self._store.get_blob(site, sha256)
+
+        return await with_site_files(files, settings, read)
 
     def _check_size(self, files: dict[str, ManifestEntry]) -> None:
         if len(files) > self._max_paths:
@@ -592,12 +609,16 @@ class Control:
                 if target_id is None:
                     raise Conflict("production has no previous snapshot to roll back to")
             else:
+                if await self._store.was_collected(site, to):
+                    raise collected_refusal(to)
                 await self.snapshot(site, to)  # 404 for an unknown id
                 if not any(to in (h.from_, h.to) for h in history):
                     raise Conflict(f"snapshot {to} was never production")
                 target_id = to
             if target_id == current:
                 return Moved("production", current, current, None)
+            if await self._store.was_collected(site, target_id):
+                raise collected_refusal(target_id)
             target = await self.snapshot(site, target_id)
             moves = plan_production(pointers, target.id)
             staging = pointers["staging"]
@@ -611,6 +632,18 @@ class Control:
                 )
             await self._commit(site, moves, [target], "rollback", actor)
             return Moved("production", target.id, current, "rollback")
+
+    # -- retention -----------------------------------------------------------------
+
+    async def collect(self, site: str, *, dry_run: bool) -> Collected:
+        """Remove (or count) what the retention policy no longer keeps."""
+        async with self._site_locks[site]:
+            result = await self._store.collect(
+                site, self.retention, dry_run=dry_run, now=time.time()
+            )
+        if not dry_run:
+            self._loader.forget(site, result.snapshots)
+        return result
 
     # -- schedules -----------------------------------------------------------------
 

@@ -31,15 +31,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
 from edge.config import Settings
 from edge.snapshots.backends import node_name, postgres_password
 from edge.snapshots.live import LivePointers
 from edge.snapshots.model import NodeState
 from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL
-from edge.snapshots.postgres import PostgresStore
-from edge.snapshots.store import Store
+from edge.snapshots.store import ClusterStore, Store
 
 log = logging.getLogger("edge.fanout")
 
@@ -112,6 +109,8 @@ class Fanout:
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
+        import asyncpg  # only on the PostgreSQL store
+
         conn = await asyncpg.connect(
             self._dsn,
             password=self._password,
@@ -245,7 +244,7 @@ async def _quietly(coro: Coroutine[Any, Any, None]) -> None:
         log.debug("closing the LISTEN connection: %s", exc)
 
 
-async def wait_for_nodes(store: PostgresStore, *, timeout: float, stale_after: float) -> list[str]:
+async def wait_for_nodes(store: ClusterStore, *, timeout: float, stale_after: float) -> list[str]:
     """Wait until every live node serves the current generation; the laggards if not.
 
     Called right after a commit: the cluster generation read now is at least the
@@ -268,7 +267,7 @@ def attach(
     schedules_changed: Callable[[], None] = lambda: None,
 ) -> Fanout | None:
     """The node's fan-out, when the store is the shared PostgreSQL one."""
-    if not isinstance(store, PostgresStore):
+    if store.cluster() is None:
         return None
     config = settings.config.store
     assert config.dsn is not None
@@ -288,12 +287,13 @@ def propagation_wait(
     settings: Settings, store: Store
 ) -> Callable[[float], Awaitable[list[str]]] | None:
     """``wait_for_nodes`` bound to this store, for ``wait: "all"`` (PostgreSQL only)."""
-    if not isinstance(store, PostgresStore):
+    cluster = store.cluster()
+    if cluster is None:
         return None
     stale_after = settings.config.store.heartbeat_seconds * STALE_HEARTBEATS
 
     async def wait(timeout: float) -> list[str]:
-        return await wait_for_nodes(store, timeout=timeout, stale_after=stale_after)
+        return await wait_for_nodes(cluster, timeout=timeout, stale_after=stale_after)
 
     return wait
 
@@ -302,12 +302,13 @@ def cluster_view(
     settings: Settings, store: Store
 ) -> Callable[[], Awaitable[tuple[int, list[NodeState]]]] | None:
     """The cluster generation and every registered node, for ``GET /v1/nodes`` (PostgreSQL)."""
-    if not isinstance(store, PostgresStore):
+    cluster = store.cluster()
+    if cluster is None:
         return None
     stale_after = settings.config.store.heartbeat_seconds * STALE_HEARTBEATS
 
     async def view() -> tuple[int, list[NodeState]]:
-        generation = await store.generation()
-        return generation, await store.nodes(stale_after)
+        generation = await cluster.generation()
+        return generation, await cluster.nodes(stale_after)
 
     return view

@@ -43,6 +43,10 @@ def estimated_bytes(snapshot: Snapshot) -> int:
     return 1024 + len(snapshot.files) * ENTRY_BYTES
 
 
+# How long a swap waits for its new blobs to reach this node's disk (networked store).
+PREFETCH_SECONDS = 5.0
+
+
 def pointer_key(site: str, env: Env) -> str:
     """The key of a (site, env) slot; equal to :attr:`Route.key`, which is built once."""
     return Route(site, env).key
@@ -81,6 +85,11 @@ class SnapshotLoader:
         while self._bytes > self._keep_bytes and len(self._loaded) > 1:
             _, dropped = self._loaded.popitem(last=False)
             self._bytes -= estimated_bytes(dropped)
+
+    def forget(self, site: str, snapshot_ids: Sequence[str]) -> None:
+        """Drop snapshots a collection removed."""
+        for snapshot_id in snapshot_ids:
+            self._loaded.pop((site, snapshot_id), None)
 
     async def load(self, site: str, snapshot_id: str) -> Snapshot | None:
         key = (site, snapshot_id)
@@ -166,7 +175,11 @@ class LivePointers:
 
         With ``tell_others`` (a move this process makes visible), the other
         processes are asked first to load and warm the same snapshots, and this
-        returns once they hold them (or the bounded wait ran out).
+        returns once they hold them (or the bounded wait ran out). On a networked
+        store this starts with the new blobs: brought to this node's disk cache
+        (for at most :data:`PREFETCH_SECONDS`, the rest in the background), so the
+        first visitor here does not wait for the database. What a preload already
+        did (:meth:`preload`) is not done again on a visitor's time.
         """
         fresh = [
             (env, snapshot)
@@ -175,14 +188,18 @@ class LivePointers:
         ]
         others = self.ask_others(fresh) if tell_others and self.ask_others and fresh else None
         try:
-            if self.prepare is not None:
-                for env, snapshot in fresh:
-                    old = self.current(snapshot.site, env)
-                    if self._preloaded.get(pointer_key(snapshot.site, env)) == (
-                        None if old is None else old.id,
-                        snapshot.id,
-                    ):
-                        continue  # warmed when it was preloaded: not again on a visitor's time
+            for env, snapshot in fresh:
+                old = self.current(snapshot.site, env)
+                if self._preloaded.get(pointer_key(snapshot.site, env)) == (
+                    None if old is None else old.id,
+                    snapshot.id,
+                ):
+                    continue  # the process that moved it prefetched; we warmed on preload
+                before = set() if old is None else {e.sha256 for e in old.files.values()}
+                new = sorted({e.sha256 for e in snapshot.files.values()} - before)
+                if new:
+                    await self._store.prefetch_blobs(snapshot.site, new, seconds=PREFETCH_SECONDS)
+                if self.prepare is not None:
                     await self.prepare(env, old, snapshot)
         finally:
             if others is not None:
@@ -191,7 +208,8 @@ class LivePointers:
     async def preload(self, site: str, env: Env, snapshot_id: str) -> None:
         """Another process is about to point ``env`` at ``snapshot_id``: load and warm it.
 
-        The snapshot stays in the loader, so the catch-up after the move finds it.
+        The snapshot stays in the loader, so the catch-up after the move finds it
+        (the asking process brings its blobs to this node's disk).
         """
         snapshot = await self._loader.load(site, snapshot_id)
         if snapshot is None:

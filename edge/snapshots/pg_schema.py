@@ -144,6 +144,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " SELECT site, env, COUNT(*), COALESCE(SUM(octet_length(fields)), 0)"
         " FROM form_submissions GROUP BY site, env",
     ),
+    (
+        # Blob bytes in bounded chunks, read and written one chunk at a time; the
+        # blobs table keeps which site has which blob (edge.snapshots.postgres).
+        """CREATE TABLE blob_chunks (
+            sha256 TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (sha256, seq)
+        )""",
+        "INSERT INTO blob_chunks (sha256, seq, data)"
+        " SELECT DISTINCT ON (sha256) sha256, 0, data FROM blobs ORDER BY sha256",
+        "ALTER TABLE blobs DROP COLUMN data",
+        "ALTER TABLE blobs ADD COLUMN touched_at DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "CREATE INDEX blobs_by_hash ON blobs (sha256)",
+        # Kept by collection while valid (edge.snapshots.retention).
+        """CREATE TABLE preview_links (
+            site TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            expires DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (site, snapshot)
+        )""",
+        """CREATE TABLE collected_snapshots (
+            site TEXT NOT NULL,
+            id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (site, id)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

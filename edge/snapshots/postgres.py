@@ -15,22 +15,36 @@ How this works:
   rows are leased with ``FOR UPDATE SKIP LOCKED``. A node that dies mid-transaction
   leaves nothing behind: PostgreSQL rolls its transaction back.
 - The schema is versioned (:mod:`edge.snapshots.pg_schema`).
+- Blob bytes live in ``blob_chunks``, :data:`CHUNK_BYTES` per row, written from the
+  upload's temporary file and read through a cursor one chunk at a time: no blob is
+  ever whole in memory. Each node serves blobs from its own content-addressed disk
+  cache (``data_dir/blobs``), filled from the database on first use (and by the
+  pre-warm of a publish). Uploads and collections of the same blob serialize on an
+  advisory lock on its hash, so an upload racing a collection ends with the blob
+  present; the database is the truth, a cache file is only ever a copy of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import secrets
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 import msgspec
 
 from edge.errors import Conflict, MissingBlobs, NotFound, StoreUnavailable
-from edge.router import ENVS, Env
+from edge.router import Env
+from edge.snapshots import core
+from edge.snapshots.blobfiles import BlobDir, Upload
+from edge.snapshots.core import PgSql
 from edge.snapshots.inbox import inbox_cap, inbox_full, page_ids
 from edge.snapshots.model import (
     FormSubmission,
@@ -51,15 +65,16 @@ from edge.snapshots.model import (
     utc_now,
 )
 from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL, migrate
+from edge.snapshots.retention import Collected, Retention
 from edge.snapshots.rows import (
     OUTBOX_COLUMNS,
-    POINTER_COLUMNS,
     SCHEDULE_COLUMNS,
     outbox_item_from_row,
-    pointer_from_row,
-    schedule_from_row,
 )
-from edge.snapshots.store import check_expected
+from edge.snapshots.store import ClusterStore
+
+log = logging.getLogger("edge.store")
+CHUNK_BYTES = 1024 * 1024  # one blob_chunks row
 
 _encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
@@ -87,6 +102,8 @@ _READS = frozenset(
         "blob_sizes",
         "missing_blobs",
         "get_blob",
+        "blob_file",
+        "was_collected",
         "get_snapshot",
         "list_snapshots",
         "get_pointers",
@@ -136,8 +153,11 @@ def _describe(exc: BaseException) -> str:
 class PostgresStore:
     """:class:`edge.snapshots.store.Store` on a PostgreSQL database shared by nodes."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, cache: BlobDir) -> None:
         self._pool = pool
+        self._cache = cache
+        self._fetching: dict[str, asyncio.Future[None]] = {}
+        self._background: set[asyncio.Future[None]] = set()
 
     @classmethod
     async def open(
@@ -148,8 +168,10 @@ class PostgresStore:
         pool_size: int = 4,
         connect_timeout: float = 5.0,
         application_name: str = "edge",
+        blob_cache: Path | None = None,
     ) -> PostgresStore:
-        """Connect (migrating the schema as needed)."""
+        """Connect (migrating the schema as needed); ``blob_cache`` is this node's disk
+        cache of blobs (a fresh temporary directory when not given)."""
         options: dict[str, Any] = {
             "password": password,
             "timeout": connect_timeout,
@@ -168,9 +190,16 @@ class PostgresStore:
             raise StoreUnavailable(
                 f"cannot open the PostgreSQL store {dsn}: {_describe(exc)}"
             ) from exc
-        return cls(pool)
+        cache = BlobDir(blob_cache or Path(tempfile.mkdtemp(prefix="edge-blobs-")))
+        await asyncio.to_thread(cache.prepare)
+        return cls(pool, cache)
+
+    def cluster(self) -> ClusterStore | None:
+        return self
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         await self._pool.close()
 
     @asynccontextmanager
@@ -203,25 +232,160 @@ class PostgresStore:
         present = await self.blob_sizes(site, hashes)
         return [h for h in dict.fromkeys(hashes) if h not in present]
 
-    @_reachable
-    async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
-        status = await self._pool.execute(
-            "INSERT INTO blobs (site, sha256, size, data, created_at)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            site,
-            sha256,
-            len(data),
-            bytes(data),
-            utc_now(),
-        )
-        return bool(status == "INSERT 0 1")
+    async def receive_blob(
+        self, site: str, sha256: str, chunks: AsyncIterable[bytes], *, limit: int
+    ) -> tuple[bool, int]:
+        upload = await self._cache.receive(sha256, chunks, limit=limit)
+        try:
+            new = await self._store_upload(site, upload)
+            await self._cache.place(upload)  # served from here next
+        finally:
+            self._cache.discard(upload)
+        return new, upload.size
 
     @_reachable
-    async def get_blob(self, site: str, sha256: str) -> bytes | None:
-        data = await self._pool.fetchval(
-            "SELECT data FROM blobs WHERE site = $1 AND sha256 = $2", site, sha256
+    async def _store_upload(self, site: str, upload: Upload) -> bool:
+        async with self._transaction() as db:
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", upload.sha256)
+            stored = await db.fetchval(
+                "SELECT count(*) FROM blob_chunks WHERE sha256 = $1", upload.sha256
+            )
+            if not stored:
+                seq = 0
+                with upload.temp.open("rb") as fh:
+                    while True:
+                        chunk = await asyncio.to_thread(fh.read, CHUNK_BYTES)
+                        if not chunk and seq:
+                            break
+                        await db.execute(
+                            "INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, $3)",
+                            upload.sha256,
+                            seq,
+                            chunk,
+                        )
+                        seq += 1
+                        if not chunk:
+                            break
+            held = await db.fetchval(
+                "SELECT 1 FROM blobs WHERE site = $1 AND sha256 = $2", site, upload.sha256
+            )
+            await db.execute(
+                "INSERT INTO blobs (site, sha256, size, created_at, touched_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site, sha256)"
+                " DO UPDATE SET touched_at = excluded.touched_at",
+                site,
+                upload.sha256,
+                upload.size,
+                utc_now(),
+                time.time(),
+            )
+            return held is None
+
+    async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
+        new, _ = await self.receive_blob(site, sha256, _one(bytes(data)), limit=len(data))
+        return new
+
+    @_reachable
+    async def blob_file(self, site: str, sha256: str) -> Path | None:
+        held = await self._pool.fetchval(
+            "SELECT 1 FROM blobs WHERE site = $1 AND sha256 = $2", site, sha256
         )
-        return None if data is None else bytes(data)
+        if held is None:
+            return None
+        path = self._cache.path(sha256)
+        if not path.is_file():
+            await self._fetch(sha256)
+        return path if path.is_file() else None
+
+    async def _fetch(self, sha256: str) -> None:
+        """Copy a blob into this node's cache, once however many requests want it."""
+        pending = self._fetching.get(sha256)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fetching[sha256] = future
+        try:
+            async with self._transaction() as db:  # a cursor needs a transaction
+                chunks = _cursor_chunks(db, sha256)
+                upload = await self._cache.receive(sha256, chunks, limit=1 << 62)
+            try:
+                await asyncio.to_thread(self._cache.publish, upload)
+            finally:
+                self._cache.discard(upload)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._fetching[sha256]
+        future.set_result(None)
+
+    async def prefetch_blobs(self, site: str, hashes: Sequence[str], *, seconds: float) -> None:
+        wanted = [h for h in hashes if not self._cache.has(h)]
+        if not wanted:
+            return
+        task = asyncio.ensure_future(self._prefetch(site, wanted))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), seconds)
+        except TimeoutError:
+            log.info("%d blob(s) of %s still coming to this node's cache", len(wanted), site)
+
+    async def _prefetch(self, site: str, hashes: Sequence[str]) -> None:
+        for sha256 in hashes:
+            try:
+                await self.blob_file(site, sha256)
+            except Exception as exc:  # a visitor's request fetches it again
+                log.warning("prefetching blob %s of %s failed: %s", sha256, site, exc)
+
+    async def get_blob(self, site: str, sha256: str) -> bytes | None:
+        path = await self.blob_file(site, sha256)
+        if path is None:
+            return None
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+
+    # -- retention -----------------------------------------------------------------
+
+    @_reachable
+    async def add_preview_link(self, site: str, snapshot: str, expires: float) -> None:
+        await core.add_preview_link(PgSql(self._pool), site, snapshot, expires)
+
+    @_reachable
+    async def was_collected(self, site: str, snapshot_id: str) -> bool:
+        return await core.was_collected(PgSql(self._pool), site, snapshot_id)
+
+    @_reachable
+    async def collect(
+        self, site: str, policy: Retention, *, dry_run: bool, now: float
+    ) -> Collected:
+        async with self._transaction() as db:
+            # The site's pointer lock: no move or snapshot races the reading of what
+            # is referenced.
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", site)
+
+            async def lock_blobs(hashes: list[str]) -> None:
+                # Before any row goes, in sorted order: an upload of one of these
+                # blobs holds its lock until it commits, and takes no other.
+                for sha256 in hashes:
+                    await db.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", sha256
+                    )
+
+            result, released = await core.collect(
+                PgSql(db), site, policy, dry_run=dry_run, now=now, lock_blobs=lock_blobs
+            )
+            gone: list[str] = []
+            for sha256 in await core.unheld(PgSql(db), sorted(released)):
+                await db.execute("DELETE FROM blob_chunks WHERE sha256 = $1", sha256)
+                gone.append(sha256)
+        for sha256 in gone:
+            await asyncio.to_thread(self._cache.remove, sha256)
+        return result
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -229,7 +393,8 @@ class PostgresStore:
     async def create_snapshot(self, snapshot: Snapshot) -> None:
         hashes = sorted({e.sha256 for e in snapshot.files.values()})
         async with self._transaction() as db:
-            # Blobs are never deleted, so what is present now stays present.
+            # The site's lock keeps a collection out until this commits.
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", snapshot.site)
             rows = await db.fetch(
                 "SELECT sha256 FROM blobs WHERE site = $1 AND sha256 = ANY($2::text[])",
                 snapshot.site,
@@ -255,44 +420,13 @@ class PostgresStore:
 
     @_reachable
     async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
-        row = await self._pool.fetchrow(
-            "SELECT parent, message, created_at, actor, manifest, settings"
-            " FROM snapshots WHERE site = $1 AND id = $2",
-            site,
-            snapshot_id,
-        )
-        if row is None:
-            return None
-        parent, message, created_at, actor, manifest, settings = row
-        return Snapshot(
-            id=snapshot_id,
-            site=site,
-            parent=parent,
-            message=message,
-            created_at=created_at,
-            actor=actor,
-            files=_manifest_decoder.decode(manifest),
-            settings=_settings_decoder.decode(settings),
-        )
+        return await core.get_snapshot(PgSql(self._pool), site, snapshot_id)
 
     @_reachable
     async def list_snapshots(
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
-        query, args = _page(
-            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
-            site,
-            [("id < {}", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [
-            SnapshotInfo(
-                id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
-            )
-            for r in rows
-        ]
+        return await core.list_snapshots(PgSql(self._pool), site, limit=limit, before=before)
 
     @_reachable
     async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
@@ -307,12 +441,11 @@ class PostgresStore:
 
     @_reachable
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:
-        return await _read_pointers(self._pool, site)
+        return await core.read_pointers(PgSql(self._pool), site)
 
     @_reachable
     async def all_pointers(self) -> list[Pointer]:
-        rows = await self._pool.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers")
-        return [pointer_from_row(r) for r in rows]
+        return await core.all_pointers(PgSql(self._pool))
 
     @_reachable
     async def move_pointers(
@@ -325,69 +458,13 @@ class PostgresStore:
         complete: Sequence[str] = (),
         events: Sequence[OutboxEvent] = (),
     ) -> list[HistoryEntry]:
-        at = utc_now()
-        entries: list[HistoryEntry] = []
         async with self._transaction() as db:
             await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", site)
-            await _enqueue(db, events)
-            for schedule_id in complete:
-                # Row-locked: a node firing the same schedule waits here, then
-                # finds it done (0 rows) and rolls back.
-                status = await db.execute(
-                    "UPDATE schedules SET status = 'done', fired_at = $1"
-                    " WHERE id = $2 AND site = $3 AND status = 'pending'",
-                    at,
-                    schedule_id,
-                    site,
-                )
-                if status != "UPDATE 1":
-                    raise Conflict(f"schedule {schedule_id} is no longer pending")
-            current = await _read_pointers(db, site)
-            check_expected(current, moves)
-            for move in moves:
-                if move.to == move.expect:
-                    if move.base != current[move.env].base:
-                        await db.execute(
-                            "UPDATE pointers SET base = $1 WHERE site = $2 AND env = $3",
-                            move.base,
-                            site,
-                            move.env,
-                        )
-                    continue
-                await db.execute(
-                    "INSERT INTO pointers (site, env, snapshot, base, updated_at, actor)"
-                    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (site, env) DO UPDATE SET"
-                    " snapshot = excluded.snapshot, base = excluded.base,"
-                    " updated_at = excluded.updated_at, actor = excluded.actor",
-                    site,
-                    move.env,
-                    move.to,
-                    move.base,
-                    at,
-                    actor,
-                )
-                entry_id = await db.fetchval(
-                    "INSERT INTO history (site, env, at, from_snapshot, to_snapshot, action,"
-                    " actor) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    site,
-                    move.env,
-                    at,
-                    move.expect,
-                    move.to,
-                    action,
-                    actor,
-                )
-                entries.append(
-                    HistoryEntry(
-                        id=int(entry_id),
-                        at=at,
-                        env=move.env,
-                        from_=move.expect,
-                        to=move.to,
-                        action=action,
-                        actor=actor,
-                    )
-                )
+            sql = PgSql(db)
+            await core.enqueue(sql, events, now=time.time())
+            entries = await core.apply_moves(
+                sql, site, moves, action=action, actor=actor, complete=complete, at=utc_now()
+            )
             if entries:
                 generation = await db.fetchval(
                     "UPDATE cluster_state SET generation = generation + 1 RETURNING generation"
@@ -401,20 +478,7 @@ class PostgresStore:
     async def history(
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
-        query, args = _page(
-            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
-            site,
-            [("env = {}", env), ("id < {}", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [
-            HistoryEntry(
-                id=int(r[0]), at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6]
-            )
-            for r in rows
-        ]
+        return await core.history(PgSql(self._pool), site, env=env, limit=limit, before=before)
 
     # -- schedules -----------------------------------------------------------------
 
@@ -443,45 +507,19 @@ class PostgresStore:
     async def list_schedules(
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
-        query, args = _page(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
-            site,
-            [("status = {}", status)],
-            order="at DESC, id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [schedule_from_row(r) for r in rows]
+        return await core.list_schedules(PgSql(self._pool), site, status=status, limit=limit)
 
     @_reachable
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
-        row = await self._pool.fetchrow(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = $1 AND id = $2",
-            site,
-            schedule_id,
-        )
-        return None if row is None else schedule_from_row(row)
+        return await core.get_schedule(PgSql(self._pool), site, schedule_id)
 
     @_reachable
     async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
-        if due_by is None:
-            rows = await self._pool.fetch(
-                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
-            )
-        else:
-            rows = await self._pool.fetch(
-                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending'"
-                " AND at <= $1 ORDER BY at, id",
-                due_by,
-            )
-        return [schedule_from_row(r) for r in rows]
+        return await core.pending_schedules(PgSql(self._pool), due_by=due_by)
 
     @_reachable
     async def next_schedule_moment(self) -> str | None:
-        moment: str | None = await self._pool.fetchval(
-            "SELECT MIN(at) FROM schedules WHERE status = 'pending'"
-        )  # the (status, at) index answers this
-        return moment
+        return await core.next_schedule_moment(PgSql(self._pool))
 
     @_reachable
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
@@ -519,7 +557,7 @@ class PostgresStore:
             # Row-locked like firing: when another node failed them first, its
             # transaction announced it; this one must not announce it again.
             if status != "UPDATE 0":
-                await _enqueue(db, events)
+                await core.enqueue(PgSql(db), events, now=time.time())
 
     # -- forms, analytics ------------------------------------------------------------
 
@@ -564,7 +602,7 @@ class PostgresStore:
                 at,
                 encoded,
             )
-            await _enqueue(db, events)
+            await core.enqueue(PgSql(db), events, now=time.time())
         return FormSubmission(
             id=int(submission_id), site=site, env=env, form=form, at=at, fields=fields
         )
@@ -573,25 +611,9 @@ class PostgresStore:
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
     ) -> list[FormSubmission]:
-        query, args = _page(
-            "SELECT id, env, form, at, fields FROM form_submissions",
-            site,
-            [("env = {}", env), ("form = {}", form), ("id < {}", before)],
-            order="id DESC",
-            limit=limit,
+        return await core.list_form_submissions(
+            PgSql(self._pool), site, env, form=form, limit=limit, before=before
         )
-        rows = await self._pool.fetch(query, *args)
-        return [
-            FormSubmission(
-                id=int(r[0]),
-                site=site,
-                env=r[1],
-                form=r[2],
-                at=r[3],
-                fields=_fields_decoder.decode(r[4]),
-            )
-            for r in rows
-        ]
 
     @_reachable
     async def inbox_page(
@@ -679,12 +701,7 @@ class PostgresStore:
 
     @_reachable
     async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
-        row = await self._pool.fetchrow(
-            "SELECT submissions, bytes FROM inbox_usage WHERE site = $1 AND env = $2", site, env
-        )
-        if row is None:
-            return InboxUsage(submissions=0, bytes=0)
-        return InboxUsage(submissions=int(row[0]), bytes=int(row[1]))
+        return await core.inbox_usage(PgSql(self._pool), site, env)
 
     def free_bytes(self) -> int | None:
         return None  # the database's disk is on its own machine: watched there
@@ -712,16 +729,9 @@ class PostgresStore:
     async def page_views(
         self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
     ) -> list[PageViews]:
-        rows = await self._pool.fetch(
-            "SELECT path, day, views FROM page_views WHERE site = $1 AND env = $2"
-            " AND day >= $3 AND day <= $4 ORDER BY day, views DESC, path LIMIT $5",
-            site,
-            env,
-            first_day,
-            last_day,
-            limit,
+        return await core.page_views(
+            PgSql(self._pool), site, env, first_day=first_day, last_day=last_day, limit=limit
         )
-        return [PageViews(path=r[0], day=r[1], views=int(r[2])) for r in rows]
 
     # -- webhook outbox ------------------------------------------------------------
 
@@ -786,15 +796,7 @@ class PostgresStore:
     async def list_outbox(
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
-        query, args = _page(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox",
-            site,
-            [("env = {}", env), ("id < {}", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await self._pool.fetch(query, *args)
-        return [outbox_item_from_row(r) for r in rows]
+        return await core.list_outbox(PgSql(self._pool), site, env, limit=limit, before=before)
 
     # -- what the nodes share besides content ---------------------------------------
 
@@ -841,36 +843,22 @@ def _rfc3339(column: str) -> str:
     return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
 
-async def _enqueue(db: Any, events: Sequence[OutboxEvent]) -> None:
-    if not events:
-        return
-    created = utc_now()
-    now = time.time()
-    await db.executemany(
-        "INSERT INTO outbox (site, env, event, url, secret_env, payload, status, next_at,"
-        " created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
-        [(e.site, e.env, e.event, e.url, e.secret_env, e.payload, now, created) for e in events],
-    )
-
-
 def _page(
     select: str, site: str, filters: Sequence[tuple[str, Any]], *, order: str, limit: int
 ) -> tuple[str, list[Any]]:
-    """``select`` for one site, with each ``(clause, value)`` whose value is set."""
-    query = select + " WHERE site = $1"
-    args: list[Any] = [site]
-    for clause, value in filters:
-        if value is not None:
-            args.append(value)
-            query += " AND " + clause.format(f"${len(args)}")
-    args.append(limit)
-    return query + f" ORDER BY {order} LIMIT ${len(args)}", args
+    """:func:`edge.snapshots.core.page` with ``{}`` clauses, numbered for PostgreSQL."""
+    query, args = core.page(
+        select, site, [(c.format("?"), v) for c, v in filters], order=order, limit=limit
+    )
+    return core.numbered(query), args
 
 
-async def _read_pointers(db: Any, site: str) -> dict[Env, Pointer]:
-    pointers: dict[Env, Pointer] = {env: Pointer(site=site, env=env) for env in ENVS}
-    rows = await db.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers WHERE site = $1", site)
-    for row in rows:
-        p = pointer_from_row(row)
-        pointers[p.env] = p
-    return pointers
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _cursor_chunks(db: Any, sha256: str) -> AsyncIterator[bytes]:
+    async for row in db.cursor(
+        "SELECT data FROM blob_chunks WHERE sha256 = $1 ORDER BY seq", sha256, prefetch=2
+    ):
+        yield bytes(row[0])

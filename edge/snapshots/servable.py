@@ -56,3 +56,8 @@ def check_servable(files: Mapping[str, ManifestEntry], settings: dict[str, Any])
         problem = _probe(_PROBE_TYPE, compiled.headers_for(prefix))
         if problem is not None:
             raise BadRequest(f"settings.headers.{prefix}: {problem}")
+    if compiled.file_headers is not None:
+        for path in compiled.file_headers.paths:
+            problem = _probe(_PROBE_TYPE, compiled.file_headers.headers_for([path]))
+            if problem is not None:
+                raise BadRequest(f"_headers: {path}: {problem}")

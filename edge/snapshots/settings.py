@@ -17,6 +17,9 @@ from edge.errors import BadRequest, validation_detail
 from edge.paths import normalize_path
 from edge.snapshots.headers import header_problem, normal_name
 from edge.snapshots.headers import is_safe_target as is_safe_target  # re-exported
+from edge.snapshots.immutable import DEFAULT_PREFIXES, is_immutable
+from edge.snapshots.rules import HeaderTable, RedirectTable, request_forms
+from edge.snapshots.sitefiles import HeaderBlock, RedirectRule
 
 MAX_FORM_BYTES = 1024 * 1024
 # Limits on one settings document (docs/limits.md): its encoded size, and rules.
@@ -70,6 +73,39 @@ class FormSettings(_Doc, frozen=True):
 _PrefixHeaders = Annotated[dict[str, str], msgspec.Meta(max_length=MAX_HEADERS_PER_RULE)]
 
 
+class FileRedirect(_Doc, frozen=True):
+    line: int
+    from_: str = msgspec.field(name="from")
+    to: str
+    status: int = 301
+    force: bool = False
+
+
+class FileHeaders(_Doc, frozen=True):
+    line: int
+    path: str
+    headers: list[tuple[str, str]]
+
+
+class FromFiles(_Doc, frozen=True):
+    """``_redirects`` and ``_headers`` as parsed at snapshot creation (edge.snapshots.sitefiles).
+
+    Derived from the snapshot's files: edge writes it, whatever a request sends.
+    """
+
+    redirects: list[FileRedirect] = []
+    headers: list[FileHeaders] = []
+
+
+class ImmutableSettings(_Doc, frozen=True):
+    """Which production paths get ``Cache-Control: ..., immutable`` (edge.snapshots.immutable)."""
+
+    hashed_names: bool = True
+    prefixes: Annotated[list[str], msgspec.Meta(max_length=100)] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_PREFIXES)
+    )
+
+
 class SiteSettings(_Doc, frozen=True):
     redirects: Annotated[list[Redirect], msgspec.Meta(max_length=MAX_REDIRECTS)] = []
     headers: Annotated[dict[str, _PrefixHeaders], msgspec.Meta(max_length=MAX_HEADER_RULES)] = {}
@@ -78,6 +114,8 @@ class SiteSettings(_Doc, frozen=True):
         msgspec.Meta(max_length=MAX_FORMS),
     ] = {}
     media_prefix: str = "/media/"
+    immutable: ImmutableSettings = msgspec.field(default_factory=ImmutableSettings)
+    from_files: FromFiles | None = None
 
 
 def validate_settings(doc: dict[str, Any]) -> SiteSettings:
@@ -121,6 +159,9 @@ def validate_settings(doc: dict[str, Any]) -> SiteSettings:
             raise BadRequest(f"settings.forms.{name!r}: a form name is 1-64 of A-Z a-z 0-9 _ -")
         if form.redirect is not None and not is_safe_target(form.redirect):
             raise BadRequest(f"settings.forms.{name}.redirect: a path or an http(s) URL")
+    for i, prefix in enumerate(settings.immutable.prefixes):
+        if not prefix.startswith("/") or normalize_path(prefix) != prefix:
+            raise BadRequest(f"settings.immutable.prefixes[{i}]: a path prefix like '/_astro/'")
     mp = settings.media_prefix
     if not (mp.startswith("/") and mp.endswith("/")) or normalize_path(mp) != mp:
         raise BadRequest(f"settings.media_prefix: a path prefix like '/media/', got {mp!r}")
@@ -190,10 +231,30 @@ class CompiledSettings:
     header_rules: HeaderRules = field(default_factory=HeaderRules)
     forms: dict[str, FormSettings] = field(default_factory=dict)
     media_prefix: str = "/media/"
+    file_redirects: RedirectTable | None = None  # _redirects
+    file_headers: HeaderTable | None = None  # _headers
+    immutable_names: bool = True
+    immutable_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
 
     def headers_for(self, path: str) -> dict[str, str]:
-        """Extra headers for ``path``: every matching prefix, longer prefixes win."""
-        return self.header_rules.headers_for(path)
+        """Extra headers for manifest ``path``: ``settings.headers`` (every matching
+        prefix, longer prefixes win), then ``_headers`` (every matching block, by the
+        paths that request this file), whose names replace the former's.
+        """
+        extra = self.header_rules.headers_for(path)
+        if self.file_headers is not None:
+            from_file = self.file_headers.headers_for(request_forms(path))
+            if from_file:
+                lowered = {name.lower() for name in from_file}
+                extra = {n: v for n, v in extra.items() if n.lower() not in lowered}
+                extra.update(from_file)
+        return extra
+
+    def immutable(self, path: str) -> bool:
+        """Whether production serves manifest ``path`` as an immutable asset."""
+        return is_immutable(
+            path, hashed_names=self.immutable_names, prefixes=self.immutable_prefixes
+        )
 
 
 EMPTY_SETTINGS = CompiledSettings()
@@ -208,9 +269,23 @@ def compile_settings(doc: dict[str, Any]) -> CompiledSettings:
     except msgspec.ValidationError:
         # Written before settings had a schema: serve the content, ignore the settings.
         return EMPTY_SETTINGS
+    files = settings.from_files
+    file_redirects = file_headers = None
+    if files is not None and files.redirects:
+        file_redirects = RedirectTable(
+            [RedirectRule(r.line, r.from_, r.to, r.status, r.force) for r in files.redirects]
+        )
+    if files is not None and files.headers:
+        file_headers = HeaderTable(
+            [HeaderBlock(b.line, b.path, tuple(b.headers)) for b in files.headers]
+        )
     return CompiledSettings(
         redirects={r.from_: (r.to, r.status) for r in settings.redirects},
         header_rules=HeaderRules.compile(settings.headers),
         forms=dict(settings.forms),
         media_prefix=settings.media_prefix,
+        file_redirects=file_redirects,
+        file_headers=file_headers,
+        immutable_names=settings.immutable.hashed_names,
+        immutable_prefixes=tuple(settings.immutable.prefixes),
     )

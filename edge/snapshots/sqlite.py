@@ -10,6 +10,14 @@ How this works:
 - The schema is versioned with ``PRAGMA user_version``; ``_MIGRATIONS[i]`` takes a
   store from version ``i`` to ``i + 1``, so a file written by an older edge opens in
   a newer one.
+- Blob bytes live as files in ``data_dir/blobs`` (:mod:`edge.snapshots.blobfiles`);
+  the ``blobs`` table holds which site has which blob. Schema 4 kept the bytes in
+  the table: migrating to 5 writes each one to its file (durably) before the column
+  goes, in the migration's transaction, so a crash halfway re-runs it whole.
+- An upload's file is renamed into place and its row written in one write
+  transaction; a collection removes rows in one and, in a second, the files no row
+  names any more. Both hold the write lock (across processes: ``BEGIN IMMEDIATE``),
+  so an upload racing a collection of the same blob ends with the blob present.
 - A write the disk cannot take (full, read-only) is rolled back whole and raised
   as :class:`StoreFull` (507) or :class:`StoreReadOnly` (503): the caller answers
   with that, and what is being served stays as it was.
@@ -18,10 +26,12 @@ How this works:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +47,9 @@ from edge.errors import (
     StoreReadOnly,
     StoreUnavailable,
 )
-from edge.router import ENVS, Env
+from edge.router import Env
+from edge.snapshots import core
+from edge.snapshots.blobfiles import BlobDir
 from edge.snapshots.inbox import inbox_cap, inbox_full, page_ids
 from edge.snapshots.model import (
     FormSubmission,
@@ -56,15 +68,15 @@ from edge.snapshots.model import (
     SnapshotInfo,
     utc_now,
 )
+from edge.snapshots.retention import Collected, Retention
 from edge.snapshots.rows import (
     OUTBOX_COLUMNS,
-    POINTER_COLUMNS,
     SCHEDULE_COLUMNS,
     outbox_item_from_row,
-    pointer_from_row,
-    schedule_from_row,
 )
-from edge.snapshots.store import check_expected
+from edge.snapshots.store import ClusterStore
+
+_page = core.page
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -176,7 +188,37 @@ _MIGRATIONS: tuple[str, ...] = (
         SELECT site, env, COUNT(*), COALESCE(SUM(length(fields)), 0)
         FROM form_submissions GROUP BY site, env;
     """,
+    # Blob bytes move to files (_export_blobs runs first, in the same transaction).
+    """
+    CREATE TABLE blob_rows (
+        site TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        touched_at REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (site, sha256)
+    );
+    INSERT INTO blob_rows (site, sha256, size, created_at)
+        SELECT site, sha256, size, created_at FROM blobs;
+    DROP TABLE blobs;
+    ALTER TABLE blob_rows RENAME TO blobs;
+    CREATE INDEX blobs_by_hash ON blobs (sha256);
+    CREATE TABLE preview_links (
+        site TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (site, snapshot)
+    );
+    CREATE TABLE collected_snapshots (
+        site TEXT NOT NULL,
+        id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (site, id)
+    );
+    """,
 )
+log = logging.getLogger("edge.store")
+_BLOBS_TO_FILES = 4  # the migration before which blob bytes are written out
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _manifest_encoder = msgspec.json.Encoder()
@@ -205,29 +247,55 @@ def unwritable(exc: sqlite3.Error) -> StoreUnavailable | None:
     return None
 
 
+class _Sql:
+    """:class:`edge.snapshots.core.Sql` on an aiosqlite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return await _rows(self._conn, sql, args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        cur = await self._conn.execute(sql, args)
+        return int(cur.rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, rows)
+
+
 class SqliteStore:
-    """:class:`edge.snapshots.store.Store` on one SQLite file."""
+    """:class:`edge.snapshots.store.Store` on one SQLite file and a blob directory."""
 
     def __init__(
-        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path | None = None
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        path: Path | None = None,
+        blobs: BlobDir | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
         self._path = path
+        assert blobs is not None or path is not None
+        self._blobs = blobs if blobs is not None else BlobDir(Path(str(path)).parent / "blobs")
 
     # -- lifecycle -----------------------------------------------------------------
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
-        """Open (creating and migrating as needed) the store file at ``path``."""
+        """Open (creating and migrating as needed) the store file at ``path``; its blob
+        files live in ``blobs/`` beside it."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        blobs = BlobDir(path.parent / "blobs")
+        await asyncio.to_thread(blobs.prepare)
         writer = await aiosqlite.connect(path, isolation_level=None)
         try:
             await writer.execute("PRAGMA busy_timeout=10000")
             await writer.execute("PRAGMA journal_mode=WAL")
             await writer.execute("PRAGMA synchronous=FULL")
-            await _migrate(writer)
+            await _migrate(writer, blobs)
             if os.environ.get(TEST_READONLY_ENV) == "1":
                 await writer.execute("PRAGMA query_only=ON")
             reader = await aiosqlite.connect(path, isolation_level=None)
@@ -236,7 +304,10 @@ class SqliteStore:
             raise
         await reader.execute("PRAGMA busy_timeout=10000")
         await reader.execute("PRAGMA query_only=ON")
-        return cls(writer, reader, path)
+        return cls(writer, reader, path, blobs)
+
+    def cluster(self) -> ClusterStore | None:
+        return None  # one machine: no node registry, no notifications
 
     async def close(self) -> None:
         try:
@@ -288,21 +359,85 @@ class SqliteStore:
         present = await self.blob_sizes(site, hashes)
         return [h for h in dict.fromkeys(hashes) if h not in present]
 
+    async def receive_blob(
+        self, site: str, sha256: str, chunks: AsyncIterable[bytes], *, limit: int
+    ) -> tuple[bool, int]:
+        upload = await self._blobs.receive(sha256, chunks, limit=limit)
+        try:
+            async with self._transaction() as db:
+                rows = await _rows(
+                    db, "SELECT 1 FROM blobs WHERE site = ? AND sha256 = ?", (site, sha256)
+                )
+                # Under the write lock: a collection cannot remove the file between
+                # this rename and the row that keeps it.
+                await self._blobs.place(upload)
+                await db.execute(
+                    "INSERT INTO blobs (site, sha256, size, created_at, touched_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, sha256)"
+                    " DO UPDATE SET touched_at = excluded.touched_at",
+                    (site, sha256, upload.size, utc_now(), time.time()),
+                )
+        finally:
+            self._blobs.discard(upload)  # gone already once published
+        return not rows, upload.size
+
     async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
-        async with self._transaction() as db:
-            cur = await db.execute(
-                "INSERT OR IGNORE INTO blobs (site, sha256, size, data, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (site, sha256, len(data), data, utc_now()),
-            )
-            return cur.rowcount == 1
+        new, _ = await self.receive_blob(site, sha256, _one(bytes(data)), limit=len(data))
+        return new
+
+    async def blob_file(self, site: str, sha256: str) -> Path | None:
+        rows = await _rows(
+            self._reader, "SELECT 1 FROM blobs WHERE site = ? AND sha256 = ?", (site, sha256)
+        )
+        if not rows:
+            return None
+        path = self._blobs.path(sha256)
+        return path if path.is_file() else None
+
+    async def prefetch_blobs(self, site: str, hashes: Sequence[str], *, seconds: float) -> None:
+        return None  # the files are the store: always local
 
     async def get_blob(self, site: str, sha256: str) -> bytes | None:
-        rows = await _rows(
-            self._reader, "SELECT data FROM blobs WHERE site = ? AND sha256 = ?", (site, sha256)
-        )
-        row = rows[0] if rows else None
-        return None if row is None else bytes(row[0])
+        path = await self.blob_file(site, sha256)
+        if path is None:
+            return None
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:  # collected meanwhile
+            return None
+
+    # -- retention -----------------------------------------------------------------
+
+    async def add_preview_link(self, site: str, snapshot: str, expires: float) -> None:
+        async with self._transaction() as db:
+            await core.add_preview_link(_Sql(db), site, snapshot, expires)
+
+    async def was_collected(self, site: str, snapshot_id: str) -> bool:
+        return await core.was_collected(_Sql(self._reader), site, snapshot_id)
+
+    async def collect(
+        self, site: str, policy: Retention, *, dry_run: bool, now: float
+    ) -> Collected:
+        if dry_run:
+            result, _ = await core.collect(_Sql(self._reader), site, policy, dry_run=True, now=now)
+            return result
+        async with self._transaction() as db:
+            result, released = await core.collect(_Sql(db), site, policy, dry_run=False, now=now)
+        async with self._transaction() as db:
+            for sha256 in await core.unheld(_Sql(db), released):
+                await asyncio.to_thread(self._blobs.remove, sha256)
+            # Files no row names (an upload whose row the disk refused, a database
+            # restored from an older backup): under the write lock, so never the file
+            # of an upload between its rename and its row.
+            held = {row[0] for row in await _rows(db, "SELECT DISTINCT sha256 FROM blobs")}
+            orphans = await asyncio.to_thread(
+                self._blobs.orphans, held, older_than=now - policy.grace_seconds
+            )
+            for sha256, _ in orphans:
+                await asyncio.to_thread(self._blobs.remove, sha256)
+        if orphans:
+            log.info("removed %d blob file(s) no site held", len(orphans))
+        return result
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -343,44 +478,12 @@ class SqliteStore:
             )
 
     async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
-        rows = await _rows(
-            self._reader,
-            "SELECT parent, message, created_at, actor, manifest, settings"
-            " FROM snapshots WHERE site = ? AND id = ?",
-            (site, snapshot_id),
-        )
-        row = rows[0] if rows else None
-        if row is None:
-            return None
-        parent, message, created_at, actor, manifest, settings = row
-        return Snapshot(
-            id=snapshot_id,
-            site=site,
-            parent=parent,
-            message=message,
-            created_at=created_at,
-            actor=actor,
-            files=_manifest_decoder.decode(manifest),
-            settings=_settings_decoder.decode(settings),
-        )
+        return await core.get_snapshot(_Sql(self._reader), site, snapshot_id)
 
     async def list_snapshots(
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
-        query, args = _page(
-            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
-            site,
-            [("id < ?", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [
-            SnapshotInfo(
-                id=r[0], parent=r[1], message=r[2], created_at=r[3], files=r[4], actor=r[5]
-            )
-            for r in rows
-        ]
+        return await core.list_snapshots(_Sql(self._reader), site, limit=limit, before=before)
 
     async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
         wanted = sorted(set(ids))
@@ -399,11 +502,10 @@ class SqliteStore:
     # -- pointers ------------------------------------------------------------------
 
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:
-        return await _read_pointers(self._reader, site)
+        return await core.read_pointers(_Sql(self._reader), site)
 
     async def all_pointers(self) -> list[Pointer]:
-        rows = await _rows(self._reader, f"SELECT {POINTER_COLUMNS} FROM pointers")
-        return [pointer_from_row(r) for r in rows]
+        return await core.all_pointers(_Sql(self._reader))
 
     async def move_pointers(
         self,
@@ -415,70 +517,17 @@ class SqliteStore:
         complete: Sequence[str] = (),
         events: Sequence[OutboxEvent] = (),
     ) -> list[HistoryEntry]:
-        at = utc_now()
-        entries: list[HistoryEntry] = []
         async with self._transaction() as db:
-            await _enqueue(db, events)
-            for schedule_id in complete:
-                cur = await db.execute(
-                    "UPDATE schedules SET status = 'done', fired_at = ?"
-                    " WHERE id = ? AND site = ? AND status = 'pending'",
-                    (at, schedule_id, site),
-                )
-                if cur.rowcount != 1:
-                    raise Conflict(f"schedule {schedule_id} is no longer pending")
-            current = await _read_pointers(db, site)
-            check_expected(current, moves)
-            for move in moves:
-                if move.to == move.expect:
-                    # No pointer move: a guard, and perhaps a new sync base.
-                    if move.base != current[move.env].base:
-                        await db.execute(
-                            "UPDATE pointers SET base = ? WHERE site = ? AND env = ?",
-                            (move.base, site, move.env),
-                        )
-                    continue
-                await db.execute(
-                    "INSERT INTO pointers (site, env, snapshot, base, updated_at, actor)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, env) DO UPDATE SET"
-                    " snapshot = excluded.snapshot, base = excluded.base,"
-                    " updated_at = excluded.updated_at, actor = excluded.actor",
-                    (site, move.env, move.to, move.base, at, actor),
-                )
-                cur = await db.execute(
-                    "INSERT INTO history (site, env, at, from_snapshot, to_snapshot, action,"
-                    " actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (site, move.env, at, move.expect, move.to, action, actor),
-                )
-                assert cur.lastrowid is not None
-                entries.append(
-                    HistoryEntry(
-                        id=cur.lastrowid,
-                        at=at,
-                        env=move.env,
-                        from_=move.expect,
-                        to=move.to,
-                        action=action,
-                        actor=actor,
-                    )
-                )
-        return entries
+            sql = _Sql(db)
+            await core.enqueue(sql, events, now=time.time())
+            return await core.apply_moves(
+                sql, site, moves, action=action, actor=actor, complete=complete, at=utc_now()
+            )
 
     async def history(
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
-        query, args = _page(
-            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
-            site,
-            [("env = ?", env), ("id < ?", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [
-            HistoryEntry(id=r[0], at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6])
-            for r in rows
-        ]
+        return await core.history(_Sql(self._reader), site, env=env, limit=limit, before=before)
 
     # -- schedules -----------------------------------------------------------------
 
@@ -506,41 +555,16 @@ class SqliteStore:
     async def list_schedules(
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
-        query, args = _page(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
-            site,
-            [("status = ?", status)],
-            order="at DESC, id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [schedule_from_row(r) for r in rows]
+        return await core.list_schedules(_Sql(self._reader), site, status=status, limit=limit)
 
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
-        rows = await _rows(
-            self._reader,
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?",
-            (site, schedule_id),
-        )
-        row = rows[0] if rows else None
-        return None if row is None else schedule_from_row(row)
+        return await core.get_schedule(_Sql(self._reader), site, schedule_id)
 
     async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
-        due = "" if due_by is None else " AND at <= ?"
-        rows = await _rows(
-            self._reader,
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending'{due}"
-            " ORDER BY at, id",
-            () if due_by is None else (due_by,),
-        )
-        return [schedule_from_row(r) for r in rows]
+        return await core.pending_schedules(_Sql(self._reader), due_by=due_by)
 
     async def next_schedule_moment(self) -> str | None:
-        rows = await _rows(
-            self._reader, "SELECT MIN(at) FROM schedules WHERE status = 'pending'"
-        )  # the (status, at) index answers this
-        moment: str | None = rows[0][0] if rows else None
-        return moment
+        return await core.next_schedule_moment(_Sql(self._reader))
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         async with self._transaction() as db:
@@ -574,7 +598,7 @@ class SqliteStore:
                 )
                 failed += cur.rowcount
             if failed:  # announced once, by whoever failed them first
-                await _enqueue(db, events)
+                await core.enqueue(_Sql(db), events, now=time.time())
 
     # -- forms, analytics ------------------------------------------------------------
 
@@ -609,7 +633,7 @@ class SqliteStore:
                 (site, env, form, at, encoded),
             )
             assert cur.lastrowid is not None
-            await _enqueue(db, events)
+            await core.enqueue(_Sql(db), events, now=time.time())
         return FormSubmission(id=cur.lastrowid, site=site, env=env, form=form, at=at, fields=fields)
 
     async def inbox_page(
@@ -686,14 +710,7 @@ class SqliteStore:
         return deleted
 
     async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
-        rows = await _rows(
-            self._reader,
-            "SELECT submissions, bytes FROM inbox_usage WHERE site = ? AND env = ?",
-            (site, env),
-        )
-        if not rows:
-            return InboxUsage(submissions=0, bytes=0)
-        return InboxUsage(submissions=int(rows[0][0]), bytes=int(rows[0][1]))
+        return await core.inbox_usage(_Sql(self._reader), site, env)
 
     def free_bytes(self) -> int | None:
         if self._path is None:
@@ -704,25 +721,9 @@ class SqliteStore:
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
     ) -> list[FormSubmission]:
-        query, args = _page(
-            "SELECT id, env, form, at, fields FROM form_submissions",
-            site,
-            [("env = ?", env), ("form = ?", form), ("id < ?", before)],
-            order="id DESC",
-            limit=limit,
+        return await core.list_form_submissions(
+            _Sql(self._reader), site, env, form=form, limit=limit, before=before
         )
-        rows = await _rows(self._reader, query, args)
-        return [
-            FormSubmission(
-                id=r[0],
-                site=site,
-                env=r[1],
-                form=r[2],
-                at=r[3],
-                fields=_fields_decoder.decode(r[4]),
-            )
-            for r in rows
-        ]
 
     async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
         if not counts:
@@ -737,13 +738,9 @@ class SqliteStore:
     async def page_views(
         self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
     ) -> list[PageViews]:
-        rows = await _rows(
-            self._reader,
-            "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
-            " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
-            (site, env, first_day, last_day, limit),
+        return await core.page_views(
+            _Sql(self._reader), site, env, first_day=first_day, last_day=last_day, limit=limit
         )
-        return [PageViews(path=r[0], day=r[1], views=r[2]) for r in rows]
 
     # -- webhook outbox ------------------------------------------------------------
 
@@ -803,39 +800,7 @@ class SqliteStore:
     async def list_outbox(
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
-        query, args = _page(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox",
-            site,
-            [("env = ?", env), ("id < ?", before)],
-            order="id DESC",
-            limit=limit,
-        )
-        rows = await _rows(self._reader, query, args)
-        return [outbox_item_from_row(r) for r in rows]
-
-
-async def _enqueue(db: aiosqlite.Connection, events: Sequence[OutboxEvent]) -> None:
-    if not events:
-        return
-    created = utc_now()
-    now = time.time()
-    await db.executemany(
-        "INSERT INTO outbox (site, env, event, url, secret_env, payload, status, next_at,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-        [(e.site, e.env, e.event, e.url, e.secret_env, e.payload, now, created) for e in events],
-    )
-
-
-def _page(
-    select: str, site: str, filters: Sequence[tuple[str, Any]], *, order: str, limit: int
-) -> tuple[str, list[Any]]:
-    """``select`` for one site, with each ``(clause, value)`` whose value is set."""
-    query, args = select + " WHERE site = ?", [site]
-    for clause, value in filters:
-        if value is not None:
-            query += " AND " + clause
-            args.append(value)
-    return query + f" ORDER BY {order} LIMIT ?", [*args, limit]
+        return await core.list_outbox(_Sql(self._reader), site, env, limit=limit, before=before)
 
 
 async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -849,20 +814,24 @@ async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) ->
     return list(await db.execute_fetchall(sql, args))
 
 
-async def _read_pointers(db: aiosqlite.Connection, site: str) -> dict[Env, Pointer]:
-    pointers: dict[Env, Pointer] = {env: Pointer(site=site, env=env) for env in ENVS}
-    rows = await _rows(
-        db,
-        f"SELECT {POINTER_COLUMNS} FROM pointers WHERE site = ?",
-        (site,),
-    )
-    for row in rows:
-        p = pointer_from_row(row)
-        pointers[p.env] = p
-    return pointers
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
-async def _migrate(db: aiosqlite.Connection) -> None:
+async def _export_blobs(db: aiosqlite.Connection, blobs: BlobDir) -> None:
+    """Schema 4 -> 5: every blob's bytes to its file, durably, one blob in memory at a time."""
+    hashes = [row[0] for row in await _rows(db, "SELECT DISTINCT sha256 FROM blobs")]
+    for sha256 in hashes:
+        if blobs.has(sha256):
+            continue  # written by an earlier, interrupted run of this migration
+        rows = await _rows(db, "SELECT data FROM blobs WHERE sha256 = ? LIMIT 1", (sha256,))
+        data = bytes(rows[0][0])
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise RuntimeError(f"the store's blob {sha256} is damaged (its bytes hash otherwise)")
+        await asyncio.to_thread(blobs.write_durably, sha256, data)
+
+
+async def _migrate(db: aiosqlite.Connection, blobs: BlobDir) -> None:
     # The version is read inside the write transaction: several processes opening
     # a new store at once migrate it exactly once.
     await db.execute("BEGIN IMMEDIATE")
@@ -875,6 +844,8 @@ async def _migrate(db: aiosqlite.Connection) -> None:
                 f"the store was written by a newer edge (schema {version} > {SCHEMA_VERSION})"
             )
         for target in range(version, SCHEMA_VERSION):
+            if target == _BLOBS_TO_FILES:
+                await _export_blobs(db, blobs)
             for statement in _MIGRATIONS[target].split(";"):
                 if statement.strip():
                     await db.execute(statement)

@@ -8,7 +8,8 @@ it returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from edge.errors import PointerMoved
@@ -19,6 +20,7 @@ from edge.snapshots.model import (
     InboxLimits,
     InboxPage,
     InboxUsage,
+    NodeState,
     OutboxEvent,
     OutboxItem,
     PageViews,
@@ -28,6 +30,7 @@ from edge.snapshots.model import (
     Snapshot,
     SnapshotInfo,
 )
+from edge.snapshots.retention import Collected, Retention
 
 
 class Store(Protocol):
@@ -41,12 +44,56 @@ class Store(Protocol):
         """Sizes of those of ``hashes`` the site holds."""
         ...
 
+    async def receive_blob(
+        self, site: str, sha256: str, chunks: AsyncIterable[bytes], *, limit: int
+    ) -> tuple[bool, int]:
+        """Stream an upload in, hashing it on the fly; ``(new, size)`` once it is durable.
+
+        :class:`edge.errors.HashMismatch` when the bytes do not hash to ``sha256``,
+        :class:`edge.errors.PayloadTooLarge` past ``limit`` bytes; then, as when
+        ``chunks`` fails (the client went away), nothing is stored. An upload that
+        races a collection of the same blob ends with the blob present.
+        """
+        ...
+
     async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
-        """Store a blob whose hash the caller verified; ``True`` if it was new."""
+        """:meth:`receive_blob` of bytes in memory (small blobs, tests); ``True`` if new."""
+        ...
+
+    async def blob_file(self, site: str, sha256: str) -> Path | None:
+        """A local file holding the blob (never to be written to), or ``None``.
+
+        On a networked store the blob is fetched into this node's disk cache first.
+        """
+        ...
+
+    async def prefetch_blobs(self, site: str, hashes: Sequence[str], *, seconds: float) -> None:
+        """Bring blobs to this node's disk, waiting at most ``seconds`` (the rest go on
+        in the background); nothing to do where every blob is already local."""
         ...
 
     async def get_blob(self, site: str, sha256: str) -> bytes | None:
-        """A blob's bytes, or ``None``."""
+        """A blob's bytes read whole (small blobs only), or ``None``."""
+        ...
+
+    async def add_preview_link(self, site: str, snapshot: str, expires: float) -> None:
+        """Remember that a preview link shows ``snapshot`` until ``expires`` (epoch
+        seconds): collection keeps it that long."""
+        ...
+
+    async def collect(
+        self, site: str, policy: Retention, *, dry_run: bool, now: float
+    ) -> Collected:
+        """Remove the site's snapshots and blobs ``policy`` does not keep (or, with
+        ``dry_run``, only count them). History rows stay."""
+        ...
+
+    async def was_collected(self, site: str, snapshot_id: str) -> bool:
+        """Whether ``snapshot_id`` existed and was removed by a collection."""
+        ...
+
+    def cluster(self) -> ClusterStore | None:
+        """The cluster capabilities of a store shared by several nodes, else ``None``."""
         ...
 
     async def create_snapshot(self, snapshot: Snapshot) -> None:
@@ -232,6 +279,26 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections; pending writes are already committed."""
+        ...
+
+
+class ClusterStore(Store, Protocol):
+    """What a store shared by several nodes adds: a generation, a node registry, secrets."""
+
+    async def generation(self) -> int:
+        """The cluster's pointer generation (every committed move is at or below it)."""
+        ...
+
+    async def live_nodes(self, stale_after: float) -> dict[str, int]:
+        """Nodes seen within ``stale_after`` seconds and the generation each serves."""
+        ...
+
+    async def nodes(self, stale_after: float) -> list[NodeState]:
+        """Every registered node."""
+        ...
+
+    async def shared_secret(self, name: str, size: int) -> bytes:
+        """A random secret of ``size`` bytes shared by every node, made once."""
         ...
 
 

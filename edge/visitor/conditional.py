@@ -31,6 +31,51 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return bool(star)
 
 
+# Preference among equal q-values: zstd, then br, then gzip (edge.cache.keys indexes).
+_CODING_INDEX = {"zstd": 3, "br": 2, "gzip": 1, "x-gzip": 1}
+_PREFERENCE = (3, 2, 1)
+
+
+@lru_cache(maxsize=1024)
+def choose_coding(accept_encoding: str | None) -> int:
+    """The content coding to send for an ``Accept-Encoding`` value, as an index of
+    :data:`edge.cache.keys.CODINGS` (0: identity).
+
+    RFC 9110 §12.5.3: a listed coding takes its q-value (1 when absent), ``*`` gives
+    its q-value to codings not listed, ``q=0`` refuses. The highest q wins; among
+    equal ones zstd, then br, then gzip (they compress in that order of ratio and
+    speed of decoding).
+    """
+    if not accept_encoding:
+        return 0
+    q: dict[int, float] = {}
+    star: float | None = None
+    for item in accept_encoding.split(","):
+        name, _, params = item.partition(";")
+        name = name.strip().lower()
+        index = _CODING_INDEX.get(name)
+        if index is None and name != "*":
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0
+        if index is None:
+            star = weight
+        else:
+            q[index] = max(q.get(index, 0.0), weight) if index in q else weight
+    best, best_q = 0, 0.0
+    for index in _PREFERENCE:
+        weight = q.get(index, star if star is not None else 0.0)
+        if weight > best_q:
+            best, best_q = index, weight
+    return best
+
+
 def etag_matches(if_none_match: str, etag: str) -> bool:
     """``If-None-Match`` weak comparison: any listed tag (or ``*``) equals ``etag``."""
     if if_none_match.strip() == "*":

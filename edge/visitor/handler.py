@@ -12,7 +12,9 @@ Two ways in, both from the visitor wire (:mod:`edge.wire.http1`):
   redirects, staging's preview gate (:mod:`edge.visitor.gate`), edge's own
   endpoints under ``/_edge/`` (forms: :mod:`edge.visitor.submission`), the
   environment's upstreams (:mod:`edge.visitor.upstream`), the snapshot's
-  redirects, content from the representation cache
+  redirects (``settings.redirects``, then ``_redirects``: :mod:`edge.snapshots.rules`,
+  whose 200 rewrites are remembered for :meth:`hit` like any content answer),
+  content from the representation cache
   (:mod:`edge.visitor.repcache`), staging's read-through to production's media,
   then the 404 page. Every content answer it sends through the cache is
   remembered for :meth:`hit`.
@@ -25,13 +27,16 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from edge.cache import CacheKey, Variant, variant_for
+from edge.cache.keys import CODINGS
 from edge.errors import StoreUnavailable
 from edge.paths import directory_redirect, request_path, split_target
 from edge.router import Env, Route, normalize_host
 from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
+from edge.snapshots.rules import Redirected, with_query
 from edge.visitor.answers import Answer, empty, plain
-from edge.visitor.conditional import UNSATISFIABLE, accepts_gzip, etag_matches, parse_range
+from edge.visitor.bodyfile import send_file
+from edge.visitor.conditional import UNSATISFIABLE, choose_coding, etag_matches, parse_range
 from edge.visitor.gate import preview_gate
 from edge.visitor.hosts import HostPolicy, https_location
 from edge.visitor.policy import Found, Policies, RoutePolicy, malformed_host
@@ -51,12 +56,14 @@ log = logging.getLogger("edge.visitor")
 NOT_FOUND_PAGE = "/404.html"
 FORMS_PREFIX = "/_edge/forms/"
 _COOKIE_BYTES = COOKIE.encode()
+_REASONS = {404: "Not Found", 410: "Gone"}
 _TARGETS_KEEP = 4096  # raw targets remembered per route; a flood of new ones clears them
 
 
-@lru_cache(maxsize=512)
-def _gzip_ok(accept_encoding: bytes) -> bool:
-    return accepts_gzip(accept_encoding.decode("latin-1"))
+@lru_cache(maxsize=1024)
+def _coding(accept_encoding: bytes) -> int:
+    """The coding index (edge.cache.keys.CODINGS) for an Accept-Encoding value's bytes."""
+    return choose_coding(accept_encoding.decode("latin-1"))
 
 
 class VisitorHandler:
@@ -124,12 +131,13 @@ class VisitorHandler:
         snapshot = live.get(policy.key)
         if snapshot is None or snapshot.id != found.snapshot_id:
             return None
-        gzip = False
+        coding = 0
         if found.compressible:
             accept = fields.get(b"accept-encoding")
-            gzip = accept is not None and _gzip_ok(accept)
-        rep = self._lru.get(found.keys[gzip])
-        if rep is None:
+            if accept is not None:
+                coding = _coding(accept)
+        rep = self._lru.get(found.keys[coding])
+        if rep is None or rep.source is not None:  # a large file streams: serve()
             return None
         if found.rangeable and b"range" in fields:
             return None
@@ -307,11 +315,21 @@ class VisitorHandler:
             if remember:
                 key: CacheKey = (snapshot.id, ROBOTS_TXT, Variant.STAGING)
                 robots = (route.key, ROBOTS_TXT)
-                found = Found(snapshot.id, ROBOTS_TXT, (key, key), False, False, False, robots)
+                keys = (key, key, key, key)
+                found = Found(snapshot.id, ROBOTS_TXT, keys, False, False, False, robots)
                 self._remember(policy, raw, found)
-            return self._respond(request, responder, policy, rep, 200)
+            return await self._respond(request, responder, policy, rep, 200)
         files = snapshot.files
         found_key = resolve(path, files)
+        table = settings.file_redirects
+        if table is not None:
+            # _redirects (edge.snapshots.rules): over an existing file only a forced rule.
+            exists = found_key is not None or path + "/index.html" in files
+            redirected = table.match(path, exists)
+            if redirected is not None:
+                return await self._redirected(
+                    request, responder, policy, snapshot, redirected, raw, remember
+                )
         if found_key is not None:
             entry = files[found_key]
             found = _found(route, snapshot.id, found_key, entry)
@@ -320,7 +338,7 @@ class VisitorHandler:
                 self._views.count_key(found.view)
             if remember:
                 self._remember(policy, raw, found)
-            return self._respond(request, responder, policy, rep, 200)
+            return await self._respond(request, responder, policy, rep, 200)
         # -- issue 15: /blog held only as /blog/index.html -> 301 /blog/ (edge.paths) --
         location = directory_redirect(path, raw, files)
         if location is not None:
@@ -331,11 +349,89 @@ class VisitorHandler:
         if route.env == "staging" and path.startswith(settings.media_prefix):
             if await self._production_media(request, responder, policy, path):
                 return None
-        not_found = files.get(NOT_FOUND_PAGE)
+        return await self._not_found(request, responder, policy, snapshot)
+
+    async def _redirected(
+        self,
+        request: Request,
+        responder: Responder,
+        policy: RoutePolicy,
+        snapshot: Snapshot,
+        redirected: Redirected,
+        raw: str,
+        remember: bool,
+    ) -> None:
+        """Answer by a ``_redirects`` rule: a redirect, or a rewrite (200, 404, 410)."""
+        route = policy.route
+        query = raw.partition("#")[0].partition("?")[2]
+        target = redirected.target
+        if not redirected.rewrite:
+            headers = env_headers(route.env, snapshot.id)
+            headers["Location"] = with_query(target, query)
+            return self._send(responder, policy, empty(redirected.rule.status, headers))
+        if not target.startswith("/"):
+            return await self._rewrite_upstream(request, responder, policy, snapshot, target, query)
+        status = redirected.rule.status
+        files = snapshot.files
+        target_path = request_path(target)
+        key = None if target_path is None else resolve(target_path, files)
+        if key is None:
+            if status == 200:
+                return await self._not_found(request, responder, policy, snapshot)
+            headers = env_headers(route.env, snapshot.id)
+            return self._send(responder, policy, plain(status, _REASONS[status], headers))
+        entry = files[key]
+        found = _found(route, snapshot.id, key, entry)
+        rep = await self._representation(request, snapshot, entry, found)
+        if status == 200:
+            if request.method == "GET" and found.html:
+                self._views.count_key(found.view)
+            if remember:
+                self._remember(policy, raw, found)  # the rewrite, decided once per snapshot
+        return await self._respond(request, responder, policy, rep, status)
+
+    async def _rewrite_upstream(
+        self,
+        request: Request,
+        responder: Responder,
+        policy: RoutePolicy,
+        snapshot: Snapshot,
+        url: str,
+        query: str,
+    ) -> None:
+        """A 200 rule to an absolute URL: proxied only to an upstream of this environment."""
+        scheme, _, rest = url.partition("://")
+        authority, slash, tail = rest.partition("/")
+        origin = f"{scheme.lower()}://{authority.lower()}"
+        for upstream in policy.upstreams:
+            if upstream.origin.rstrip("/").lower() == origin:
+                request.target = with_query(slash + tail if slash else "/", query)
+                return await self._forward(
+                    request,
+                    responder,
+                    policy,
+                    snapshot,
+                    Upstream(prefix="/", origin=upstream.origin.rstrip("/")),
+                    self._tls,
+                    False,
+                    request.header(b"host"),
+                )
+        headers = env_headers(policy.env, snapshot.id)
+        return self._send(
+            responder,
+            policy,
+            plain(502, "Bad Gateway: this rewrite's origin is not an upstream here", headers),
+        )
+
+    async def _not_found(
+        self, request: Request, responder: Responder, policy: RoutePolicy, snapshot: Snapshot
+    ) -> None:
+        route = policy.route
+        not_found = snapshot.files.get(NOT_FOUND_PAGE)
         if not_found is not None:
             found = _found(route, snapshot.id, NOT_FOUND_PAGE, not_found)
             rep = await self._representation(request, snapshot, not_found, found)
-            return self._respond(request, responder, policy, rep, 404)
+            return await self._respond(request, responder, policy, rep, 404)
         return self._send(
             responder, policy, plain(404, "Not Found", env_headers(route.env, snapshot.id))
         )
@@ -349,11 +445,12 @@ class VisitorHandler:
     async def _representation(
         self, request: Request, snapshot: Snapshot, entry: ManifestEntry, found: Found
     ) -> Representation:
-        gzip = False
+        coding = 0
         if found.compressible:
             accept = request.fields.get(b"accept-encoding")
-            gzip = accept is not None and _gzip_ok(accept)
-        return await self._content.get(snapshot, entry, found.keys[gzip])
+            if accept is not None:
+                coding = _coding(accept)
+        return await self._content.get(snapshot, entry, found.keys[coding])
 
     async def _production_media(
         self, request: Request, responder: Responder, policy: RoutePolicy, path: str
@@ -369,7 +466,7 @@ class VisitorHandler:
             return False
         found = _found(route, production.id, path, entry)
         rep = await self._representation(request, production, entry, found)
-        self._respond(request, responder, policy, rep, 200)
+        await self._respond(request, responder, policy, rep, 200)
         return True
 
     async def _forward(
@@ -431,7 +528,7 @@ class VisitorHandler:
 
     # -- content answers ------------------------------------------------------------
 
-    def _respond(
+    async def _respond(
         self,
         request: Request,
         responder: Responder,
@@ -439,6 +536,8 @@ class VisitorHandler:
         rep: Representation,
         status: int,
     ) -> None:
+        if rep.source is not None:
+            return await self._stream(request, responder, policy, rep, status)
         if status == 200:
             if_none_match = request.header(b"if-none-match")
             if if_none_match is not None and etag_matches(if_none_match, rep.etag):
@@ -458,6 +557,47 @@ class VisitorHandler:
             )
             return
         self._send(responder, policy, Answer(status, dict(rep.headers), rep.body))
+
+    async def _stream(
+        self,
+        request: Request,
+        responder: Responder,
+        policy: RoutePolicy,
+        rep: Representation,
+        status: int,
+    ) -> None:
+        """A large file from its blob file: HEAD and 304 read nothing, a range only its
+        bytes, the rest in bounded chunks at the client's pace."""
+        assert rep.source is not None
+        snapshot = rep.headers.get("X-Edge-Snapshot")
+        wire = rep.wire(policy.hsts)
+        headers = list(rep.headers.items())
+        if policy.hsts is not None:
+            headers.append(("Strict-Transport-Security", policy.hsts))
+        first, length = 0, rep.size
+        if status == 200:
+            if_none_match = request.header(b"if-none-match")
+            if if_none_match is not None and etag_matches(if_none_match, rep.etag):
+                return responder.prebuilt(304, wire.not_modified, b"", snapshot)
+            range_header = request.header(b"range")
+            if_range = request.header(b"if-range")
+            if range_header is not None and (if_range is None or if_range.strip() == rep.etag):
+                span = parse_range(range_header, rep.size)
+                if span == UNSATISFIABLE:
+                    short = dict(rep.not_modified_headers)
+                    short["Content-Range"] = f"bytes */{rep.size}"
+                    return self._send(responder, policy, Answer(416, short))
+                if span is not None:
+                    first, last = span
+                    length = last - first + 1
+                    status = 206
+                    headers.append(("Content-Range", f"bytes {first}-{last}/{rep.size}"))
+            if status == 200 and request.head:
+                return responder.prebuilt(200, wire.ok, b"", snapshot)
+        if request.head:
+            responder.start(status, [*headers, ("Content-Length", str(length))])
+            return await responder.end()
+        await send_file(responder, status, headers, rep.source, first=first, length=length)
 
 
 def _ignore(request: Request) -> None:
@@ -481,7 +621,7 @@ def _found(route: Route, snapshot_id: str, path: str, entry: ManifestEntry) -> F
     return Found(
         snapshot_id,
         path,
-        ((snapshot_id, path, variant_for(env, False)), (snapshot_id, path, variant_for(env, True))),
+        tuple((snapshot_id, path, variant_for(env, coding)) for coding in range(len(CODINGS))),
         compressible(content_type),
         rangeable(content_type),
         html(content_type),

@@ -27,7 +27,7 @@ class Found:
 
     snapshot_id: str
     path: str  # manifest key
-    keys: tuple[CacheKey, CacheKey]  # identity, gzip
+    keys: tuple[CacheKey, ...]  # by coding index: identity, gzip, br, zstd
     compressible: bool
     rangeable: bool
     html: bool

@@ -15,7 +15,7 @@ from edge.snapshots.store import Store
 from edge.visitor.analytics import PageViewCounter
 from edge.visitor.formguard import FormGuard
 from edge.visitor.preview import PreviewSigner
-from edge.visitor.repcache import RepresentationCache
+from edge.visitor.repcache import STREAM_THRESHOLD_BYTES, RepresentationCache
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
 
@@ -39,7 +39,11 @@ class Services:
     observer: Observer | None = None
     forms_guard: FormGuard | None = None  # abuse limits of form posts (issue 19)
     reserve: DiskReserve | None = None  # free disk kept for operators (issue 19)
+    # Files above this are sent from their blob file (server.stream_threshold_bytes).
+    stream_threshold: int = STREAM_THRESHOLD_BYTES
     content: RepresentationCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.content = RepresentationCache(self.cache, self.store)
+        self.content = RepresentationCache(
+            self.cache, self.store, stream_threshold=self.stream_threshold
+        )

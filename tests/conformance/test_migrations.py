@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -11,6 +14,7 @@ import pytest
 from edge.snapshots import pg_schema, sqlite
 from edge.snapshots.postgres import PostgresStore
 from edge.snapshots.sqlite import SqliteStore
+from tests.legacy_store import write_release_store
 
 
 def test_sqlite_versions_are_a_chain() -> None:
@@ -88,3 +92,66 @@ async def test_postgres_store_from_a_newer_edge_is_refused(pg_dsn: str) -> None:
         await conn.close()
     with pytest.raises(RuntimeError, match="newer edge"):
         await PostgresStore.open(pg_dsn)
+
+
+async def test_sqlite_store_of_the_release_with_blobs_in_rows_moves_them_to_files(
+    tmp_path: Path,
+) -> None:
+    files = {"/index.html": b"<h1>old</h1>", "/big.bin": bytes(range(256)) * 5000}
+    snapshot_id = write_release_store(tmp_path, "alpha", files)
+    store = await SqliteStore.open(tmp_path / "edge.sqlite3")
+    try:
+        assert (await store.get_pointers("alpha"))["production"].snapshot == snapshot_id
+        snapshot = await store.get_snapshot("alpha", snapshot_id)
+        assert snapshot is not None
+        for path, data in files.items():
+            digest = snapshot.files[path].sha256
+            assert await store.get_blob("alpha", digest) == data
+            on_disk = tmp_path / "blobs" / digest[:2] / digest[2:]
+            assert on_disk.read_bytes() == data
+        assert await store.missing_blobs("alpha", [s.sha256 for s in snapshot.files.values()]) == []
+    finally:
+        await store.close()
+    db = sqlite3.connect(tmp_path / "edge.sqlite3")
+    columns = [row[1] for row in db.execute("PRAGMA table_info(blobs)")]
+    db.close()
+    assert "data" not in columns  # only metadata stays in the database
+    # Opening again (already migrated) changes nothing.
+    store = await SqliteStore.open(tmp_path / "edge.sqlite3")
+    await store.close()
+
+
+def test_asyncpg_is_imported_only_with_the_postgres_store() -> None:
+    code = (
+        "import sys, edge.server, edge.cli.main, edge.supervisor, edge.snapshots.backends;"
+        " assert 'asyncpg' not in sys.modules, 'asyncpg imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_postgres_store_of_the_release_with_blobs_in_rows_serves_them(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * 9000  # over one chunk of the new layout
+    digest = hashlib.sha256(data).hexdigest()
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await pg_schema.migrate(conn, upto=pg_schema.SCHEMA_VERSION - 1)
+        for site in ("alpha", "beta"):  # the same bytes held by two sites
+            await conn.execute(
+                "INSERT INTO blobs (site, sha256, size, data, created_at)"
+                " VALUES ($1, $2, $3, $4, '2026-01-01T00:00:00.000Z')",
+                site,
+                digest,
+                len(data),
+                data,
+            )
+    finally:
+        await conn.close()
+    store = await PostgresStore.open(pg_dsn, blob_cache=tmp_path / "cache")
+    try:
+        assert await store.get_blob("alpha", digest) == data
+        assert await store.get_blob("beta", digest) == data
+        assert (tmp_path / "cache" / digest[:2] / digest[2:]).read_bytes() == data
+    finally:
+        await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -131,3 +132,21 @@ webhooks = [{staging}]
     assert result.returncode == 2
     assert "sites[0].staging.webhooks[0].url" in result.stderr
     assert "production endpoint" in result.stderr
+
+
+async def test_a_redirects_rewrite_reaches_only_this_environments_upstream(
+    api: Api, visitor: Visitor
+) -> None:
+    """``_redirects`` 200 to another origin (issue 16): proxied when it is an upstream here."""
+    rule = f"/svc/*  http://127.0.0.1:{PORTS['production']}/api/v2/:splat  200\n"
+    site = {"/index.html": b"<html><head></head>home</html>", "/_redirects": rule.encode()}
+    await api.push("acme", site, env="production")
+    await api.push("acme", site, env="staging")
+    status, headers, body = await visitor.get(PRODUCTION_HOST, "/svc/items?x=1")
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc["upstream"] == "production" and doc["path"] == "/api/v2/items?x=1"
+    assert headers["X-Edge-Env"] == "production"
+    # Staging's upstream is another origin: the same rule is refused there.
+    status, headers, body = await visitor.get(STAGING_HOST, "/svc/items")
+    assert status == 502 and headers["X-Edge-Env"] == "staging"

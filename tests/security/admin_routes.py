@@ -47,6 +47,7 @@ SPEC_ROLES: dict[tuple[str, str], Role | tuple[Role, Role] | None] = {
     ("GET", f"{SITE}/analytics/{{env}}"): "editor",
     ("GET", f"{SITE}/webhooks/{{env}}"): "publisher",
     ("POST", f"{SITE}/preview-links"): "editor",
+    ("POST", f"{SITE}/gc"): "admin",
 }
 
 # Calls any role may make, but only with a token that sees every site (their

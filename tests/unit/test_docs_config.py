@@ -20,6 +20,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 TABLES: dict[str, type[msgspec.Struct]] = {
     "`[server]`": config.ServerConfig,
     "`[store]`": config.StoreConfig,
+    "`[retention]`": config.RetentionConfig,
     "`[[tokens]]`": config.TokenConfig,
     "`[[sites]]`": config.SiteConfig,
     "`[sites.production]` and `[sites.staging]`": config.EnvironmentConfig,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.cache.keys import Variant, variant_for
+from edge.cache.keys import CODINGS, Variant, variant_for
 from edge.router import Env
 
 
@@ -26,14 +26,14 @@ def test_variant_for(env: Env, gzip: bool, expected: Variant) -> None:
 
 def test_every_variant_is_distinct_and_round_trips() -> None:
     variants = list(Variant)
-    assert len(set(variants)) == len({v.value for v in variants}) == 4
+    assert len(set(variants)) == len({v.value for v in variants}) == 8
     for v in variants:
-        assert variant_for(v.env, v.gzip) is v
+        assert variant_for(v.env, CODINGS.index(v.coding)) is v
 
 
 def test_staging_and_production_keys_never_collide() -> None:
     """The staging representation can never answer a production request."""
-    for gzip in (False, True):
+    for gzip in range(len(CODINGS)):
         staging_key = ("snap", "/index.html", variant_for("staging", gzip))
         production_key = ("snap", "/index.html", variant_for("production", gzip))
         assert staging_key != production_key
