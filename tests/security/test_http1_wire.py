@@ -235,7 +235,7 @@ def test_a_client_that_stops_reading_costs_bounded_memory(edge: EdgeServer) -> N
     """200 pipelined requests for a 2 MiB file, never read: edge writes one answer at a
     time as the socket takes it, holds no 400 MiB of answers, and drops the client."""
     assert edge.process is not None
-    pid = edge.process.pid
+    (pid,) = edge.worker_pids()  # the visitor worker (beside it, the admin process)
     exchange(edge.port, get(PRODUCTION_HOST, "/big.bin"))  # cached now
     before = _rss_kib(pid)
     raw = socket.socket()

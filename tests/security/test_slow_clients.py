@@ -302,7 +302,7 @@ async def test_a_thousand_idle_and_slowloris_connections_do_not_pile_up(
     if soft < 1200 <= hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     assert slow.process is not None
-    pid = slow.process.pid  # one worker: the server process serves
+    (pid,) = slow.worker_pids()  # one visitor worker (beside it, the admin process)
     baseline = _fds(pid)
     peak = baseline
 
