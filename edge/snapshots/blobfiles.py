@@ -171,6 +171,17 @@ class BlobDir:
                         found.append((sha256, stat.st_size))
         return found
 
+    def entries(self) -> list[tuple[str, float]]:
+        """Every blob file: ``(sha256, mtime)`` (blocking: a directory walk)."""
+        found: list[tuple[str, float]] = []
+        for folder in self.root.iterdir():
+            if len(folder.name) != 2 or not folder.is_dir():
+                continue  # tmp/, anything else
+            for file in folder.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((folder.name + file.name, file.stat().st_mtime))
+        return found
+
     def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes ``[start, end)`` of a blob, :data:`READ_CHUNK` at a time (blocking reads)."""
         with self.path(sha256).open("rb") as fh:

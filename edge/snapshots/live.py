@@ -119,6 +119,10 @@ class LivePointers:
     def current(self, site: str, env: Env) -> Snapshot | None:
         return self._current.get(pointer_key(site, env))
 
+    def served_blobs(self) -> set[str]:
+        """Every blob hash the snapshots served right now name."""
+        return {e.sha256 for s in self._current.values() for e in s.files.values()}
+
     async def prepare_swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
         """Warm what the new snapshots will serve first (before the commit).
 
