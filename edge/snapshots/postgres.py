@@ -406,17 +406,20 @@ class PostgresStore:
     async def sweep_cache(self, served: set[str], *, idle_before: float) -> int:
         """Remove this node's cached files that :func:`sweepable` picks; how many.
 
-        One directory walk, then one indexed query per :data:`SWEEP_BATCH` files.
+        One folder of the cache at a time (memory stays bounded by a folder, 1/256 of
+        the cache), one indexed query per :data:`SWEEP_BATCH` files.
         """
-        cached = await asyncio.to_thread(self._cache.entries)
         removed = 0
-        for start in range(0, len(cached), SWEEP_BATCH):
-            batch = cached[start : start + SWEEP_BATCH]
-            stored = await self._held_chunks([sha256 for sha256, _ in batch])
-            for sha256 in sweepable(batch, stored=stored, served=served, idle_before=idle_before):
-                if sha256 not in self._fetching:
-                    await asyncio.to_thread(self._cache.remove, sha256)
-                    removed += 1
+        for prefix in await asyncio.to_thread(self._cache.prefixes):
+            cached = await asyncio.to_thread(self._cache.entries, prefix)
+            for start in range(0, len(cached), SWEEP_BATCH):
+                batch = cached[start : start + SWEEP_BATCH]
+                stored = await self._held_chunks([sha256 for sha256, _ in batch])
+                picked = sweepable(batch, stored=stored, served=served, idle_before=idle_before)
+                for sha256 in picked:
+                    if sha256 not in self._fetching:
+                        await asyncio.to_thread(self._cache.remove, sha256)
+                        removed += 1
         return removed
 
     @_reachable

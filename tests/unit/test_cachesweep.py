@@ -34,7 +34,9 @@ def test_entries_lists_blob_files_only(tmp_path: Path) -> None:
     os.utime(blobs.path(D), (123.0, 123.0))
     (tmp_path / "tmp" / "leftover").write_bytes(b"x")
     (tmp_path / "README").write_bytes(b"x")
-    assert blobs.entries() == [(D, 123.0)]
+    assert blobs.prefixes() == ["dd"]
+    assert blobs.entries("dd") == [(D, 123.0)]
+    assert blobs.entries("ee") == []  # a folder gone meanwhile
 
 
 async def test_pokes_during_a_sweep_make_one_more_and_a_failure_is_not_fatal() -> None:
