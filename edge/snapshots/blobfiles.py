@@ -171,6 +171,19 @@ class BlobDir:
                         found.append((sha256, stat.st_size))
         return found
 
+    def prefixes(self) -> list[str]:
+        """The two-character folders blob files live in (blocking)."""
+        return sorted(f.name for f in self.root.iterdir() if len(f.name) == 2 and f.is_dir())
+
+    def entries(self, prefix: str) -> list[tuple[str, float]]:
+        """The blob files of one of :meth:`prefixes`: ``(sha256, mtime)`` (blocking)."""
+        found: list[tuple[str, float]] = []
+        with contextlib.suppress(FileNotFoundError):
+            for file in (self.root / prefix).iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((prefix + file.name, file.stat().st_mtime))
+        return found
+
     def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes ``[start, end)`` of a blob, :data:`READ_CHUNK` at a time (blocking reads)."""
         with self.path(sha256).open("rb") as fh:

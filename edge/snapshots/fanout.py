@@ -33,9 +33,10 @@ from typing import Any
 
 from edge.config import Settings
 from edge.snapshots.backends import node_name, postgres_password
+from edge.snapshots.cachesweep import CACHE_IDLE_SECONDS, CacheSweeper
 from edge.snapshots.live import LivePointers
 from edge.snapshots.model import NodeState
-from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL
+from edge.snapshots.pg_schema import BLOBS_CHANNEL, POINTERS_CHANNEL, SCHEDULES_CHANNEL
 from edge.snapshots.store import ClusterStore, Store
 
 log = logging.getLogger("edge.fanout")
@@ -79,6 +80,7 @@ class Fanout:
         reconnect_max_seconds: float = 5.0,
         heartbeat_seconds: float = 1.0,
         schedules_changed: Callable[[], None] = lambda: None,
+        sweeper: CacheSweeper | None = None,
     ) -> None:
         self._dsn = dsn
         self._password = password
@@ -88,11 +90,22 @@ class Fanout:
         self._reconnect_max = reconnect_max_seconds
         self._heartbeat = heartbeat_seconds
         self._schedules_changed = schedules_changed
+        self._sweeper = sweeper
         self.generation = 0  # every move up to this one is swapped in here
         self.connects = 0  # successful (re)connects
 
     async def run(self) -> None:
         """Listen until cancelled; reconnect with backoff whenever the connection drops."""
+        if self._sweeper is not None:
+            sweeping = asyncio.ensure_future(self._sweeper.run())
+            try:
+                await self._run()
+            finally:
+                sweeping.cancel()
+        else:
+            await self._run()
+
+    async def _run(self) -> None:
         attempt = 0
         while True:
             connects = self.connects
@@ -133,10 +146,15 @@ class Fanout:
         def on_schedules(_c: object, _pid: int, _channel: str, _payload: str) -> None:
             self._schedules_changed()
 
+        def on_blobs(_c: object, _pid: int, _channel: str, _payload: str) -> None:
+            if self._sweeper is not None:
+                self._sweeper.poke()
+
         try:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(POINTERS_CHANNEL, on_pointers)
             await conn.add_listener(SCHEDULES_CHANNEL, on_schedules)
+            await conn.add_listener(BLOBS_CHANNEL, on_blobs)
             # Listening first, then reading: nothing committed from here on is missed.
             generation = int(await conn.fetchval("SELECT generation FROM cluster_state"))
             await self._live.refresh(None)
@@ -144,6 +162,8 @@ class Fanout:
             self.generation = max(self.generation, generation)
             await self._beat(conn)
             self._schedules_changed()  # schedules added while we were away
+            if self._sweeper is not None:
+                self._sweeper.poke()  # blobs collected while we were away
             self.connects += 1
             log.info("node %s: listening, serving generation %d", self.node, self.generation)
             await self._listen(conn, notices, lost)
@@ -267,10 +287,16 @@ def attach(
     schedules_changed: Callable[[], None] = lambda: None,
 ) -> Fanout | None:
     """The node's fan-out, when the store is the shared PostgreSQL one."""
-    if store.cluster() is None:
+    cluster = store.cluster()
+    if cluster is None:
         return None
     config = settings.config.store
     assert config.dsn is not None
+
+    async def sweep() -> int:
+        idle_before = time.time() - CACHE_IDLE_SECONDS
+        return await cluster.sweep_cache(live.served_blobs(), idle_before=idle_before)
+
     return Fanout(
         dsn=config.dsn,
         password=postgres_password(config),
@@ -280,6 +306,7 @@ def attach(
         reconnect_max_seconds=config.reconnect_max_seconds,
         heartbeat_seconds=config.heartbeat_seconds,
         schedules_changed=schedules_changed,
+        sweeper=CacheSweeper(sweep),
     )
 
 

@@ -159,6 +159,10 @@ class LivePointers:
         """The snapshot a route serves, by :func:`pointer_key`."""
         return self._current.get(key)
 
+    def served_blobs(self) -> set[str]:
+        """Every blob hash the snapshots served right now name."""
+        return {e.sha256 for s in self._current.values() for e in s.files.values()}
+
     def is_current(self) -> bool:
         """No other process moved a pointer since this one last caught up."""
         return self._counters is None or self._counters.pointers() == self._generation

@@ -16,6 +16,7 @@ from typing import Any
 MIGRATION_LOCK = 0x65646765  # "edge"
 POINTERS_CHANNEL = "edge_pointers"
 SCHEDULES_CHANNEL = "edge_schedules"
+BLOBS_CHANNEL = "edge_blobs"  # a collection removed blobs: every node sweeps its cache
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (

@@ -22,6 +22,13 @@ How this works:
   pre-warm of a publish). Uploads and collections of the same blob serialize on an
   advisory lock on its hash, so an upload racing a collection ends with the blob
   present; the database is the truth, a cache file is only ever a copy of it.
+- A collection that removes blobs sends ``NOTIFY edge_blobs`` at its commit; every
+  node then sweeps its cache (:meth:`PostgresStore.sweep_cache`): each cached file
+  whose blob has no chunks left in the database goes. Nodes also sweep when they
+  (re)connect and every :data:`CACHE_SWEEP_SECONDS`, so a node that was down during
+  a collection drops the files as it comes back. A blob a live snapshot serves is
+  never collected, so never swept; a file swept just as the same blob is uploaded
+  again is fetched from the database on its next use.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from edge.errors import Conflict, MissingBlobs, NotFound, StoreUnavailable
 from edge.router import Env
 from edge.snapshots import core
 from edge.snapshots.blobfiles import BlobDir, Upload
+from edge.snapshots.cachesweep import sweepable
 from edge.snapshots.core import PgSql
 from edge.snapshots.inbox import inbox_cap, inbox_full, page_ids
 from edge.snapshots.model import (
@@ -64,7 +72,12 @@ from edge.snapshots.model import (
     SnapshotInfo,
     utc_now,
 )
-from edge.snapshots.pg_schema import POINTERS_CHANNEL, SCHEDULES_CHANNEL, migrate
+from edge.snapshots.pg_schema import (
+    BLOBS_CHANNEL,
+    POINTERS_CHANNEL,
+    SCHEDULES_CHANNEL,
+    migrate,
+)
 from edge.snapshots.retention import Collected, Retention
 from edge.snapshots.rows import (
     OUTBOX_COLUMNS,
@@ -75,6 +88,7 @@ from edge.snapshots.store import ClusterStore
 
 log = logging.getLogger("edge.store")
 CHUNK_BYTES = 1024 * 1024  # one blob_chunks row
+SWEEP_BATCH = 1000  # cached files asked about in one query of a cache sweep
 
 _encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
@@ -103,6 +117,7 @@ _READS = frozenset(
         "missing_blobs",
         "get_blob",
         "blob_file",
+        "_held_chunks",
         "was_collected",
         "get_snapshot",
         "list_snapshots",
@@ -383,9 +398,37 @@ class PostgresStore:
             for sha256 in await core.unheld(PgSql(db), sorted(released)):
                 await db.execute("DELETE FROM blob_chunks WHERE sha256 = $1", sha256)
                 gone.append(sha256)
+            if gone:  # delivered at commit: the other nodes sweep their caches
+                await db.execute("SELECT pg_notify($1, $2)", BLOBS_CHANNEL, site)
         for sha256 in gone:
             await asyncio.to_thread(self._cache.remove, sha256)
         return result
+
+    async def sweep_cache(self, served: set[str], *, idle_before: float) -> int:
+        """Remove this node's cached files that :func:`sweepable` picks; how many.
+
+        One folder of the cache at a time (memory stays bounded by a folder, 1/256 of
+        the cache), one indexed query per :data:`SWEEP_BATCH` files.
+        """
+        removed = 0
+        for prefix in await asyncio.to_thread(self._cache.prefixes):
+            cached = await asyncio.to_thread(self._cache.entries, prefix)
+            for start in range(0, len(cached), SWEEP_BATCH):
+                batch = cached[start : start + SWEEP_BATCH]
+                stored = await self._held_chunks([sha256 for sha256, _ in batch])
+                picked = sweepable(batch, stored=stored, served=served, idle_before=idle_before)
+                for sha256 in picked:
+                    if sha256 not in self._fetching:
+                        await asyncio.to_thread(self._cache.remove, sha256)
+                        removed += 1
+        return removed
+
+    @_reachable
+    async def _held_chunks(self, hashes: list[str]) -> set[str]:
+        rows = await self._pool.fetch(
+            "SELECT sha256 FROM blob_chunks WHERE sha256 = ANY($1::text[]) AND seq = 0", hashes
+        )
+        return {row[0] for row in rows}
 
     # -- snapshots -----------------------------------------------------------------
 

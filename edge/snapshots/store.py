@@ -301,6 +301,12 @@ class ClusterStore(Store, Protocol):
         """A random secret of ``size`` bytes shared by every node, made once."""
         ...
 
+    async def sweep_cache(self, served: set[str], *, idle_before: float) -> int:
+        """Drop this node's cached copies of blobs the database no longer holds, and of
+        blobs no snapshot in ``served`` names fetched before ``idle_before``; how many.
+        See :func:`edge.snapshots.cachesweep.sweepable`."""
+        ...
+
 
 def check_expected(current: Mapping[Env, Pointer], moves: Sequence[PointerMove]) -> None:
     """The compare in compare-and-swap: each move's ``expect`` is what its pointer holds.

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import asyncpg
 import pytest
 
 from edge.errors import StoreUnavailable
 from edge.snapshots.postgres import PostgresStore
+from tests.conformance.test_blobs_and_gc import NO_GRACE, move, read_file
+from tests.conformance.test_store import SITE, make_snapshot, sha
 
 
 async def test_postgres_shared_secret_is_made_once_for_every_node(pg_dsn: str) -> None:
@@ -46,3 +52,35 @@ async def test_reads_survive_terminated_connections(pg_dsn: str) -> None:
     finally:
         await admin.close()
         await store.close()
+
+
+async def test_a_nodes_cache_sweep_drops_collected_and_idle_unserved_blobs_only(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    one = await PostgresStore.open(pg_dsn, blob_cache=tmp_path / "one")
+    two = await PostgresStore.open(pg_dsn, blob_cache=tmp_path / "two")
+    try:
+        gone, served, idle, fresh = (b"collected", b"served", b"idle, unserved", b"fresh")
+        await one.put_blob(SITE, sha(gone), gone)
+        snapshot = await make_snapshot(one, {"/s": served, "/i": idle, "/f": fresh})
+        await move(one, "staging", None, snapshot.id)
+        for data in (gone, served, idle, fresh):  # node two caches every one of them
+            assert await read_file(two, SITE, sha(data)) == data
+        cache = tmp_path / "two"
+        past = time.time() - 7200
+        for data in (served, idle):
+            os.utime(cache / sha(data)[:2] / sha(data)[2:], (past, past))
+        result = await one.collect(SITE, NO_GRACE, dry_run=False, now=time.time() + 1)
+        assert result.blobs == 1
+
+        removed = await two.sweep_cache({sha(served)}, idle_before=time.time() - 3600)
+        assert removed == 2
+        left = {p.parent.name + p.name for p in cache.glob("??/*")}
+        assert left == {sha(served), sha(fresh)}
+        # An idle file is only a copy: the next read fetches it again.
+        assert await read_file(two, SITE, sha(idle)) == idle
+        assert await read_file(two, SITE, sha(gone)) is None
+        assert await two.sweep_cache({sha(served)}, idle_before=time.time() - 3600) == 0
+    finally:
+        await one.close()
+        await two.close()
