@@ -108,8 +108,12 @@ class VisitorHandler:
 
     # -- the hit path ---------------------------------------------------------------
 
-    def hit(self, request: Request) -> bytes | None:
-        """Ready-made bytes for a request answered before, or ``None``."""
+    def hit(self, request: Request) -> tuple[bytes, ...] | None:
+        """Ready-made buffers for a request answered before, or ``None``.
+
+        The wire writes them with one ``writelines`` (one ``writev``): the body is
+        never copied into a joined answer.
+        """
         fields = request.fields
         own = self._own
         if own.proxies is not None:
@@ -149,14 +153,15 @@ class VisitorHandler:
         if_none_match = fields.get(b"if-none-match")
         if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), rep.etag):
             request.status = 304
-            return wire.not_modified + CLOCK.line + b"\r\n"
+            return (wire.not_modified + CLOCK.end,)
         request.status = 200
         if method == "HEAD":
-            return wire.ok + CLOCK.line + b"\r\n"
+            return (wire.ok + CLOCK.end,)
         if found.html:
             self._views.count_key(found.view)
-        request.nbytes = len(rep.body)
-        return b"".join((wire.ok, CLOCK.line, b"\r\n", rep.body))
+        body = rep.body
+        request.nbytes = len(body)
+        return (wire.ok, CLOCK.end, body)
 
     # -- everything -----------------------------------------------------------------
 

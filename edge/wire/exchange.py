@@ -78,11 +78,12 @@ class _Clock:
     reads an attribute instead of the clock.
     """
 
-    __slots__ = ("_loop", "line", "second")
+    __slots__ = ("_loop", "end", "line", "second")
 
     def __init__(self) -> None:
         self.second = -1
         self.line = b""
+        self.end = b""  # the Date line and the blank line that ends a head
         self._loop: asyncio.AbstractEventLoop | None = None
         self.date()
 
@@ -92,6 +93,7 @@ class _Clock:
         if second != self.second:
             self.second = second
             self.line = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+            self.end = self.line + b"\r\n"
         return self.line
 
     def tick(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -398,7 +400,7 @@ def _snapshot_of(pairs: list[tuple[str, str]]) -> str | None:
 class App(Protocol):
     """What a listener serves: ready-made bytes when it has them, else a coroutine."""
 
-    def hit(self, request: Request) -> bytes | None: ...
+    def hit(self, request: Request) -> tuple[bytes, ...] | None: ...
 
     def serve(self, request: Request, responder: Responder) -> Awaitable[None]: ...
 

@@ -4,8 +4,8 @@ How this works (uvicorn's ``httptools_impl.py`` is the model; h11 says what
 correct HTTP/1.1 framing means): the parser's callbacks fill a small
 :class:`Request` per message. Requests are answered one at a time, in the order
 they arrived, however many a client pipelines. For each one the application is
-first asked for ready-made bytes (:meth:`App.hit`, a cache hit: dictionary
-lookups and one ``transport.write``, no task, no coroutine); only when it has
+first asked for ready-made buffers (:meth:`App.hit`, a cache hit: dictionary
+lookups and one ``transport.writelines``, no task, no coroutine); only when it has
 none does a task run :meth:`App.serve`, which answers through a
 :class:`Responder` (whole answers, or streamed ones with backpressure through
 ``pause_writing``/``resume_writing``).
@@ -323,7 +323,7 @@ class Http1Protocol(asyncio.Protocol):
             if request.complete and request.keep_alive and request.version == (1, 1):
                 ready = hit(request)
                 if ready is not None:
-                    self.transport.write(ready)  # type: ignore[union-attr]
+                    self.transport.writelines(ready)  # type: ignore[union-attr]
                     answered(request)
                     if self.draining:
                         self.close()

@@ -180,7 +180,7 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
             target = Upstream("/api/", origin)
 
             class Proxy:
-                def hit(self, request: Request) -> bytes | None:
+                def hit(self, request: Request) -> tuple[bytes, ...] | None:
                     return None
 
                 async def serve(self, request: Request, responder: Responder) -> None:
