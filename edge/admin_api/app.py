@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -103,6 +104,9 @@ _MAX_PAGE = 500
 INBOX_PAGE_BYTES = 4 * 1024 * 1024  # stored bytes of submissions in one inbox page
 _SHA256_HEX = frozenset("0123456789abcdef")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: no trailing newline
+
+# A publish's dry run lists these paths (in this order in its document).
+_PREVIEW_LISTS = ("added", "removed", "changed", "kept", "conflicts")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -439,7 +443,7 @@ class AdminApi:
             return json_response(EnvironmentSet(staging=doc))
         return json_response(EnvironmentSet(production=doc))
 
-    async def publish(self, request: web.Request) -> web.Response:
+    async def publish(self, request: web.Request) -> web.StreamResponse:
         site, principal = self._authorize(request, "publisher")
         payload = decode(PublishRequest, await self._json_body(request))
         if payload.settings and payload.paths is None:
@@ -452,7 +456,17 @@ class AdminApi:
                 force=payload.force,
                 if_match=request.headers.get(hdrs.IF_MATCH),
             )
-            return json_response(PublishPreview(**preview.doc()))
+            shown = PublishPreview(**preview.doc())
+            lists = [(name, getattr(shown, name)) for name in _PREVIEW_LISTS]
+            if sum(len(paths) for _, paths in lists) <= STREAM_FILES_OVER:
+                return json_response(shown)
+            # Every path of a large publish: encoded and sent in pieces (same document).
+            head = msgspec.structs.replace(shown, **{name: [] for name in _PREVIEW_LISTS})
+            return await stream_with_lists(
+                request,
+                _encoder.encode(head),
+                [(name, functools.partial(iter, paths)) for name, paths in lists],
+            )
         moved = await self._control.publish(
             site,
             actor=principal.name,

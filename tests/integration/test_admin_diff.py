@@ -58,3 +58,21 @@ async def test_a_large_diff_is_streamed_and_answers_the_same_document(
     # A small diff is one document as before (environments by name).
     status, small = await api.call("GET", "/v1/sites/acme/diff")
     assert status == 200 and small["added"] == small["removed"] == small["changed"] == []
+
+    # The publish's dry run lists every path too: sent in pieces, the same document.
+    await api.set_env("acme", "production", ids[0])
+    await api.set_env("acme", "staging", ids[1])
+    async with session.post(
+        f"{api.server.admin_url}/v1/sites/acme/publish", json={"dry_run": True}, headers=auth
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        assert resp.headers.get("Transfer-Encoding") == "chunked"
+        preview = await resp.json()
+    assert (preview["added"], preview["removed"], preview["changed"]) == (added, removed, changed)
+    assert preview["dry_run"] is True and preview["production"] == ids[0]
+    assert preview["staging"] == ids[1] and preview["settings_changed"] is False
+    assert isinstance(preview["kept"], list) and isinstance(preview["conflicts"], list)
+    assert set(preview) == {
+        "dry_run", "production", "staging", "action", "added", "removed", "changed",
+        "settings_changed", "kept", "conflicts",
+    }  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import msgspec
 import pytest
@@ -12,7 +13,7 @@ from aiohttp.test_utils import make_mocked_request
 from edge.admin_api import budget as budget_module
 from edge.admin_api.app import error_middleware
 from edge.admin_api.budget import LIGHT_BYTES, Busy, WorkBudget
-from edge.admin_api.schemas import DiffResponse
+from edge.admin_api.schemas import DiffResponse, PublishPreview
 from edge.admin_api.streaming import diff_lists, file_pieces, filled_pieces, split_at_files
 from edge.snapshots.merge import changed_paths
 from edge.snapshots.model import ManifestEntry
@@ -112,3 +113,16 @@ async def test_busy_answers_503_with_retry_after_header_and_field() -> None:
     assert isinstance(response, web.Response) and response.body is not None
     body = msgspec.json.decode(response.body)  # type: ignore[arg-type]
     assert body["error"]["code"] == "busy" and body["retry_after"] == 5
+
+
+def test_a_publish_preview_sent_in_pieces_is_the_same_bytes() -> None:
+    paths = [f"/p/{i}.html" for i in range(12_000)]
+    whole = PublishPreview(
+        dry_run=True, production=None, staging="s", action="publish", added=paths[:7_000],
+        removed=paths[7_000:9_000], changed=[], settings_changed=False,
+        kept=paths[9_000:], conflicts=["/x"],
+    )  # fmt: skip
+    names = ("added", "removed", "changed", "kept", "conflicts")
+    head = msgspec.structs.replace(whole, **{n: [] for n in names})
+    lists = [(n, functools.partial(iter, getattr(whole, n))) for n in names]
+    assert b"".join(filled_pieces(msgspec.json.encode(head), lists)) == msgspec.json.encode(whole)
