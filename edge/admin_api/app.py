@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -59,7 +60,12 @@ from edge.admin_api.schemas import (
     SnapshotSummary,
     decode,
 )
-from edge.admin_api.streaming import STREAM_FILES_OVER, stream_with_files
+from edge.admin_api.streaming import (
+    STREAM_FILES_OVER,
+    diff_lists,
+    stream_with_files,
+    stream_with_lists,
+)
 from edge.admin_api.ui import add_ui_routes
 from edge.config import Role
 from edge.errors import (
@@ -99,6 +105,9 @@ INBOX_PAGE_BYTES = 4 * 1024 * 1024  # stored bytes of submissions in one inbox p
 _SHA256_HEX = frozenset("0123456789abcdef")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: no trailing newline
 
+# A publish's dry run lists these paths (in this order in its document).
+_PREVIEW_LISTS = ("added", "removed", "changed", "kept", "conflicts")
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -114,7 +123,10 @@ def json_response(
 
 
 def _error_response(error: EdgeError) -> web.Response:
-    return json_response(error.body(), status=error.status)
+    # An error that names a wait (503 busy) says it in the header too (RFC 9110).
+    retry_after = error.extra.get("retry_after")
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return json_response(error.body(), status=error.status, headers=headers)
 
 
 # What the parser refuses (edge.wire.protocol), as the API's errors.
@@ -431,7 +443,7 @@ class AdminApi:
             return json_response(EnvironmentSet(staging=doc))
         return json_response(EnvironmentSet(production=doc))
 
-    async def publish(self, request: web.Request) -> web.Response:
+    async def publish(self, request: web.Request) -> web.StreamResponse:
         site, principal = self._authorize(request, "publisher")
         payload = decode(PublishRequest, await self._json_body(request))
         if payload.settings and payload.paths is None:
@@ -444,7 +456,17 @@ class AdminApi:
                 force=payload.force,
                 if_match=request.headers.get(hdrs.IF_MATCH),
             )
-            return json_response(PublishPreview(**preview.doc()))
+            shown = PublishPreview(**preview.doc())
+            lists = [(name, getattr(shown, name)) for name in _PREVIEW_LISTS]
+            if sum(len(paths) for _, paths in lists) <= STREAM_FILES_OVER:
+                return json_response(shown)
+            # Every path of a large publish: encoded and sent in pieces (same document).
+            head = msgspec.structs.replace(shown, **{name: [] for name in _PREVIEW_LISTS})
+            return await stream_with_lists(
+                request,
+                _encoder.encode(head),
+                [(name, functools.partial(iter, paths)) for name, paths in lists],
+            )
         moved = await self._control.publish(
             site,
             actor=principal.name,
@@ -573,23 +595,28 @@ class AdminApi:
         ]
         return json_response(HistoryList(history=docs, next=entries[-1].id if more else None))
 
-    async def diff(self, request: web.Request) -> web.Response:
+    async def diff(self, request: web.Request) -> web.StreamResponse:
         site, _ = self._authorize(request, "editor")
         from_ = request.query.get("from", "production")
         to = request.query.get("to", "staging")
         # Two manifests are compared: at most two large diffs at once.
         async with self._budget.admit(DIFF_COST):
-            doc = await self._control.diff(site, from_, to)
-        return json_response(
-            DiffResponse(
-                from_=doc["from"],
-                to=doc["to"],
-                added=doc["added"],
-                removed=doc["removed"],
-                changed=doc["changed"],
-                settings_changed=doc["settings_changed"],
+            sides = await self._control.diff_sides(site, from_, to)
+            lists = diff_lists(sides.old, sides.new)
+            head = DiffResponse(
+                from_=sides.from_,
+                to=sides.to,
+                added=[],
+                removed=[],
+                changed=[],
+                settings_changed=sides.settings_changed,
             )
-        )
+            if len(sides.old) + len(sides.new) <= STREAM_FILES_OVER:
+                return json_response(
+                    msgspec.structs.replace(head, **{name: make() for name, make in lists})
+                )
+            # Large manifests: each list made in its turn and sent in pieces.
+            return await stream_with_lists(request, _encoder.encode(head), lists)
 
     # -- what stays per environment: inboxes, analytics, webhooks, previews ----------
 

@@ -57,7 +57,11 @@ _ERROR_TEXT = {
     413: "request body too large",
     415: "unsupported media type",
     422: "blobs named by the snapshot are not uploaded",
+    503: "busy: large admin work waited 60 s for a slot (edge.admin_api.budget); nothing"
+    " was done, try again after Retry-After seconds",
 }
+# Answers that carry a Retry-After header besides their JSON body.
+_RETRY_AFTER = frozenset({503})
 
 
 Answer = type[Any] | tuple[type[Any], ...] | None
@@ -230,7 +234,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "editor",
         s.CreateSnapshotRequest,
         {201: s.SnapshotSummary},
-        errors={422: _ERROR_TEXT[422]},
+        errors={422: _ERROR_TEXT[422], 503: _ERROR_TEXT[503]},
     ),
     _get_op(
         f"{_SITE}/snapshots",
@@ -250,6 +254,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "One snapshot with its manifest and settings",
         "editor",
         s.SnapshotDetail,
+        errors={503: _ERROR_TEXT[503]},
     ),
     _get_op(
         f"{_SITE}/environments",
@@ -373,6 +378,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("from", {"type": "string"}, "an environment or a snapshot id"),
             Param("to", {"type": "string"}, "an environment or a snapshot id"),
         ),
+        errors={503: _ERROR_TEXT[503]},
     ),
     _get_op(
         f"{_SITE}/forms/{{env}}",
@@ -501,6 +507,13 @@ def _operation_doc(op: Operation, refs: Mapping[type[Any], Mapping[str, Any]]) -
             "description": why,
             "content": _json(refs[s.ErrorResponse]),
         }
+        if status in _RETRY_AFTER:
+            responses[str(status)]["headers"] = {
+                "Retry-After": {
+                    "description": "seconds to wait before trying again",
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            }
     role: Any = op.role
     if op.staging_role is not None:
         role = {"staging": op.staging_role, "production": op.role}

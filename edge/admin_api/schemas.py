@@ -122,6 +122,7 @@ class ErrorResponse(_Answer, frozen=True):
     parent: str | msgspec.UnsetType = msgspec.UNSET  # 400: the parent that does not exist
     current: str | msgspec.UnsetType | None = msgspec.UNSET  # 409: where the pointer is
     etag: str | msgspec.UnsetType = msgspec.UNSET  # 412: the environments' current ETag
+    retry_after: int | msgspec.UnsetType = msgspec.UNSET  # 503 busy: seconds (Retry-After too)
 
 
 class MissingBlobsResponse(_Answer, frozen=True):

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,17 @@ class Moved:
     to: str | None
     previous: str | None
     action: str | None  # None: nothing had to move
+
+
+@dataclass(frozen=True, slots=True)
+class DiffSides:
+    """What a diff compares: the two manifests, before their paths are listed."""
+
+    from_: str | None  # the snapshot ids compared (None: an empty environment)
+    to: str | None
+    old: Mapping[str, ManifestEntry]
+    new: Mapping[str, ManifestEntry]
+    settings_changed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +309,8 @@ class Control:
                 " (the server's max_snapshot_paths, counted after parent and delete)"
             )
 
-    async def diff(self, site: str, from_: str, to: str) -> dict[str, Any]:
-        """Paths added, removed and changed from one environment or snapshot to another."""
+    async def diff_sides(self, site: str, from_: str, to: str) -> DiffSides:
+        """The two manifests a diff compares (environments or snapshot ids), unlisted."""
         pointers = await self._store.get_pointers(site)
 
         async def resolve(ref: str) -> Snapshot | None:
@@ -308,14 +319,25 @@ class Control:
             return await self.snapshot(site, ref)
 
         old, new = await resolve(from_), await resolve(to)
-        added, removed, changed = changed_paths(_content(old)[0], _content(new)[0])
+        return DiffSides(
+            from_=None if old is None else old.id,
+            to=None if new is None else new.id,
+            old=_content(old)[0],
+            new=_content(new)[0],
+            settings_changed=_content(old)[1] != _content(new)[1],
+        )
+
+    async def diff(self, site: str, from_: str, to: str) -> dict[str, Any]:
+        """Paths added, removed and changed from one environment or snapshot to another."""
+        sides = await self.diff_sides(site, from_, to)
+        added, removed, changed = changed_paths(sides.old, sides.new)
         return {
-            "from": None if old is None else old.id,
-            "to": None if new is None else new.id,
+            "from": sides.from_,
+            "to": sides.to,
             "added": added,
             "removed": removed,
             "changed": changed,
-            "settings_changed": _content(old)[1] != _content(new)[1],
+            "settings_changed": sides.settings_changed,
         }
 
     # -- pointers ------------------------------------------------------------------
