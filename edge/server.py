@@ -23,7 +23,7 @@ import logging
 import signal
 import ssl
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -49,7 +49,7 @@ from edge.snapshots.fanout import Fanout, cluster_view, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
 from edge.snapshots.generation import SharedCounters
 from edge.snapshots.live import LivePointers, SnapshotLoader
-from edge.snapshots.readiness import RollCall
+from edge.snapshots.readiness import Responder, RollCall
 from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.store import Store
@@ -59,7 +59,7 @@ from edge.visitor.formguard import FormGuard
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
 from edge.visitor.preview import LINK_PATH, PreviewSigner
-from edge.visitor.repcache import snapshot_of
+from edge.visitor.repcache import RepresentationCache, snapshot_of
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
 from edge.wire.guard import wire_guard
@@ -93,9 +93,11 @@ class Runtime:
     services: Services
     deliverer: Deliverer | None
     observer: Observer
-    reloader: Reloader | None = None
+    # Applies a re-read configuration to the visitor handlers (plain, then HTTPS).
+    reloader: Reloader
+    sni: SniSelector | None = None  # the HTTPS listener's certificates, by SNI
     fanout: Fanout | None = None  # other nodes' pointer moves (PostgreSQL store)
-    roll_call: RollCall | None = None  # this machine's other processes (readiness)
+    roll_call: RollCall | None = None  # the admin process asks the workers (readiness)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -107,31 +109,49 @@ ADMIN_CACHE_BYTES = 1
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, worker: int = 0, workers: int = 1, role: Role = "all"
+    settings: Settings,
+    *,
+    worker: int = 0,
+    workers: int = 1,
+    role: Role = "all",
+    certificates: Certificates | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the store and load every pointer's snapshot before serving anything.
 
     ``cache_max_bytes`` is the budget of the whole edge: each of ``workers``
-    visitor processes gets its share.
+    visitor processes gets its share. Every object is built with what it talks
+    to, so it is built after them: the order below is the dependency order.
     """
     serves_visitors = role != "admin"
     control_plane = role == "admin" or (role == "all" and worker == 0)
+    server = settings.config.server
     async with AsyncExitStack() as stack:
         observer = stack.enter_context(open_observer(settings))
         store = await stack.enter_async_context(open_store(settings))
         counters = SharedCounters.for_data_dir(settings.data_dir)
         stack.callback(counters.close)
-        loader = SnapshotLoader(store)
-        loader.on_loaded = lambda: observer.snapshot_loaded(worker)
-        live = LivePointers(store, loader, counters)
-        live.on_late_loads = lambda count: observer.snapshot_loaded_late(worker, count)
         cache: ByteLRU[CacheKey, Representation] = ByteLRU(
-            max(settings.config.server.cache_max_bytes // workers, 1)
-            if serves_visitors
-            else ADMIN_CACHE_BYTES,
+            max(server.cache_max_bytes // workers, 1) if serves_visitors else ADMIN_CACHE_BYTES,
             group=snapshot_of,
         )
-        server = settings.config.server
+        # What visitors are answered from; the live pointers warm it before a swap.
+        content = RepresentationCache(cache, store, stream_threshold=server.stream_threshold_bytes)
+        loader = SnapshotLoader(store, on_loaded=lambda: observer.snapshot_loaded(worker))
+        # The admin process has every visitor worker hold a move's snapshots before
+        # it is visible (edge.snapshots.readiness); a worker answers (below).
+        roll_call = None
+        if role == "admin":
+            roll_call = RollCall(settings.data_dir, worker, asks=range(workers))
+            roll_call.open()
+            stack.push_async_callback(roll_call.close)
+        live = LivePointers(
+            store,
+            loader,
+            counters,
+            prepare=content.warm if serves_visitors else None,
+            ask_others=roll_call.ask if roll_call is not None else None,
+            on_late_loads=lambda count: observer.snapshot_loaded_late(worker, count),
+        )
         session = guarded_session(
             server.allow_private_targets,
             connect_timeout=server.upstream_connect_timeout,
@@ -155,57 +175,56 @@ async def open_runtime(
                 server, reserve=reserve, on_refused=observer.form_refused
             ),
             reserve=reserve,
+            representations=content,
         )
         # Registered after the store: on the way out, counts are written before it closes
         # (what the store refuses then is said in the log with the count lost).
         stack.push_async_callback(services.views.flush_last, store)
         visitor = VisitorHandler(host_policy(settings), services)
-        if serves_visitors:
-            live.prepare = visitor.warm
-        else:
+        handlers = [visitor] if serves_visitors else []
+        sni = None
+        if serves_visitors and certificates is not None and settings.listen_tls is not None:
+            sni = SniSelector(certificates)
+            handlers.append(visitor.over_tls())
+        if not serves_visitors:
             observer.metrics.workers.set(0)  # edge_workers counts visitor workers
             observer.cache_gauges = False  # nor does its (empty) cache count
         await live.catch_up()
-        # Every visitor worker holds a move's snapshots before it is visible: the
-        # first visitor after a publish, in any worker, waits for no decode.
-        roll_call = RollCall(
-            settings.data_dir,
-            worker,
-            asks=range(workers) if role == "admin" else (),
-            answers=role == "visitors",
-            preload=live.preload,
-            flush=lambda: observer.sync(cache),
-        )
-        roll_call.open()
-        stack.push_async_callback(roll_call.close)
-        live.ask_others = roll_call.ask
+        if role == "visitors":
+            # Every visitor worker holds a move's snapshots before it is visible: the
+            # first visitor after a publish, in any worker, waits for no decode.
+            responder = Responder(settings.data_dir, worker, preload=live.preload,
+                                  flush=lambda: observer.sync(cache))  # fmt: skip
+            responder.open()
+            stack.push_async_callback(responder.close)
+        # Control tells the schedule timer of new schedules, and the timer fires them
+        # through Control: the event that wakes the timer is the one thing built first.
+        schedules_wake = asyncio.Event()
+
+        def schedules_changed() -> None:
+            counters.bump_schedules()  # other processes re-arm theirs (watch)
+            schedules_wake.set()
+
         control = Control(
             store,
             live,
             loader,
             max_paths=server.max_snapshot_paths,
             retention=settings.config.retention,
+            events=webhooks.events,
+            on_moved=observer.pointers_moved,
+            schedules_changed=schedules_changed,
+            wait_all=propagation_wait(settings, store),
         )
-        control.events = webhooks.events
-        control.on_moved = observer.pointers_moved
-        scheduler = deliverer = None
+        scheduler = deliverer = fanout = None
         if control_plane:
-            scheduler = Scheduler(store, control)
-            scheduler.on_fired = observer.schedule_fired
+            scheduler = Scheduler(
+                store, control, wake=schedules_wake, on_fired=observer.schedule_fired
+            )
             allow = parse_networks(server.allow_private_targets)
-            deliverer = Deliverer(store, session, check_url=lambda url: check_url(url, allow))
-            deliverer.on_attempt = observer.webhook_attempt
-
-        def schedules_changed() -> None:
-            counters.bump_schedules()
-            if scheduler is not None:
-                scheduler.poke()
-
-        control.schedules_changed = schedules_changed
-        fanout = None
-        if control_plane:
+            deliverer = Deliverer(store, session, check_url=lambda url: check_url(url, allow),
+                                  on_attempt=observer.webhook_attempt)  # fmt: skip
             fanout = attach_fanout(settings, store, live, schedules_changed)
-        control.wait_all = propagation_wait(settings, store) or control.wait_all
         yield Runtime(
             settings=settings,
             store=store,
@@ -219,6 +238,8 @@ async def open_runtime(
             services=services,
             deliverer=deliverer,
             observer=observer,
+            reloader=Reloader(settings, handlers, sni),
+            sni=sni,
             fanout=fanout,
             roll_call=roll_call,
         )
@@ -332,10 +353,10 @@ class Reloader:
     """
 
     def __init__(
-        self, settings: Settings, handlers: list[VisitorHandler], sni: SniSelector | None
+        self, settings: Settings, handlers: Sequence[VisitorHandler], sni: SniSelector | None
     ) -> None:
         self._settings = settings
-        self._handlers = handlers
+        self.handlers = tuple(handlers)  # the plain listener's, then the HTTPS one's
         self._sni = sni
 
     @property
@@ -356,7 +377,7 @@ class Reloader:
         except ConfigError as exc:
             log.error("reload refused, still serving the previous configuration: %s", exc)
             return False
-        for handler in self._handlers:
+        for handler in self.handlers:
             handler.policy = policy
         if self._sni is not None and certificates is not None:
             self._sni.replace(certificates)
@@ -440,25 +461,24 @@ async def running(
     certificates = load_certificates(settings)  # refuse bad certificates before binding
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(
-            open_runtime(settings, worker=worker, workers=workers, role=role)
+            open_runtime(
+                settings, worker=worker, workers=workers, role=role, certificates=certificates
+            )
         )
         observer = runtime.observer
         observer.sync(runtime.cache)  # set before any scrape can reach this worker
-        handlers: list[VisitorHandler] = []
         listeners: list[Listener] = []
-        sni = None
+        sni = runtime.sni
         if role != "admin":
-            handlers.append(runtime.visitor)
+            handlers = runtime.reloader.handlers
             visitors = await _listen_visitors(
-                stack, runtime.visitor, settings.listen, reuse_port=reuse_port, limits=limits
+                stack, handlers[0], settings.listen, reuse_port=reuse_port, limits=limits
             )
             listeners.append(visitors)
-            if certificates is not None and settings.listen_tls is not None:
-                sni = SniSelector(certificates)
-                handlers.append(runtime.visitor.over_tls())
+            if sni is not None and settings.listen_tls is not None:
                 https = await _listen_visitors(
                     stack,
-                    handlers[-1],
+                    handlers[1],
                     settings.listen_tls,
                     reuse_port=reuse_port,
                     limits=limits,
@@ -482,7 +502,6 @@ async def running(
             listeners.append(admin)
             who = "admin process" if role == "admin" else "edge"
             log.info("%s: admin API on http://%s", who, settings.admin_listen)
-        runtime.reloader = Reloader(settings, handlers, sni)
         _background(stack, watch(runtime), "edge-watch")
         stack.callback(observer.sync, runtime.cache)  # the last figures, on the way out
         _background(stack, observer.run(runtime.cache), "edge-metrics")

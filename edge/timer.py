@@ -12,15 +12,18 @@ class PokeableLoop:
     """Runs :meth:`step` forever; each step says how long to sleep before the next.
 
     No polling: between steps the loop waits on an event with that timeout, and
-    :meth:`poke` (new work arrived) cuts the wait short. A failing step is logged
+    :meth:`poke` (new work arrived), or setting the ``wake`` event it was built
+    with, cuts the wait short. A failing step is logged
     and retried, so the loop itself never dies. :meth:`stop` ends it between
     steps: a step in progress (a webhook POST, a scheduled swap) finishes and
     records its outcome rather than being cut off halfway.
     """
 
-    def __init__(self, log: logging.Logger) -> None:
+    def __init__(self, log: logging.Logger, *, wake: asyncio.Event | None = None) -> None:
         self._log = log
-        self._wake = asyncio.Event()
+        # ``wake`` is given when what pokes the loop is built before it: the schedule
+        # timer fires through Control, and Control tells it of new schedules.
+        self._wake = wake if wake is not None else asyncio.Event()
         self._stopping = False
 
     def poke(self) -> None:

@@ -91,15 +91,17 @@ class Deliverer(PokeableLoop):
         check_url: Callable[[str], None] | None = None,
         environ: Mapping[str, str] = os.environ,
         timeout: float = 10.0,
+        on_attempt: Callable[[OutboxItem, str, str | None], None] | None = None,
     ) -> None:
+        """``on_attempt`` is told about every attempt: the item, ``"delivered"``,
+        ``"retrying"`` or ``"given_up"``, and the error."""
+        super().__init__(log)
         self._store = store
         self._session = session
         self._check_url = check_url
         self._environ = environ
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        # Told about every attempt: the item, "delivered", "retrying" or "given_up", the error.
-        self.on_attempt: Callable[[OutboxItem, str, str | None], None] = lambda i, r, e: None
-        super().__init__(log)
+        self._on_attempt = on_attempt
 
     async def step(self) -> float:
         await self.deliver_due()
@@ -118,13 +120,17 @@ class Deliverer(PokeableLoop):
         if error is None:
             await self._store.record_delivery(item.id, delivered=True, error=None, retry_at=None)
             log.info("webhook %s %s -> %s delivered", item.id, item.event, item.url)
-            self.on_attempt(item, "delivered", None)
+            self._told(item, "delivered", None)
             return
         retry_at = None if attempts >= MAX_ATTEMPTS else time.time() + backoff(attempts)
         await self._store.record_delivery(item.id, delivered=False, error=error, retry_at=retry_at)
-        self.on_attempt(item, "given_up" if retry_at is None else "retrying", error)
+        self._told(item, "given_up" if retry_at is None else "retrying", error)
         log.warning("webhook %s %s -> %s failed (attempt %d): %s", item.id, item.event,
                     item.url, attempts, error)  # fmt: skip
+
+    def _told(self, item: OutboxItem, result: str, error: str | None) -> None:
+        if self._on_attempt is not None:
+            self._on_attempt(item, result, error)
 
     async def _attempt(self, item: OutboxItem) -> str | None:
         secret = self._environ.get(item.secret_env)

@@ -66,6 +66,7 @@ from edge.snapshots.store import Store
 log = logging.getLogger("edge.control")
 EventBuilder = Callable[[str, Env, str, dict[str, Any]], list[OutboxEvent]]
 MovedHook = Callable[[str, Sequence[HistoryEntry], float], None]
+WaitAll = Callable[[float], Awaitable[list[str]]]
 _HISTORY_SCAN = 10_000  # how far back rollback looks for "was production before"
 DEFAULT_MAX_PATHS = 200_000  # [server] max_snapshot_paths
 _LINEAGE_DEPTH = 50  # ancestors a drift check looks through for production's version
@@ -163,6 +164,10 @@ async def _nobody_lags(_timeout: float) -> list[str]:
     return []
 
 
+def _no_events(_site: str, _env: Env, _event: str, _data: dict[str, Any]) -> list[OutboxEvent]:
+    return []
+
+
 def _content(snapshot: Snapshot | None) -> Content:
     # Without settings.from_files: derived from the files, remade by every _derive.
     if snapshot is None:
@@ -181,6 +186,10 @@ class Control:
         *,
         max_paths: int = DEFAULT_MAX_PATHS,
         retention: Retention | None = None,
+        events: EventBuilder | None = None,
+        on_moved: MovedHook | None = None,
+        schedules_changed: Callable[[], None] | None = None,
+        wait_all: WaitAll | None = None,
     ) -> None:
         self._store = store
         self.retention = retention or Retention()
@@ -192,16 +201,20 @@ class Control:
         # One pointer-moving operation per site at a time in this process; the
         # store's compare-and-swap guards against other processes.
         self._site_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.schedules_changed: Callable[[], None] = lambda: None
         # Builds webhook outbox rows for an event in one environment (none by default).
-        self.events: EventBuilder = lambda site, env, event, data: []
+        self._events: EventBuilder = events or _no_events
         # Told about every committed swap right after it (metrics, the event log):
         # the site, its pointer moves, and the seconds from taking the swap lock to the swap.
-        self.on_moved: MovedHook = lambda site, entries, seconds: None
-        # Waits (at most the given seconds) until every node of the cluster serves
-        # what was just committed; the names of those that do not. One machine:
-        # the commit already swapped every process's pointers, nobody lags.
-        self.wait_all: Callable[[float], Awaitable[list[str]]] = _nobody_lags
+        self._on_moved = on_moved
+        # Told when a schedule was added or cancelled (re-arms the schedule timer).
+        self._schedules_changed = schedules_changed
+        self._wait_all: WaitAll = wait_all or _nobody_lags
+
+    async def wait_all(self, timeout: float) -> list[str]:
+        """Wait (at most ``timeout`` seconds) until every node of the cluster serves what
+        was just committed; the names of those that do not. One machine: the commit
+        already swapped every process's pointers, nobody lags."""
+        return await self._wait_all(timeout)
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -691,12 +704,14 @@ class Control:
             actor=actor,
         )
         await self._store.add_schedule(schedule)
-        self.schedules_changed()
+        if self._schedules_changed is not None:
+            self._schedules_changed()
         return schedule
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         await self._store.cancel_schedule(site, schedule_id)
-        self.schedules_changed()
+        if self._schedules_changed is not None:
+            self._schedules_changed()
 
     async def fire(self, group: Sequence[Schedule]) -> Moved:
         """Fire schedules of one site due at one moment as ONE pointer swap.
@@ -728,7 +743,7 @@ class Control:
                 conflicts = await self._real_conflicts(site, result.conflicts, production, whole)
                 if conflicts:
                     error = "drift: " + ", ".join(conflicts[:50])
-                    events = self.events(
+                    events = self._events(
                         site,
                         "production",
                         "publish.failed",
@@ -779,7 +794,7 @@ class Control:
             event
             for m in moves
             if m.to != m.expect
-            for event in self.events(
+            for event in self._events(
                 site,
                 m.env,
                 "environment.updated",
@@ -798,7 +813,8 @@ class Control:
                 # then tell the other processes (before the caller answers).
                 self._live.swap(changes)
                 self._live.committed()
-                self.on_moved(site, entries, time.perf_counter() - started)
+                if self._on_moved is not None:
+                    self._on_moved(site, entries, time.perf_counter() - started)
                 return entries
 
         # Shielded: a cancelled caller must not leave a committed move unswapped.

@@ -61,14 +61,21 @@ class SnapshotLoader:
     ``loads`` counts the snapshots this process decoded from the store.
     """
 
-    def __init__(self, store: Store, keep_bytes: int = LOADER_KEEP_BYTES) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keep_bytes: int = LOADER_KEEP_BYTES,
+        *,
+        on_loaded: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._keep_bytes = keep_bytes
         self._bytes = 0
         self._loaded: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
         self._loading: dict[tuple[str, str], asyncio.Future[Snapshot | None]] = {}
         self.loads = 0
-        self.on_loaded: Callable[[], None] = _nothing
+        # Told after each snapshot this process decoded from the store (metrics).
+        self._on_loaded = on_loaded
 
     @property
     def kept_bytes(self) -> int:
@@ -112,29 +119,40 @@ class SnapshotLoader:
             del self._loading[key]
         if snapshot is not None:
             self.loads += 1
-            self.on_loaded()
+            if self._on_loaded is not None:
+                self._on_loaded()
             self.remember(snapshot)
         future.set_result(snapshot)
         return snapshot
 
 
-def _nothing() -> None:
-    return None
-
-
-def _ignore_count(_count: int) -> None:
-    return None
-
-
 class LivePointers:
-    """Per (site, env): the snapshot being served right now, kept in step with the store."""
+    """Per (site, env): the snapshot being served right now, kept in step with the store.
+
+    ``prepare`` warms what a snapshot serves first before it is swapped in (the
+    visitor side's representation cache); ``ask_others`` asks this machine's
+    other processes to load a move's snapshots and waits (boundedly) until they
+    hold them (:mod:`edge.snapshots.readiness`); ``on_late_loads`` is told how
+    many snapshots a catch-up had to decode (none when the process that moved
+    the pointers had this one load them first).
+    """
 
     def __init__(
-        self, store: Store, loader: SnapshotLoader, counters: SharedCounters | None = None
+        self,
+        store: Store,
+        loader: SnapshotLoader,
+        counters: SharedCounters | None = None,
+        *,
+        prepare: Prepare | None = None,
+        ask_others: AskOthers | None = None,
+        on_late_loads: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
         self._loader = loader
         self._counters = counters
+        self._prepare = prepare
+        self._ask_others = ask_others
+        self._on_late_loads = on_late_loads
         self._current: dict[str, Snapshot] = {}
         self._generation = -1 if counters is not None else 0
         self._catching_up: asyncio.Task[None] | None = None
@@ -142,13 +160,6 @@ class LivePointers:
         # process commits a move, so a catch-up never swaps in pointers it read
         # before a local commit.
         self.lock = asyncio.Lock()
-        self.prepare: Prepare | None = None
-        # Asks this machine's other processes to load what a move brings in, and
-        # waits (boundedly) until they hold it (edge.snapshots.readiness).
-        self.ask_others: AskOthers | None = None
-        # Told how many snapshots a catch-up had to decode (none when the process
-        # that moved the pointers had this one load them first).
-        self.on_late_loads: Callable[[int], None] = _ignore_count
         # Per pointer key: the (old, new) snapshot ids a preload warmed the cache for.
         self._preloaded: dict[str, tuple[str | None, str]] = {}
         self._retired: list[list[Snapshot]] = []  # swapped out, freed shortly after
@@ -190,7 +201,8 @@ class LivePointers:
             for env, snapshot in changes
             if (old := self.current(snapshot.site, env)) is None or old.id != snapshot.id
         ]
-        others = self.ask_others(fresh) if tell_others and self.ask_others and fresh else None
+        ask = self._ask_others
+        others = ask(fresh) if tell_others and ask is not None and fresh else None
         try:
             for env, snapshot in fresh:
                 old = self.current(snapshot.site, env)
@@ -203,8 +215,8 @@ class LivePointers:
                 new = sorted({e.sha256 for e in snapshot.files.values()} - before)
                 if new:
                     await self._store.prefetch_blobs(snapshot.site, new, seconds=PREFETCH_SECONDS)
-                if self.prepare is not None:
-                    await self.prepare(env, old, snapshot)
+                if self._prepare is not None:
+                    await self._prepare(env, old, snapshot)
         finally:
             if others is not None:
                 await others
@@ -219,8 +231,8 @@ class LivePointers:
         if snapshot is None:
             return
         old = self.current(site, env)
-        if self.prepare is not None and (old is None or old.id != snapshot.id):
-            await self.prepare(env, old, snapshot)
+        if self._prepare is not None and (old is None or old.id != snapshot.id):
+            await self._prepare(env, old, snapshot)
             self._preloaded[pointer_key(site, env)] = (None if old is None else old.id, snapshot.id)
 
     def swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
@@ -281,8 +293,8 @@ class LivePointers:
                 if snapshot is not None:
                     loaded.append((p.env, snapshot))
             late = self._loader.loads - decoded
-            if late and not starting:
-                self.on_late_loads(late)
+            if late and not starting and self._on_late_loads is not None:
+                self._on_late_loads(late)
             await self.prepare_swap(loaded, tell_others=False)  # they catch up themselves
             self.swap(loaded)
             self._generation = generation

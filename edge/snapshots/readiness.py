@@ -88,35 +88,26 @@ def address(data_dir: Path, index: int) -> str:
     return f"\0edge-ready-{digest}-{index}"
 
 
-class RollCall:
-    """This process's end: asks the visitor workers (``asks``), or answers (``answers``)."""
+class _Endpoint:
+    """One process's readiness socket: bound in :meth:`open`, read until :meth:`close`.
 
-    def __init__(
-        self,
-        data_dir: Path,
-        index: int,
-        *,
-        asks: Sequence[int],
-        answers: bool,
-        preload: Preload,
-        flush: Callable[[], None],
-    ) -> None:
+    The asking end (:class:`RollCall`, the admin process) and the answering end
+    (:class:`Responder`, each visitor worker) are separate objects, because they
+    are wired to opposite sides of the live pointers: the pointers ask through a
+    roll call built before them, and a responder preloads into the pointers built
+    before it. No process is both (``role="all"`` is neither: it has no others).
+    """
+
+    def __init__(self, data_dir: Path, index: int) -> None:
         self._data_dir = data_dir
         self.index = index
-        self._asks = tuple(i for i in asks if i != index)
-        self._answers = answers
-        self._preload = preload
-        self._flush = flush
         self._sock: socket.socket | None = None
-        self._seq = 0
-        self._waiting: dict[int, tuple[set[int], asyncio.Event]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.asks_answered = 0  # asks of other processes this one answered
 
-    # -- lifecycle -----------------------------------------------------------------
+    def _needed(self) -> bool:
+        raise NotImplementedError
 
     def open(self) -> None:
-        if not supported() or not (self._asks or self._answers):
+        if not supported() or not self._needed():
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
@@ -136,13 +127,39 @@ class RollCall:
         if sock is not None:
             asyncio.get_running_loop().remove_reader(sock.fileno())
             sock.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
-    # -- asking --------------------------------------------------------------------
+    def _readable(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data = sock.recv(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                log.exception("process %d: readiness socket failed", self.index + 1)
+                return
+            try:
+                message = _decode(data)
+            except msgspec.DecodeError:
+                log.warning("process %d: ignored a malformed readiness message", self.index + 1)
+                continue
+            self._received(message)
+
+    def _received(self, message: _Ask | _Ready) -> None:
+        raise NotImplementedError
+
+
+class RollCall(_Endpoint):
+    """The admin process's end: asks the visitor workers ``asks`` and waits for them."""
+
+    def __init__(self, data_dir: Path, index: int, *, asks: Sequence[int]) -> None:
+        super().__init__(data_dir, index)
+        self._asks = tuple(i for i in asks if i != index)
+        self._seq = 0
+        self._waiting: dict[int, tuple[set[int], asyncio.Event]] = {}
+
+    def _needed(self) -> bool:
+        return bool(self._asks)
 
     def ask(self, changes: Sequence[tuple[Env, Snapshot]]) -> Awaitable[None]:
         """Ask every visitor worker to hold ``changes``; await the result to wait for them.
@@ -197,34 +214,49 @@ class RollCall:
         finally:
             self._waiting.pop(seq, None)
 
-    # -- answering -----------------------------------------------------------------
+    def _received(self, message: _Ask | _Ready) -> None:
+        if not isinstance(message, _Ready):
+            return  # only workers answer asks
+        waiting = self._waiting.get(message.seq)
+        if waiting is not None:
+            asked, done = waiting
+            asked.discard(message.sender)
+            if not asked:
+                done.set()
 
-    def _readable(self) -> None:
-        sock = self._sock
-        while sock is not None:
-            try:
-                data = sock.recv(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                log.exception("process %d: readiness socket failed", self.index + 1)
-                return
-            try:
-                message = _decode(data)
-            except msgspec.DecodeError:
-                log.warning("process %d: ignored a malformed readiness message", self.index + 1)
-                continue
-            if isinstance(message, _Ready):
-                waiting = self._waiting.get(message.seq)
-                if waiting is not None:
-                    asked, done = waiting
-                    asked.discard(message.sender)
-                    if not asked:
-                        done.set()
-            else:
-                task = asyncio.ensure_future(self._answer(message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+
+class Responder(_Endpoint):
+    """A visitor worker's end: answers each ask once ``preload`` holds its snapshots.
+
+    ``flush`` publishes this worker's figures (an ask with ``"sync": true``).
+    """
+
+    def __init__(
+        self, data_dir: Path, index: int, *, preload: Preload, flush: Callable[[], None]
+    ) -> None:
+        super().__init__(data_dir, index)
+        self._preload = preload
+        self._flush = flush
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.asks_answered = 0  # asks of other processes this one answered
+
+    def _needed(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        await super().close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _received(self, message: _Ask | _Ready) -> None:
+        if not isinstance(message, _Ask):
+            return  # nobody asked by this process
+        task = asyncio.ensure_future(self._answer(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, ask: _Ask) -> None:
         if ask.sync:

@@ -9,6 +9,7 @@ store marks a schedule done in the same transaction as the pointer move.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -34,12 +35,21 @@ MAX_SLEEP_SECONDS = 30.0
 class Scheduler(PokeableLoop):
     """Fires due schedules; poked when one is added or cancelled."""
 
-    def __init__(self, store: Store, control: Control) -> None:
-        super().__init__(log)
+    def __init__(
+        self,
+        store: Store,
+        control: Control,
+        *,
+        wake: asyncio.Event | None = None,
+        on_fired: Callable[[str, list[str], float], None] | None = None,
+    ) -> None:
+        """``wake``: set when a schedule was added or cancelled (``Control`` is built
+        first and sets it, since this fires through ``Control``); ``on_fired``: told
+        when a group went through, with its site, schedule ids and seconds late."""
+        super().__init__(log, wake=wake)
         self._store = store
         self._control = control
-        # Told when a group went through: its site, schedule ids, and seconds late.
-        self.on_fired: Callable[[str, list[str], float], None] = lambda site, ids, late: None
+        self._on_fired = on_fired
 
     async def step(self) -> float:
         """Fire everything due; the seconds until the next moment (capped)."""
@@ -81,7 +91,8 @@ class Scheduler(PokeableLoop):
                 retry = True
                 held.add(site)
                 continue
-            self.on_fired(site, ids, time.time() - moment_epoch(group[0].at))
+            if self._on_fired is not None:
+                self._on_fired(site, ids, time.time() - moment_epoch(group[0].at))
             log.info(
                 "schedules %s of %s fired: production %s -> %s",
                 [s.id for s in group],

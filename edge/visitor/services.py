@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -41,9 +41,13 @@ class Services:
     reserve: DiskReserve | None = None  # free disk kept for operators (issue 19)
     # Files above this are sent from their blob file (server.stream_threshold_bytes).
     stream_threshold: int = STREAM_THRESHOLD_BYTES
+    # Given when it is built first (edge.server: the live pointers warm it before a swap).
+    representations: InitVar[RepresentationCache | None] = None
     content: RepresentationCache = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.content = RepresentationCache(
-            self.cache, self.store, stream_threshold=self.stream_threshold
-        )
+    def __post_init__(self, representations: RepresentationCache | None) -> None:
+        if representations is None:
+            representations = RepresentationCache(
+                self.cache, self.store, stream_threshold=self.stream_threshold
+            )
+        self.content = representations

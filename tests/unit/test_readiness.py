@@ -10,18 +10,17 @@ import pytest
 from edge.router import Env
 from edge.snapshots import readiness
 from edge.snapshots.model import Snapshot
-from edge.snapshots.readiness import RollCall, address
+from edge.snapshots.readiness import Responder, RollCall, address
 
 SNAP = Snapshot(id="s2", site="acme", files={}, settings={}, created_at="2026-01-01T00:00:00Z")
 
 
-def roll(tmp_path: Path, index: int, loaded: list[tuple[int, str, str, str]], flushed: list[int],
-         *, asks: range | tuple[int, ...] = (), answers: bool = True) -> RollCall:  # fmt: skip
+def worker(tmp_path: Path, index: int, loaded: list[tuple[int, str, str, str]],
+           flushed: list[int]) -> Responder:  # fmt: skip
     async def preload(site: str, env: Env, snapshot_id: str) -> None:
         loaded.append((index, site, env, snapshot_id))
 
-    return RollCall(tmp_path, index, asks=asks, answers=answers, preload=preload,
-                    flush=lambda: flushed.append(index))  # fmt: skip
+    return Responder(tmp_path, index, preload=preload, flush=lambda: flushed.append(index))
 
 
 async def test_every_running_worker_holds_the_snapshot_when_the_ask_returns(
@@ -29,8 +28,8 @@ async def test_every_running_worker_holds_the_snapshot_when_the_ask_returns(
 ) -> None:
     loaded: list[tuple[int, str, str, str]] = []
     flushed: list[int] = []
-    workers = [roll(tmp_path, i, loaded, flushed) for i in range(2)]
-    admin = roll(tmp_path, 3, loaded, flushed, asks=range(3), answers=False)  # 2: not running
+    workers = [worker(tmp_path, i, loaded, flushed) for i in range(2)]
+    admin = RollCall(tmp_path, 3, asks=range(3))  # 2: not running
     for r in (*workers, admin):
         r.open()
     try:
@@ -49,7 +48,7 @@ async def test_a_worker_that_does_not_answer_delays_the_move_only_by_the_bound(
     monkeypatch.setattr(readiness, "READY_WAIT_SECONDS", 0.05)
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     silent.bind(address(tmp_path, 0))  # bound (running) but never reads: a stuck worker
-    admin = roll(tmp_path, 1, [], [], asks=range(1), answers=False)
+    admin = RollCall(tmp_path, 1, asks=range(1))
     admin.open()
     try:
         await admin.ask([("production", SNAP)])
@@ -60,7 +59,7 @@ async def test_a_worker_that_does_not_answer_delays_the_move_only_by_the_bound(
 
 
 async def test_nothing_to_ask_without_workers(tmp_path: Path) -> None:
-    alone = roll(tmp_path, 0, [], [], answers=False)
+    alone = RollCall(tmp_path, 0, asks=())
     alone.open()  # one process (edge demo): no socket at all
     await alone.ask([("production", SNAP)])
     await alone.close()
