@@ -47,9 +47,7 @@ async def test_control_and_the_live_pointers_call_the_hooks_they_were_built_with
     async def prepare(env: Env, old: Snapshot | None, new: Snapshot) -> None:
         prepared.append((env, None if old is None else old.id, new.id))
 
-    def build_events(
-        site: str, env: Env, event: str, data: Mapping[str, Any]
-    ) -> list[OutboxEvent]:
+    def build_events(site: str, env: Env, event: str, data: Mapping[str, Any]) -> list[OutboxEvent]:
         events.append((site, env, event))
         return []
 
