@@ -28,7 +28,7 @@ from functools import lru_cache
 
 from edge.cache import CacheKey, Variant, variant_for
 from edge.cache.keys import CODINGS
-from edge.errors import StoreUnavailable
+from edge.errors import ContentUnavailable, StoreUnavailable
 from edge.paths import directory_redirect, request_path, split_target
 from edge.router import Env, Route, normalize_host
 from edge.snapshots.headers import UnwritableHeaders
@@ -41,7 +41,7 @@ from edge.visitor.gate import preview_gate
 from edge.visitor.hosts import HostPolicy, https_location
 from edge.visitor.policy import Found, Policies, RoutePolicy, malformed_host
 from edge.visitor.preview import COOKIE, LINK_PATH
-from edge.visitor.repcache import ROBOTS_TXT, ContentUnavailable, resolve
+from edge.visitor.repcache import ROBOTS_TXT, resolve
 from edge.visitor.representation import Representation, compressible, env_headers, html, rangeable
 from edge.visitor.services import Services
 from edge.visitor.submission import RETRY_AFTER_SECONDS, submit

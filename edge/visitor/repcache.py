@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.cache.keys import IDENTITY
+from edge.errors import ContentUnavailable
 from edge.paths import manifest_key
 from edge.router import Env
 from edge.snapshots.headers import UnwritableHeaders
@@ -52,10 +53,6 @@ WARM_BUILD_SECONDS = 0.003
 # about 0.1 s here); a larger one is answered uncompressed while a thread does it.
 AWAIT_CODING_BYTES = 64 * 1024
 _COMPILED_KEEP = 64  # compiled settings kept per process (a few per site)
-
-
-class ContentUnavailable(Exception):
-    """A manifest names a blob the store does not have (a damaged store)."""
 
 
 def snapshot_of(key: CacheKey) -> str:
