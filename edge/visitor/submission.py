@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from edge.errors import InboxFull, StoreUnavailable
+from edge.errors import FormError, FormTooLarge, InboxFull, StoreUnavailable
 from edge.integrations.webhooks import Webhooks
 from edge.router import Route
 from edge.snapshots.settings import CompiledSettings
 from edge.snapshots.store import Store
 from edge.visitor.answers import Answer, empty, plain
 from edge.visitor.formguard import FormGuard, Refusal
-from edge.visitor.forms import FormError, parse_form
+from edge.visitor.forms import parse_form
 from edge.visitor.representation import env_headers
 from edge.wire.exchange import Request
 from edge.wire.framing import encoded_body
@@ -88,7 +88,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """The whole body, or 413 as soon as it passes ``limit`` (never buffered past it)."""
     length = request.fields.get(b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise FormError(413, f"form bodies are limited to {limit} bytes")
+        raise FormTooLarge(f"form bodies are limited to {limit} bytes")
     body = request.body
     if body is None:
         return b""
@@ -97,7 +97,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
     async for chunk in body:
         size += len(chunk)
         if size > limit:
-            raise FormError(413, f"form bodies are limited to {limit} bytes")
+            raise FormTooLarge(f"form bodies are limited to {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
