@@ -48,7 +48,7 @@ from edge.snapshots.control import Control
 from edge.snapshots.fanout import Fanout, cluster_view, propagation_wait
 from edge.snapshots.fanout import attach as attach_fanout
 from edge.snapshots.generation import SharedCounters
-from edge.snapshots.live import LivePointers, SnapshotLoader
+from edge.snapshots.live import LivePointers, SnapshotLoader, SwapHooks
 from edge.snapshots.readiness import Responder, RollCall
 from edge.snapshots.reserve import DiskReserve
 from edge.snapshots.scheduler import Scheduler
@@ -148,9 +148,11 @@ async def open_runtime(
             store,
             loader,
             counters,
-            prepare=content.warm if serves_visitors else None,
-            ask_others=roll_call.ask if roll_call is not None else None,
-            on_late_loads=lambda count: observer.snapshot_loaded_late(worker, count),
+            SwapHooks(
+                prepare=content.warm if serves_visitors else None,
+                ask_others=roll_call.ask if roll_call is not None else None,
+                on_late_loads=lambda count: observer.snapshot_loaded_late(worker, count),
+            ),
         )
         session = guarded_session(
             server.allow_private_targets,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from edge.router import Env, Route
 from edge.snapshots.generation import SharedCounters
@@ -126,33 +127,35 @@ class SnapshotLoader:
         return snapshot
 
 
-class LivePointers:
-    """Per (site, env): the snapshot being served right now, kept in step with the store.
+@dataclass(frozen=True, slots=True)
+class SwapHooks:
+    """What the live pointers ask and tell around a swap; each is optional."""
 
-    ``prepare`` warms what a snapshot serves first before it is swapped in (the
-    visitor side's representation cache); ``ask_others`` asks this machine's
-    other processes to load a move's snapshots and waits (boundedly) until they
-    hold them (:mod:`edge.snapshots.readiness`); ``on_late_loads`` is told how
-    many snapshots a catch-up had to decode (none when the process that moved
-    the pointers had this one load them first).
-    """
+    # Warms what a snapshot serves first before it is swapped in (the visitor
+    # side's representation cache).
+    prepare: Prepare | None = None
+    # Asks this machine's other processes to load a move's snapshots and waits
+    # (boundedly) until they hold them (edge.snapshots.readiness).
+    ask_others: AskOthers | None = None
+    # Told how many snapshots a catch-up had to decode (none when the process
+    # that moved the pointers had this one load them first).
+    on_late_loads: Callable[[int], None] | None = None
+
+
+class LivePointers:
+    """Per (site, env): the snapshot being served right now, kept in step with the store."""
 
     def __init__(
         self,
         store: Store,
         loader: SnapshotLoader,
         counters: SharedCounters | None = None,
-        *,
-        prepare: Prepare | None = None,
-        ask_others: AskOthers | None = None,
-        on_late_loads: Callable[[int], None] | None = None,
+        hooks: SwapHooks = SwapHooks(),
     ) -> None:
         self._store = store
         self._loader = loader
         self._counters = counters
-        self._prepare = prepare
-        self._ask_others = ask_others
-        self._on_late_loads = on_late_loads
+        self._hooks = hooks
         self._current: dict[str, Snapshot] = {}
         self._generation = -1 if counters is not None else 0
         self._catching_up: asyncio.Task[None] | None = None
@@ -201,7 +204,7 @@ class LivePointers:
             for env, snapshot in changes
             if (old := self.current(snapshot.site, env)) is None or old.id != snapshot.id
         ]
-        ask = self._ask_others
+        ask = self._hooks.ask_others
         others = ask(fresh) if tell_others and ask is not None and fresh else None
         try:
             for env, snapshot in fresh:
@@ -215,8 +218,8 @@ class LivePointers:
                 new = sorted({e.sha256 for e in snapshot.files.values()} - before)
                 if new:
                     await self._store.prefetch_blobs(snapshot.site, new, seconds=PREFETCH_SECONDS)
-                if self._prepare is not None:
-                    await self._prepare(env, old, snapshot)
+                if self._hooks.prepare is not None:
+                    await self._hooks.prepare(env, old, snapshot)
         finally:
             if others is not None:
                 await others
@@ -231,8 +234,9 @@ class LivePointers:
         if snapshot is None:
             return
         old = self.current(site, env)
-        if self._prepare is not None and (old is None or old.id != snapshot.id):
-            await self._prepare(env, old, snapshot)
+        prepare = self._hooks.prepare
+        if prepare is not None and (old is None or old.id != snapshot.id):
+            await prepare(env, old, snapshot)
             self._preloaded[pointer_key(site, env)] = (None if old is None else old.id, snapshot.id)
 
     def swap(self, changes: Iterable[tuple[Env, Snapshot]]) -> None:
@@ -293,8 +297,9 @@ class LivePointers:
                 if snapshot is not None:
                     loaded.append((p.env, snapshot))
             late = self._loader.loads - decoded
-            if late and not starting and self._on_late_loads is not None:
-                self._on_late_loads(late)
+            told = self._hooks.on_late_loads
+            if late and not starting and told is not None:
+                told(late)
             await self.prepare_swap(loaded, tell_others=False)  # they catch up themselves
             self.swap(loaded)
             self._generation = generation

@@ -16,7 +16,7 @@ import pytest
 
 from edge.router import Env
 from edge.snapshots.control import Control, NewFile
-from edge.snapshots.live import LivePointers, SnapshotLoader
+from edge.snapshots.live import LivePointers, SnapshotLoader, SwapHooks
 from edge.snapshots.model import HistoryEntry, OutboxEvent, Snapshot
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.sqlite import SqliteStore
@@ -58,7 +58,7 @@ async def test_control_and_the_live_pointers_call_the_hooks_they_were_built_with
         return ["node-b"]
 
     loader = SnapshotLoader(store, on_loaded=lambda: loaded.append("decoded"))
-    live = LivePointers(store, loader, prepare=prepare)
+    live = LivePointers(store, loader, hooks=SwapHooks(prepare=prepare))
     control = Control(
         store,
         live,
