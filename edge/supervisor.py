@@ -118,14 +118,10 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for w in pool:
-            if w.process is not None and w.process.poll() is None:
-                w.process.send_signal(signal.SIGTERM)
+        _signal_running(pool, signal.SIGTERM)
 
     def reload(signum: int, _frame: object) -> None:
-        for w in pool:
-            if w.process is not None and w.process.poll() is None:
-                w.process.send_signal(signal.SIGHUP)
+        _signal_running(pool, signal.SIGHUP)
 
     # The admin process's index follows the workers' (its readiness socket's name).
     pool = [_Worker(i) for i in range(workers)] + [_Worker(workers, admin=True)]
@@ -197,6 +193,13 @@ def _supervise(config: Path, settings: Settings, workers: int) -> int:
                 start(w)
                 log.info("%s restarted (pid %d)", _name(w), w.process.pid)
     return 0 if _wait_all(pool, stop_timeout) else 1
+
+
+def _signal_running(pool: list[_Worker], sig: signal.Signals) -> None:
+    """Send ``sig`` to every worker that is running now."""
+    for w in pool:
+        if w.process is not None and w.process.poll() is None:
+            w.process.send_signal(sig)
 
 
 def _wait_all(pool: list[_Worker], timeout: float) -> bool:
