@@ -1,11 +1,14 @@
 """The store core both backends share: their SQL, written once, with ``?`` placeholders.
 
 How this works: a backend hands these functions an :class:`Sql` — its connection (or
-transaction) behind four methods — and the one place where the dialects differ is
+transaction) behind a few methods — and the one place where the dialects differ is
 the adapter: :class:`edge.snapshots.sqlite` passes statements through, the
-PostgreSQL adapter (:class:`PgSql`) numbers the placeholders ``$1, $2...``. What
-else differs (SQLite's write lock versus PostgreSQL's advisory lock, the cluster
-generation and NOTIFY) stays in the backend, around these calls.
+PostgreSQL adapter (:class:`PgSql`) numbers the placeholders ``$1, $2...``; each
+says how it tests membership in a list (``IN (?, ?...)`` in chunks or
+``= ANY(?)``), names a blob's byte length and locks a row it reads. What else
+differs (SQLite's write lock versus PostgreSQL's advisory lock, the cluster
+generation and NOTIFY) stays in the backend, around these calls; the store methods
+made of these calls alone are :class:`edge.snapshots.sqlstore.SqlStore`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import msgspec
 
 from edge.errors import Conflict
 from edge.router import ENVS, Env
+from edge.snapshots.inbox import page_ids
 from edge.snapshots.model import (
     FormSubmission,
     HistoryEntry,
+    InboxPage,
     InboxUsage,
     ManifestEntry,
     OutboxEvent,
@@ -58,6 +63,9 @@ _fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
 class Sql(Protocol):
     """One connection or transaction, statements written with ``?`` placeholders."""
 
+    byte_length: str  # the SQL function giving a BLOB's size in bytes
+    for_update: str  # appended to a SELECT whose rows the transaction then changes
+
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         """Every row of a query."""
         ...
@@ -68,9 +76,21 @@ class Sql(Protocol):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    async def fetch_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> list[Any]:
+        """The rows of ``sql`` (ending in the text column compared) for any of ``values``."""
+        ...
+
+    async def execute_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> int:
+        """:meth:`execute` ``sql`` (ending in the text column compared) for any of
+        ``values``; the number of rows it changed."""
+        ...
+
 
 class PgSql:
     """:class:`Sql` on an asyncpg connection or pool (duck-typed: no asyncpg import)."""
+
+    byte_length = "octet_length"
+    for_update = " FOR UPDATE"
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
@@ -85,6 +105,16 @@ class PgSql:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self._conn.executemany(numbered(sql), rows)
+
+    async def fetch_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> list[Any]:
+        if not values:
+            return []
+        return await self.fetch(sql + " = ANY(?::text[])", *args, list(values))
+
+    async def execute_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> int:
+        if not values:
+            return 0
+        return await self.execute(sql + " = ANY(?::text[])", *args, list(values))
 
 
 @functools.lru_cache(maxsize=512)
@@ -442,17 +472,19 @@ async def list_form_submissions(
         order="id DESC",
         limit=limit,
     )
-    return [
-        FormSubmission(
-            id=int(r[0]),
-            site=site,
-            env=r[1],
-            form=r[2],
-            at=r[3],
-            fields=_fields_decoder.decode(r[4]),
-        )
-        for r in await db.fetch(query, *args)
-    ]
+    return [_submission(site, r) for r in await db.fetch(query, *args)]
+
+
+def _submission(site: str, row: Any) -> FormSubmission:
+    """A ``SELECT id, env, form, at, fields`` row of ``form_submissions``."""
+    return FormSubmission(
+        id=int(row[0]),
+        site=site,
+        env=row[1],
+        form=row[2],
+        at=row[3],
+        fields=_fields_decoder.decode(row[4]),
+    )
 
 
 async def inbox_usage(db: Sql, site: str, env: Env) -> InboxUsage:
@@ -490,3 +522,63 @@ async def list_outbox(
         limit=limit,
     )
     return [outbox_item_from_row(r) for r in await db.fetch(query, *args)]
+
+
+async def blob_sizes(db: Sql, site: str, hashes: Sequence[str]) -> dict[str, int]:
+    rows = await db.fetch_in(
+        "SELECT sha256, size FROM blobs WHERE site = ? AND sha256",
+        [site],
+        list(dict.fromkeys(hashes)),
+    )
+    return {row[0]: int(row[1]) for row in rows}
+
+
+async def snapshot_messages(db: Sql, site: str, ids: Sequence[str]) -> dict[str, str]:
+    rows = await db.fetch_in(
+        "SELECT id, message FROM snapshots WHERE site = ? AND id", [site], sorted(set(ids))
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def inbox_page(
+    db: Sql,
+    site: str,
+    env: Env,
+    *,
+    form: str | None,
+    limit: int,
+    before: int | None,
+    max_bytes: int,
+) -> InboxPage:
+    """Sizes first (one more than a page, to know whether more follow), then only the
+    rows that fit in ``max_bytes`` read whole."""
+    filters = [("env = ?", env), ("form = ?", form), ("id < ?", before)]
+    query, args = page(
+        f"SELECT id, {db.byte_length}(fields) FROM form_submissions",
+        site,
+        filters,
+        order="id DESC",
+        limit=limit + 1,
+    )
+    sizes = await db.fetch(query, *args)
+    ids = page_ids([(int(r[0]), int(r[1])) for r in sizes], limit, max_bytes)
+    if not ids:
+        return InboxPage(submissions=[], more=False)
+    query, args = page(
+        "SELECT id, env, form, at, fields FROM form_submissions",
+        site,
+        [*filters, ("id >= ?", ids[-1]), ("id <= ?", ids[0])],
+        order="id DESC",
+        limit=len(ids),
+    )
+    return InboxPage(
+        submissions=[_submission(site, r) for r in await db.fetch(query, *args)],
+        more=len(sizes) > len(ids),
+    )
+
+
+async def outbox_depth(db: Sql) -> dict[tuple[str, str], int]:
+    rows = await db.fetch(
+        "SELECT site, env, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY site, env"
+    )
+    return {(r[0], r[1]): int(r[2]) for r in rows}
