@@ -1,14 +1,16 @@
-"""The store core both backends share: their SQL, written once, with ``?`` placeholders.
+"""The store core both backends share: the SQL adapter and the transactions' steps.
 
 How this works: a backend hands these functions an :class:`Sql` — its connection (or
 transaction) behind a few methods — and the one place where the dialects differ is
 the adapter: :class:`edge.snapshots.sqlite` passes statements through, the
 PostgreSQL adapter (:class:`PgSql`) numbers the placeholders ``$1, $2...``; each
 says how it tests membership in a list (``IN (?, ?...)`` in chunks or
-``= ANY(?)``), names a blob's byte length and locks a row it reads. What else
-differs (SQLite's write lock versus PostgreSQL's advisory lock, the cluster
-generation and NOTIFY) stays in the backend, around these calls; the store methods
-made of these calls alone are :class:`edge.snapshots.sqlstore.SqlStore`.
+``= ANY(?)``), names a blob's byte length and locks a row it reads. The steps here
+(a pointer move's compare-and-swap and history, a collection, webhook events) run
+inside the backend's own transaction: what differs around them (SQLite's write
+lock versus PostgreSQL's advisory locks, the cluster generation and NOTIFY) stays
+in the backend. The store methods made of one statement or transaction each are
+:class:`edge.snapshots.sqlstore.SqlStore`.
 """
 
 from __future__ import annotations
@@ -21,21 +23,12 @@ import msgspec
 
 from edge.errors import Conflict
 from edge.router import ENVS, Env
-from edge.snapshots.inbox import page_ids
 from edge.snapshots.model import (
-    FormSubmission,
     HistoryEntry,
-    InboxPage,
-    InboxUsage,
     ManifestEntry,
     OutboxEvent,
-    OutboxItem,
-    PageViews,
     Pointer,
     PointerMove,
-    Schedule,
-    Snapshot,
-    SnapshotInfo,
     utc_now,
 )
 from edge.snapshots.retention import (
@@ -45,19 +38,10 @@ from edge.snapshots.retention import (
     kept_snapshots,
     rfc3339,
 )
-from edge.snapshots.rows import (
-    OUTBOX_COLUMNS,
-    POINTER_COLUMNS,
-    SCHEDULE_COLUMNS,
-    outbox_item_from_row,
-    pointer_from_row,
-    schedule_from_row,
-)
+from edge.snapshots.rows import POINTER_COLUMNS, pointer_from_row
 from edge.snapshots.store import check_expected
 
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
-_settings_decoder = msgspec.json.Decoder(dict[str, Any])
-_fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
 
 
 class Sql(Protocol):
@@ -125,18 +109,6 @@ def numbered(sql: str) -> str:
     for i, part in enumerate(parts[1:], start=1):
         out.append(f"${i}{part}")
     return "".join(out)
-
-
-def page(
-    select: str, site: str, filters: Sequence[tuple[str, Any]], *, order: str, limit: int
-) -> tuple[str, list[Any]]:
-    """``select`` for one site, with each ``(clause, value)`` whose value is set."""
-    query, args = select + " WHERE site = ?", [site]
-    for clause, value in filters:
-        if value is not None:
-            query += " AND " + clause
-            args.append(value)
-    return query + f" ORDER BY {order} LIMIT ?", [*args, limit]
 
 
 async def enqueue(db: Sql, events: Sequence[OutboxEvent], *, now: float) -> None:
@@ -235,18 +207,6 @@ async def apply_moves(
             )
         )
     return entries
-
-
-async def add_preview_link(db: Sql, site: str, snapshot: str, expires: float) -> None:
-    await db.execute(
-        "INSERT INTO preview_links (site, snapshot, expires) VALUES (?, ?, ?)"
-        " ON CONFLICT (site, snapshot) DO UPDATE SET expires ="
-        " CASE WHEN excluded.expires > preview_links.expires THEN excluded.expires"
-        " ELSE preview_links.expires END",
-        site,
-        snapshot,
-        expires,
-    )
 
 
 async def was_collected(db: Sql, site: str, snapshot_id: str) -> bool:
@@ -357,228 +317,3 @@ async def unheld(db: Sql, hashes: Sequence[str]) -> list[str]:
         if not await db.fetch("SELECT 1 FROM blobs WHERE sha256 = ? LIMIT 1", sha256):
             gone.append(sha256)
     return gone
-
-
-# -- reads both backends answer alike ---------------------------------------------------
-
-
-async def get_snapshot(db: Sql, site: str, snapshot_id: str) -> Snapshot | None:
-    rows = await db.fetch(
-        "SELECT parent, message, created_at, actor, manifest, settings"
-        " FROM snapshots WHERE site = ? AND id = ?",
-        site,
-        snapshot_id,
-    )
-    if not rows:
-        return None
-    parent, message, created_at, actor, manifest, settings = rows[0]
-    return Snapshot(
-        id=snapshot_id,
-        site=site,
-        parent=parent,
-        message=message,
-        created_at=created_at,
-        actor=actor,
-        files=_manifest_decoder.decode(manifest),
-        settings=_settings_decoder.decode(settings),
-    )
-
-
-async def list_snapshots(
-    db: Sql, site: str, *, limit: int, before: str | None
-) -> list[SnapshotInfo]:
-    query, args = page(
-        "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
-        site,
-        [("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [
-        SnapshotInfo(
-            id=r[0], parent=r[1], message=r[2], created_at=r[3], files=int(r[4]), actor=r[5]
-        )
-        for r in await db.fetch(query, *args)
-    ]
-
-
-async def all_pointers(db: Sql) -> list[Pointer]:
-    return [pointer_from_row(r) for r in await db.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers")]
-
-
-async def history(
-    db: Sql, site: str, *, env: Env | None, limit: int, before: int | None
-) -> list[HistoryEntry]:
-    query, args = page(
-        "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
-        site,
-        [("env = ?", env), ("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [
-        HistoryEntry(id=int(r[0]), at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6])
-        for r in await db.fetch(query, *args)
-    ]
-
-
-async def list_schedules(db: Sql, site: str, *, status: str | None, limit: int) -> list[Schedule]:
-    query, args = page(
-        f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
-        site,
-        [("status = ?", status)],
-        order="at DESC, id DESC",
-        limit=limit,
-    )
-    return [schedule_from_row(r) for r in await db.fetch(query, *args)]
-
-
-async def get_schedule(db: Sql, site: str, schedule_id: str) -> Schedule | None:
-    rows = await db.fetch(
-        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?", site, schedule_id
-    )
-    return schedule_from_row(rows[0]) if rows else None
-
-
-async def pending_schedules(db: Sql, *, due_by: str | None = None) -> list[Schedule]:
-    """Pending schedules, earliest first; only those due by ``due_by`` when given."""
-    if due_by is None:
-        rows = await db.fetch(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
-        )
-    else:
-        rows = await db.fetch(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' AND at <= ?"
-            " ORDER BY at, id",
-            due_by,
-        )
-    return [schedule_from_row(r) for r in rows]
-
-
-async def next_schedule_moment(db: Sql) -> str | None:
-    """The earliest pending moment, from the ``(status, at)`` index alone."""
-    rows = await db.fetch("SELECT MIN(at) FROM schedules WHERE status = 'pending'")
-    moment: str | None = rows[0][0] if rows else None
-    return moment
-
-
-async def list_form_submissions(
-    db: Sql, site: str, env: Env, *, form: str | None, limit: int, before: int | None
-) -> list[FormSubmission]:
-    query, args = page(
-        "SELECT id, env, form, at, fields FROM form_submissions",
-        site,
-        [("env = ?", env), ("form = ?", form), ("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [_submission(site, r) for r in await db.fetch(query, *args)]
-
-
-def _submission(site: str, row: Any) -> FormSubmission:
-    """A ``SELECT id, env, form, at, fields`` row of ``form_submissions``."""
-    return FormSubmission(
-        id=int(row[0]),
-        site=site,
-        env=row[1],
-        form=row[2],
-        at=row[3],
-        fields=_fields_decoder.decode(row[4]),
-    )
-
-
-async def inbox_usage(db: Sql, site: str, env: Env) -> InboxUsage:
-    rows = await db.fetch(
-        "SELECT submissions, bytes FROM inbox_usage WHERE site = ? AND env = ?", site, env
-    )
-    if not rows:
-        return InboxUsage(submissions=0, bytes=0)
-    return InboxUsage(submissions=int(rows[0][0]), bytes=int(rows[0][1]))
-
-
-async def page_views(
-    db: Sql, site: str, env: Env, *, first_day: str, last_day: str, limit: int
-) -> list[PageViews]:
-    rows = await db.fetch(
-        "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
-        " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
-        site,
-        env,
-        first_day,
-        last_day,
-        limit,
-    )
-    return [PageViews(path=r[0], day=r[1], views=int(r[2])) for r in rows]
-
-
-async def list_outbox(
-    db: Sql, site: str, env: Env, *, limit: int, before: int | None
-) -> list[OutboxItem]:
-    query, args = page(
-        f"SELECT {OUTBOX_COLUMNS} FROM outbox",
-        site,
-        [("env = ?", env), ("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [outbox_item_from_row(r) for r in await db.fetch(query, *args)]
-
-
-async def blob_sizes(db: Sql, site: str, hashes: Sequence[str]) -> dict[str, int]:
-    rows = await db.fetch_in(
-        "SELECT sha256, size FROM blobs WHERE site = ? AND sha256",
-        [site],
-        list(dict.fromkeys(hashes)),
-    )
-    return {row[0]: int(row[1]) for row in rows}
-
-
-async def snapshot_messages(db: Sql, site: str, ids: Sequence[str]) -> dict[str, str]:
-    rows = await db.fetch_in(
-        "SELECT id, message FROM snapshots WHERE site = ? AND id", [site], sorted(set(ids))
-    )
-    return {r[0]: r[1] for r in rows}
-
-
-async def inbox_page(
-    db: Sql,
-    site: str,
-    env: Env,
-    *,
-    form: str | None,
-    limit: int,
-    before: int | None,
-    max_bytes: int,
-) -> InboxPage:
-    """Sizes first (one more than a page, to know whether more follow), then only the
-    rows that fit in ``max_bytes`` read whole."""
-    filters = [("env = ?", env), ("form = ?", form), ("id < ?", before)]
-    query, args = page(
-        f"SELECT id, {db.byte_length}(fields) FROM form_submissions",
-        site,
-        filters,
-        order="id DESC",
-        limit=limit + 1,
-    )
-    sizes = await db.fetch(query, *args)
-    ids = page_ids([(int(r[0]), int(r[1])) for r in sizes], limit, max_bytes)
-    if not ids:
-        return InboxPage(submissions=[], more=False)
-    query, args = page(
-        "SELECT id, env, form, at, fields FROM form_submissions",
-        site,
-        [*filters, ("id >= ?", ids[-1]), ("id <= ?", ids[0])],
-        order="id DESC",
-        limit=len(ids),
-    )
-    return InboxPage(
-        submissions=[_submission(site, r) for r in await db.fetch(query, *args)],
-        more=len(sizes) > len(ids),
-    )
-
-
-async def outbox_depth(db: Sql) -> dict[tuple[str, str], int]:
-    rows = await db.fetch(
-        "SELECT site, env, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY site, env"
-    )
-    return {(r[0], r[1]): int(r[2]) for r in rows}

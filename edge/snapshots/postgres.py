@@ -42,7 +42,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -117,6 +117,15 @@ async def _attempts(
             if attempt + 1 == tries:
                 raise _unavailable(exc) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _PoolReads(PgSql):
+    """Reads on the pool, each on a connection of its own: tried once more on a fresh
+    connection when the first turns out to be dead (the pool replaces it), so a blip
+    costs no request."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return await _attempts(2, super().fetch, sql, *args)
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
@@ -195,16 +204,8 @@ class PostgresStore(SqlStore):
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from exc
 
-    async def _read(
-        self,
-        query: Callable[Concatenate[core.Sql, _P], Awaitable[_T]],
-        /,
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        # Once more on a fresh connection when the first turns out to be dead (the
-        # pool replaces it), so a blip costs no request.
-        return await _attempts(2, query, PgSql(self._pool), *args, **kwargs)
+    def _reads(self) -> core.Sql:
+        return _PoolReads(self._pool)
 
     async def _pointers_moved(self, db: core.Sql, site: str) -> None:
         rows = await db.fetch(

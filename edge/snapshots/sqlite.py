@@ -31,10 +31,10 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import aiosqlite
 
@@ -46,9 +46,6 @@ from edge.snapshots.retention import Collected, Retention
 from edge.snapshots.rows import OUTBOX_COLUMNS, outbox_item_from_row
 from edge.snapshots.sqlstore import SqlStore
 from edge.snapshots.store import ClusterStore
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -333,14 +330,8 @@ class SqliteStore(SqlStore):
         async with self._transaction() as db:
             yield _Sql(db)
 
-    async def _read(
-        self,
-        query: Callable[Concatenate[core.Sql, _P], Awaitable[_T]],
-        /,
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        return await query(_Sql(self._reader), *args, **kwargs)
+    def _reads(self) -> core.Sql:
+        return _Sql(self._reader)
 
     async def _pointers_moved(self, db: core.Sql, site: str) -> None:
         return None  # one machine: no other node to tell
@@ -390,7 +381,7 @@ class SqliteStore(SqlStore):
         self, site: str, policy: Retention, *, dry_run: bool, now: float
     ) -> Collected:
         if dry_run:
-            result, _ = await core.collect(_Sql(self._reader), site, policy, dry_run=True, now=now)
+            result, _ = await core.collect(self._reads(), site, policy, dry_run=True, now=now)
             return result
         async with self._transaction() as db:
             result, released = await core.collect(_Sql(db), site, policy, dry_run=False, now=now)

@@ -2,12 +2,17 @@
 on PostgreSQL, written once over :class:`edge.snapshots.core.Sql`.
 
 How this works: a backend subclasses :class:`SqlStore` and supplies only what
-differs. :meth:`~SqlStore._read` runs a read on its read connection (PostgreSQL
-tries a dead pooled connection once more); :meth:`~SqlStore._write` is one
-serialized write transaction (SQLite's write lock; PostgreSQL's transaction, with
-the site's advisory lock when a ``site`` is named); its :class:`Sql` adapter holds
-the dialect; :meth:`~SqlStore._pointers_moved` and
-:meth:`~SqlStore._schedules_changed` tell the other nodes, where there are any.
+differs:
+
+- :meth:`~SqlStore._reads`, the connection reads use (PostgreSQL's tries a statement
+  once more on a fresh pooled connection when the first one was dead);
+- :meth:`~SqlStore._write`, one serialized write transaction (SQLite's write lock;
+  PostgreSQL's transaction, with the site's advisory lock when a ``site`` is named);
+- the dialect, in its :class:`Sql` adapter (placeholders, membership in a list, a
+  blob's byte length, row locks);
+- :meth:`~SqlStore._pointers_moved` and :meth:`~SqlStore._schedules_changed`, which
+  tell the other nodes where there are any (PostgreSQL's generation and NOTIFY).
+
 Blob bytes, collection and the outbox's leases differ too much to share: the
 backends keep those whole.
 """
@@ -17,10 +22,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -28,13 +33,14 @@ from edge.errors import Conflict, MissingBlobs, NotFound
 from edge.router import Env
 from edge.snapshots import core
 from edge.snapshots.core import Sql
-from edge.snapshots.inbox import inbox_cap, inbox_full
+from edge.snapshots.inbox import inbox_cap, inbox_full, page_ids
 from edge.snapshots.model import (
     FormSubmission,
     HistoryEntry,
     InboxLimits,
     InboxPage,
     InboxUsage,
+    ManifestEntry,
     OutboxEvent,
     OutboxItem,
     PageViews,
@@ -45,11 +51,19 @@ from edge.snapshots.model import (
     SnapshotInfo,
     utc_now,
 )
-from edge.snapshots.rows import SCHEDULE_COLUMNS
+from edge.snapshots.rows import (
+    OUTBOX_COLUMNS,
+    POINTER_COLUMNS,
+    SCHEDULE_COLUMNS,
+    outbox_item_from_row,
+    pointer_from_row,
+    schedule_from_row,
+)
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 _encoder = msgspec.json.Encoder()
+_manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
+_settings_decoder = msgspec.json.Decoder(dict[str, Any])
+_fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
 
 
 class SqlStore(abc.ABC):
@@ -58,14 +72,8 @@ class SqlStore(abc.ABC):
     # -- what a backend supplies -------------------------------------------------------
 
     @abc.abstractmethod
-    async def _read(
-        self,
-        query: Callable[Concatenate[Sql, _P], Awaitable[_T]],
-        /,
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        """``query(sql, *args, **kwargs)`` on the connection reads use."""
+    def _reads(self) -> Sql:
+        """The connection reads use (it sees only committed state)."""
 
     @abc.abstractmethod
     def _write(self, site: str | None = None) -> AbstractAsyncContextManager[Sql]:
@@ -92,7 +100,12 @@ class SqlStore(abc.ABC):
     # -- blobs -------------------------------------------------------------------------
 
     async def blob_sizes(self, site: str, hashes: Sequence[str]) -> dict[str, int]:
-        return await self._read(core.blob_sizes, site, hashes)
+        rows = await self._reads().fetch_in(
+            "SELECT sha256, size FROM blobs WHERE site = ? AND sha256",
+            [site],
+            list(dict.fromkeys(hashes)),
+        )
+        return {row[0]: int(row[1]) for row in rows}
 
     async def missing_blobs(self, site: str, hashes: Sequence[str]) -> list[str]:
         present = await self.blob_sizes(site, hashes)
@@ -115,10 +128,18 @@ class SqlStore(abc.ABC):
 
     async def add_preview_link(self, site: str, snapshot: str, expires: float) -> None:
         async with self._write() as db:
-            await core.add_preview_link(db, site, snapshot, expires)
+            await db.execute(
+                "INSERT INTO preview_links (site, snapshot, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT (site, snapshot) DO UPDATE SET expires ="
+                " CASE WHEN excluded.expires > preview_links.expires THEN excluded.expires"
+                " ELSE preview_links.expires END",
+                site,
+                snapshot,
+                expires,
+            )
 
     async def was_collected(self, site: str, snapshot_id: str) -> bool:
-        return await self._read(core.was_collected, site, snapshot_id)
+        return await core.was_collected(self._reads(), site, snapshot_id)
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -149,23 +170,57 @@ class SqlStore(abc.ABC):
             )
 
     async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
-        return await self._read(core.get_snapshot, site, snapshot_id)
+        rows = await self._reads().fetch(
+            "SELECT parent, message, created_at, actor, manifest, settings"
+            " FROM snapshots WHERE site = ? AND id = ?",
+            site,
+            snapshot_id,
+        )
+        if not rows:
+            return None
+        parent, message, created_at, actor, manifest, settings = rows[0]
+        return Snapshot(
+            id=snapshot_id,
+            site=site,
+            parent=parent,
+            message=message,
+            created_at=created_at,
+            actor=actor,
+            files=_manifest_decoder.decode(manifest),
+            settings=_settings_decoder.decode(settings),
+        )
 
     async def list_snapshots(
         self, site: str, *, limit: int, before: str | None = None
     ) -> list[SnapshotInfo]:
-        return await self._read(core.list_snapshots, site, limit=limit, before=before)
+        query, args = _page(
+            "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
+            site,
+            [("id < ?", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        return [
+            SnapshotInfo(
+                id=r[0], parent=r[1], message=r[2], created_at=r[3], files=int(r[4]), actor=r[5]
+            )
+            for r in await self._reads().fetch(query, *args)
+        ]
 
     async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
-        return await self._read(core.snapshot_messages, site, ids)
+        rows = await self._reads().fetch_in(
+            "SELECT id, message FROM snapshots WHERE site = ? AND id", [site], sorted(set(ids))
+        )
+        return {r[0]: r[1] for r in rows}
 
     # -- pointers ----------------------------------------------------------------------
 
     async def get_pointers(self, site: str) -> dict[Env, Pointer]:
-        return await self._read(core.read_pointers, site)
+        return await core.read_pointers(self._reads(), site)
 
     async def all_pointers(self) -> list[Pointer]:
-        return await self._read(core.all_pointers)
+        rows = await self._reads().fetch(f"SELECT {POINTER_COLUMNS} FROM pointers")
+        return [pointer_from_row(r) for r in rows]
 
     async def move_pointers(
         self,
@@ -189,7 +244,19 @@ class SqlStore(abc.ABC):
     async def history(
         self, site: str, *, env: Env | None, limit: int, before: int | None = None
     ) -> list[HistoryEntry]:
-        return await self._read(core.history, site, env=env, limit=limit, before=before)
+        query, args = _page(
+            "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
+            site,
+            [("env = ?", env), ("id < ?", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        return [
+            HistoryEntry(
+                id=int(r[0]), at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6]
+            )
+            for r in await self._reads().fetch(query, *args)
+        ]
 
     # -- schedules ---------------------------------------------------------------------
 
@@ -216,16 +283,34 @@ class SqlStore(abc.ABC):
     async def list_schedules(
         self, site: str, *, status: str | None = None, limit: int = 100
     ) -> list[Schedule]:
-        return await self._read(core.list_schedules, site, status=status, limit=limit)
+        query, args = _page(
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
+            site,
+            [("status = ?", status)],
+            order="at DESC, id DESC",
+            limit=limit,
+        )
+        return [schedule_from_row(r) for r in await self._reads().fetch(query, *args)]
 
     async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
-        return await self._read(core.get_schedule, site, schedule_id)
+        rows = await self._reads().fetch(
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?", site, schedule_id
+        )
+        return schedule_from_row(rows[0]) if rows else None
 
     async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
-        return await self._read(core.pending_schedules, due_by=due_by)
+        query = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending'"
+        if due_by is None:
+            rows = await self._reads().fetch(query + " ORDER BY at, id")
+        else:
+            rows = await self._reads().fetch(query + " AND at <= ? ORDER BY at, id", due_by)
+        return [schedule_from_row(r) for r in rows]
 
     async def next_schedule_moment(self) -> str | None:
-        return await self._read(core.next_schedule_moment)
+        # From the (status, at) index alone.
+        rows = await self._reads().fetch("SELECT MIN(at) FROM schedules WHERE status = 'pending'")
+        moment: str | None = rows[0][0] if rows else None
+        return moment
 
     async def cancel_schedule(self, site: str, schedule_id: str) -> None:
         async with self._write() as db:
@@ -310,9 +395,14 @@ class SqlStore(abc.ABC):
     async def list_form_submissions(
         self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
     ) -> list[FormSubmission]:
-        return await self._read(
-            core.list_form_submissions, site, env, form=form, limit=limit, before=before
+        query, args = _page(
+            "SELECT id, env, form, at, fields FROM form_submissions",
+            site,
+            [("env = ?", env), ("form = ?", form), ("id < ?", before)],
+            order="id DESC",
+            limit=limit,
         )
+        return [_submission(site, r) for r in await self._reads().fetch(query, *args)]
 
     async def inbox_page(
         self,
@@ -324,14 +414,31 @@ class SqlStore(abc.ABC):
         before: int | None,
         max_bytes: int,
     ) -> InboxPage:
-        return await self._read(
-            core.inbox_page,
+        # Sizes first (one more than a page, to know whether more follow), then only
+        # the rows that fit in max_bytes read whole.
+        db = self._reads()
+        filters = [("env = ?", env), ("form = ?", form), ("id < ?", before)]
+        query, args = _page(
+            f"SELECT id, {db.byte_length}(fields) FROM form_submissions",
             site,
-            env,
-            form=form,
-            limit=limit,
-            before=before,
-            max_bytes=max_bytes,
+            filters,
+            order="id DESC",
+            limit=limit + 1,
+        )
+        sizes = await db.fetch(query, *args)
+        ids = page_ids([(int(r[0]), int(r[1])) for r in sizes], limit, max_bytes)
+        if not ids:
+            return InboxPage(submissions=[], more=False)
+        query, args = _page(
+            "SELECT id, env, form, at, fields FROM form_submissions",
+            site,
+            [*filters, ("id >= ?", ids[-1]), ("id <= ?", ids[0])],
+            order="id DESC",
+            limit=len(ids),
+        )
+        return InboxPage(
+            submissions=[_submission(site, r) for r in await db.fetch(query, *args)],
+            more=len(sizes) > len(ids),
         )
 
     async def delete_form_submissions(
@@ -370,7 +477,12 @@ class SqlStore(abc.ABC):
         return deleted
 
     async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
-        return await self._read(core.inbox_usage, site, env)
+        rows = await self._reads().fetch(
+            "SELECT submissions, bytes FROM inbox_usage WHERE site = ? AND env = ?", site, env
+        )
+        if not rows:
+            return InboxUsage(submissions=0, bytes=0)
+        return InboxUsage(submissions=int(rows[0][0]), bytes=int(rows[0][1]))
 
     async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
         if not counts:
@@ -392,14 +504,24 @@ class SqlStore(abc.ABC):
     async def page_views(
         self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
     ) -> list[PageViews]:
-        return await self._read(
-            core.page_views, site, env, first_day=first_day, last_day=last_day, limit=limit
+        rows = await self._reads().fetch(
+            "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
+            " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
+            site,
+            env,
+            first_day,
+            last_day,
+            limit,
         )
+        return [PageViews(path=r[0], day=r[1], views=int(r[2])) for r in rows]
 
     # -- webhook outbox ----------------------------------------------------------------
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
-        return await self._read(core.outbox_depth)
+        rows = await self._reads().fetch(
+            "SELECT site, env, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY site, env"
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
 
     async def record_delivery(
         self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
@@ -431,8 +553,39 @@ class SqlStore(abc.ABC):
     async def list_outbox(
         self, site: str, env: Env, *, limit: int, before: int | None
     ) -> list[OutboxItem]:
-        return await self._read(core.list_outbox, site, env, limit=limit, before=before)
+        query, args = _page(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox",
+            site,
+            [("env = ?", env), ("id < ?", before)],
+            order="id DESC",
+            limit=limit,
+        )
+        return [outbox_item_from_row(r) for r in await self._reads().fetch(query, *args)]
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _page(
+    select: str, site: str, filters: Sequence[tuple[str, Any]], *, order: str, limit: int
+) -> tuple[str, list[Any]]:
+    """``select`` for one site, with each ``(clause, value)`` whose value is set."""
+    query, args = select + " WHERE site = ?", [site]
+    for clause, value in filters:
+        if value is not None:
+            query += " AND " + clause
+            args.append(value)
+    return query + f" ORDER BY {order} LIMIT ?", [*args, limit]
+
+
+def _submission(site: str, row: Any) -> FormSubmission:
+    """A ``SELECT id, env, form, at, fields`` row of ``form_submissions``."""
+    return FormSubmission(
+        id=int(row[0]),
+        site=site,
+        env=row[1],
+        form=row[2],
+        at=row[3],
+        fields=_fields_decoder.decode(row[4]),
+    )
