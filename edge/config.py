@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -335,23 +336,11 @@ def check(config: Config, base_dir: Path) -> Settings:
                 f"sites[{i}] (via server.staging_domain)",
             )
 
-    for j, cidr in enumerate(server.allow_private_targets):
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"server.allow_private_targets[{j}]: not a network: {cidr!r}"
-            ) from None
+    _check_networks("server.allow_private_targets", server.allow_private_targets, "a network")
 
     for key in ("access_log_file", "event_log_file"):
         _check_log_file(key, getattr(server, key), base_dir)
-    for j, entry in enumerate(server.trusted_proxies):
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"server.trusted_proxies[{j}]: not an IP address or network: {entry!r}"
-            ) from None
+    _check_networks("server.trusted_proxies", server.trusted_proxies, "an IP address or network")
 
     token_names: set[str] = set()
     for i, token in enumerate(config.tokens):
@@ -425,6 +414,15 @@ def origin_of(url: str) -> str | None:
     else:
         host = normalize_host(parts.hostname) or parts.hostname.lower()
     return f"{parts.scheme}://{host}:{port}"
+
+
+def _check_networks(key: str, values: Sequence[str], what: str) -> None:
+    """Each of ``values`` parses as an IP network (a bare address is a /32 or /128)."""
+    for j, value in enumerate(values):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(f"{key}[{j}]: not {what}: {value!r}") from None
 
 
 def _check_log_file(key: str, value: str | None, base_dir: Path) -> None:

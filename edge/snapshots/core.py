@@ -1,11 +1,16 @@
-"""The store core both backends share: their SQL, written once, with ``?`` placeholders.
+"""The store core both backends share: the SQL adapter and the transactions' steps.
 
 How this works: a backend hands these functions an :class:`Sql` — its connection (or
-transaction) behind four methods — and the one place where the dialects differ is
+transaction) behind a few methods — and the one place where the dialects differ is
 the adapter: :class:`edge.snapshots.sqlite` passes statements through, the
-PostgreSQL adapter (:class:`PgSql`) numbers the placeholders ``$1, $2...``. What
-else differs (SQLite's write lock versus PostgreSQL's advisory lock, the cluster
-generation and NOTIFY) stays in the backend, around these calls.
+PostgreSQL adapter (:class:`PgSql`) numbers the placeholders ``$1, $2...``; each
+says how it tests membership in a list (``IN (?, ?...)`` in chunks or
+``= ANY(?)``), names a blob's byte length and locks a row it reads. The steps here
+(a pointer move's compare-and-swap and history, a collection, webhook events) run
+inside the backend's own transaction: what differs around them (SQLite's write
+lock versus PostgreSQL's advisory locks, the cluster generation and NOTIFY) stays
+in the backend. The store methods made of one statement or transaction each are
+:class:`edge.snapshots.sqlstore.SqlStore`.
 """
 
 from __future__ import annotations
@@ -19,18 +24,11 @@ import msgspec
 from edge.errors import Conflict
 from edge.router import ENVS, Env
 from edge.snapshots.model import (
-    FormSubmission,
     HistoryEntry,
-    InboxUsage,
     ManifestEntry,
     OutboxEvent,
-    OutboxItem,
-    PageViews,
     Pointer,
     PointerMove,
-    Schedule,
-    Snapshot,
-    SnapshotInfo,
     utc_now,
 )
 from edge.snapshots.retention import (
@@ -40,23 +38,17 @@ from edge.snapshots.retention import (
     kept_snapshots,
     rfc3339,
 )
-from edge.snapshots.rows import (
-    OUTBOX_COLUMNS,
-    POINTER_COLUMNS,
-    SCHEDULE_COLUMNS,
-    outbox_item_from_row,
-    pointer_from_row,
-    schedule_from_row,
-)
+from edge.snapshots.rows import POINTER_COLUMNS, pointer_from_row
 from edge.snapshots.store import check_expected
 
 _manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
-_settings_decoder = msgspec.json.Decoder(dict[str, Any])
-_fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
 
 
 class Sql(Protocol):
     """One connection or transaction, statements written with ``?`` placeholders."""
+
+    byte_length: str  # the SQL function giving a BLOB's size in bytes
+    for_update: str  # appended to a SELECT whose rows the transaction then changes
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         """Every row of a query."""
@@ -68,9 +60,21 @@ class Sql(Protocol):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    async def fetch_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> list[Any]:
+        """The rows of ``sql`` (ending in the text column compared) for any of ``values``."""
+        ...
+
+    async def execute_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> int:
+        """:meth:`execute` ``sql`` (ending in the text column compared) for any of
+        ``values``; the number of rows it changed."""
+        ...
+
 
 class PgSql:
     """:class:`Sql` on an asyncpg connection or pool (duck-typed: no asyncpg import)."""
+
+    byte_length = "octet_length"
+    for_update = " FOR UPDATE"
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
@@ -86,6 +90,16 @@ class PgSql:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self._conn.executemany(numbered(sql), rows)
 
+    async def fetch_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> list[Any]:
+        if not values:
+            return []
+        return await self.fetch(sql + " = ANY(?::text[])", *args, list(values))
+
+    async def execute_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> int:
+        if not values:
+            return 0
+        return await self.execute(sql + " = ANY(?::text[])", *args, list(values))
+
 
 @functools.lru_cache(maxsize=512)
 def numbered(sql: str) -> str:
@@ -95,18 +109,6 @@ def numbered(sql: str) -> str:
     for i, part in enumerate(parts[1:], start=1):
         out.append(f"${i}{part}")
     return "".join(out)
-
-
-def page(
-    select: str, site: str, filters: Sequence[tuple[str, Any]], *, order: str, limit: int
-) -> tuple[str, list[Any]]:
-    """``select`` for one site, with each ``(clause, value)`` whose value is set."""
-    query, args = select + " WHERE site = ?", [site]
-    for clause, value in filters:
-        if value is not None:
-            query += " AND " + clause
-            args.append(value)
-    return query + f" ORDER BY {order} LIMIT ?", [*args, limit]
 
 
 async def enqueue(db: Sql, events: Sequence[OutboxEvent], *, now: float) -> None:
@@ -205,18 +207,6 @@ async def apply_moves(
             )
         )
     return entries
-
-
-async def add_preview_link(db: Sql, site: str, snapshot: str, expires: float) -> None:
-    await db.execute(
-        "INSERT INTO preview_links (site, snapshot, expires) VALUES (?, ?, ?)"
-        " ON CONFLICT (site, snapshot) DO UPDATE SET expires ="
-        " CASE WHEN excluded.expires > preview_links.expires THEN excluded.expires"
-        " ELSE preview_links.expires END",
-        site,
-        snapshot,
-        expires,
-    )
 
 
 async def was_collected(db: Sql, site: str, snapshot_id: str) -> bool:
@@ -327,166 +317,3 @@ async def unheld(db: Sql, hashes: Sequence[str]) -> list[str]:
         if not await db.fetch("SELECT 1 FROM blobs WHERE sha256 = ? LIMIT 1", sha256):
             gone.append(sha256)
     return gone
-
-
-# -- reads both backends answer alike ---------------------------------------------------
-
-
-async def get_snapshot(db: Sql, site: str, snapshot_id: str) -> Snapshot | None:
-    rows = await db.fetch(
-        "SELECT parent, message, created_at, actor, manifest, settings"
-        " FROM snapshots WHERE site = ? AND id = ?",
-        site,
-        snapshot_id,
-    )
-    if not rows:
-        return None
-    parent, message, created_at, actor, manifest, settings = rows[0]
-    return Snapshot(
-        id=snapshot_id,
-        site=site,
-        parent=parent,
-        message=message,
-        created_at=created_at,
-        actor=actor,
-        files=_manifest_decoder.decode(manifest),
-        settings=_settings_decoder.decode(settings),
-    )
-
-
-async def list_snapshots(
-    db: Sql, site: str, *, limit: int, before: str | None
-) -> list[SnapshotInfo]:
-    query, args = page(
-        "SELECT id, parent, message, created_at, files_count, actor FROM snapshots",
-        site,
-        [("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [
-        SnapshotInfo(
-            id=r[0], parent=r[1], message=r[2], created_at=r[3], files=int(r[4]), actor=r[5]
-        )
-        for r in await db.fetch(query, *args)
-    ]
-
-
-async def all_pointers(db: Sql) -> list[Pointer]:
-    return [pointer_from_row(r) for r in await db.fetch(f"SELECT {POINTER_COLUMNS} FROM pointers")]
-
-
-async def history(
-    db: Sql, site: str, *, env: Env | None, limit: int, before: int | None
-) -> list[HistoryEntry]:
-    query, args = page(
-        "SELECT id, at, env, from_snapshot, to_snapshot, action, actor FROM history",
-        site,
-        [("env = ?", env), ("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [
-        HistoryEntry(id=int(r[0]), at=r[1], env=r[2], from_=r[3], to=r[4], action=r[5], actor=r[6])
-        for r in await db.fetch(query, *args)
-    ]
-
-
-async def list_schedules(db: Sql, site: str, *, status: str | None, limit: int) -> list[Schedule]:
-    query, args = page(
-        f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
-        site,
-        [("status = ?", status)],
-        order="at DESC, id DESC",
-        limit=limit,
-    )
-    return [schedule_from_row(r) for r in await db.fetch(query, *args)]
-
-
-async def get_schedule(db: Sql, site: str, schedule_id: str) -> Schedule | None:
-    rows = await db.fetch(
-        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE site = ? AND id = ?", site, schedule_id
-    )
-    return schedule_from_row(rows[0]) if rows else None
-
-
-async def pending_schedules(db: Sql, *, due_by: str | None = None) -> list[Schedule]:
-    """Pending schedules, earliest first; only those due by ``due_by`` when given."""
-    if due_by is None:
-        rows = await db.fetch(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' ORDER BY at, id"
-        )
-    else:
-        rows = await db.fetch(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'pending' AND at <= ?"
-            " ORDER BY at, id",
-            due_by,
-        )
-    return [schedule_from_row(r) for r in rows]
-
-
-async def next_schedule_moment(db: Sql) -> str | None:
-    """The earliest pending moment, from the ``(status, at)`` index alone."""
-    rows = await db.fetch("SELECT MIN(at) FROM schedules WHERE status = 'pending'")
-    moment: str | None = rows[0][0] if rows else None
-    return moment
-
-
-async def list_form_submissions(
-    db: Sql, site: str, env: Env, *, form: str | None, limit: int, before: int | None
-) -> list[FormSubmission]:
-    query, args = page(
-        "SELECT id, env, form, at, fields FROM form_submissions",
-        site,
-        [("env = ?", env), ("form = ?", form), ("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [
-        FormSubmission(
-            id=int(r[0]),
-            site=site,
-            env=r[1],
-            form=r[2],
-            at=r[3],
-            fields=_fields_decoder.decode(r[4]),
-        )
-        for r in await db.fetch(query, *args)
-    ]
-
-
-async def inbox_usage(db: Sql, site: str, env: Env) -> InboxUsage:
-    rows = await db.fetch(
-        "SELECT submissions, bytes FROM inbox_usage WHERE site = ? AND env = ?", site, env
-    )
-    if not rows:
-        return InboxUsage(submissions=0, bytes=0)
-    return InboxUsage(submissions=int(rows[0][0]), bytes=int(rows[0][1]))
-
-
-async def page_views(
-    db: Sql, site: str, env: Env, *, first_day: str, last_day: str, limit: int
-) -> list[PageViews]:
-    rows = await db.fetch(
-        "SELECT path, day, views FROM page_views WHERE site = ? AND env = ?"
-        " AND day >= ? AND day <= ? ORDER BY day, views DESC, path LIMIT ?",
-        site,
-        env,
-        first_day,
-        last_day,
-        limit,
-    )
-    return [PageViews(path=r[0], day=r[1], views=int(r[2])) for r in rows]
-
-
-async def list_outbox(
-    db: Sql, site: str, env: Env, *, limit: int, before: int | None
-) -> list[OutboxItem]:
-    query, args = page(
-        f"SELECT {OUTBOX_COLUMNS} FROM outbox",
-        site,
-        [("env = ?", env), ("id < ?", before)],
-        order="id DESC",
-        limit=limit,
-    )
-    return [outbox_item_from_row(r) for r in await db.fetch(query, *args)]

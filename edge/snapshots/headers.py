@@ -83,6 +83,16 @@ def header_problem(name: str, value: str) -> str | None:
     return None
 
 
+def settable_problem(name: str, value: str, refused: frozenset[str]) -> str | None:
+    """Why a snapshot may not set ``name: value`` on its responses (``None``: it may):
+    a name edge decides itself (in ``refused``, lower case, or any ``X-Edge-*``), or
+    what :func:`header_problem` says."""
+    normal = normal_name(name)
+    if normal in refused or normal.startswith("x-edge-"):
+        return "this header cannot be set (edge decides it)"
+    return header_problem(name, value)
+
+
 def content_type_problem(content_type: str) -> str | None:
     """Why ``content_type`` cannot be a response's ``Content-Type`` (``None``: it can)."""
     if not CONTENT_TYPE.fullmatch(content_type) or content_type != content_type.strip():

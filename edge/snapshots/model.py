@@ -163,14 +163,10 @@ class OutboxEvent(msgspec.Struct, frozen=True, kw_only=True):
     payload: bytes
 
 
-class OutboxItem(msgspec.Struct, frozen=True, kw_only=True):
+class OutboxItem(OutboxEvent, frozen=True, kw_only=True):
+    """A delivery as the outbox holds it: the event, its id and how its attempts went."""
+
     id: int
-    site: str
-    env: Env
-    event: str
-    url: str
-    secret_env: str
-    payload: bytes
     attempts: int
     status: str  # pending | delivered | failed
     created_at: str

@@ -19,6 +19,7 @@ from typing import Any
 
 from edge.errors import Conflict
 from edge.router import Env
+from edge.snapshots.manifest import apply_changes
 from edge.snapshots.merge import three_way_merge
 from edge.snapshots.model import ManifestEntry, Pointer, PointerMove
 
@@ -54,14 +55,12 @@ def take_paths(
     paths: Iterable[str],
 ) -> dict[str, ManifestEntry]:
     """``target`` with ``paths`` as ``source`` has them (absent there: removed)."""
-    files = dict(target)
-    for path in paths:
-        entry = source.get(path)
-        if entry is None:
-            files.pop(path, None)
-        else:
-            files[path] = entry
-    return files
+    wanted = list(paths)
+    return apply_changes(
+        target,
+        upserts={path: source[path] for path in wanted if path in source},
+        deletes=[path for path in wanted if path not in source],
+    )
 
 
 def compose(production: Content, pieces: Sequence[Piece]) -> Composition:

@@ -15,8 +15,8 @@ import msgspec
 
 from edge.errors import BadRequest, validation_detail
 from edge.paths import normalize_path
-from edge.snapshots.headers import header_problem, normal_name
 from edge.snapshots.headers import is_safe_target as is_safe_target  # re-exported
+from edge.snapshots.headers import normal_name, settable_problem
 from edge.snapshots.immutable import DEFAULT_PREFIXES, is_immutable
 from edge.snapshots.rules import HeaderTable, RedirectTable, request_forms
 from edge.snapshots.sitefiles import HeaderBlock, RedirectRule
@@ -145,12 +145,10 @@ def validate_settings(doc: dict[str, Any]) -> SiteSettings:
         seen: set[str] = set()
         for name, value in headers.items():
             key = f"settings.headers.{prefix}.{name!r}"
-            normal = normal_name(name)
-            if normal in REFUSED_HEADERS or normal.startswith("x-edge-"):
-                raise BadRequest(f"{key}: this header cannot be set (edge decides it)")
-            problem = header_problem(name, value)
+            problem = settable_problem(name, value, REFUSED_HEADERS)
             if problem is not None:
                 raise BadRequest(f"{key}: {problem}")
+            normal = normal_name(name)
             if normal in seen:
                 raise BadRequest(f"{key}: set twice (header names are case-insensitive)")
             seen.add(normal)

@@ -22,12 +22,13 @@ exactly as in ``settings.headers``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from edge.errors import BadRequest
 from edge.paths import normalize_path
-from edge.snapshots.headers import header_problem, is_safe_target, normal_name
+from edge.snapshots.headers import is_safe_target, settable_problem
 
 REDIRECTS_FILE = "/_redirects"
 HEADERS_FILE = "/_headers"
@@ -63,8 +64,17 @@ class HeaderBlock:
     headers: tuple[tuple[str, str], ...]
 
 
-def _lines(text: str) -> list[tuple[int, str]]:
-    return list(enumerate(text.splitlines(), start=1))
+def _rule_lines(text: str, file: str) -> Iterator[tuple[int, str, str, str]]:
+    """``(number, raw line, stripped line, "file:number")`` of each line that is
+    neither blank nor a comment; 400 on a line longer than :data:`MAX_LINE`."""
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{file}:{n}"
+        if len(line) > MAX_LINE:
+            raise BadRequest(f"{where}: line longer than {MAX_LINE} characters")
+        yield n, raw, line, where
 
 
 def decode(name: str, data: bytes) -> str:
@@ -118,13 +128,7 @@ def _probe_target(to: str, bound: set[str]) -> str:
 def parse_redirects(text: str) -> list[RedirectRule]:
     """The rules of a ``_redirects`` file, in file order; 400 on the first bad line."""
     rules: list[RedirectRule] = []
-    for n, raw in _lines(text):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"_redirects:{n}"
-        if len(line) > MAX_LINE:
-            raise BadRequest(f"{where}: line longer than {MAX_LINE} characters")
+    for n, _, line, where in _rule_lines(text, "_redirects"):
         parts = line.split()
         if len(parts) < 2:
             raise BadRequest(f"{where}: expected 'from to [status][!]', got {line!r}")
@@ -187,13 +191,7 @@ def parse_headers(text: str, refused: frozenset[str]) -> list[HeaderBlock]:
         if path is not None:
             blocks.append(HeaderBlock(start, path, tuple(headers)))
 
-    for n, raw in _lines(text):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"_headers:{n}"
-        if len(line) > MAX_LINE:
-            raise BadRequest(f"{where}: line longer than {MAX_LINE} characters")
+    for n, raw, line, where in _rule_lines(text, "_headers"):
         if not raw[0].isspace():
             close()
             problem = pattern_problem(line)
@@ -211,10 +209,7 @@ def parse_headers(text: str, refused: frozenset[str]) -> list[HeaderBlock]:
         name, value = name.strip(), value.strip()
         if not colon or not name:
             raise BadRequest(f"{where}: expected an indented 'Name: value', got {line!r}")
-        normal = normal_name(name)
-        if normal in refused or normal.startswith("x-edge-"):
-            raise BadRequest(f"{where}: {name}: this header cannot be set (edge decides it)")
-        problem = header_problem(name, value)
+        problem = settable_problem(name, value, refused)
         if problem is not None:
             raise BadRequest(f"{where}: {name}: {problem}")
         if len(headers) >= MAX_HEADERS_PER_BLOCK:

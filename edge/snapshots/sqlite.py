@@ -37,46 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import msgspec
 
-from edge.errors import (
-    Conflict,
-    MissingBlobs,
-    NotFound,
-    StoreFull,
-    StoreReadOnly,
-    StoreUnavailable,
-)
-from edge.router import Env
+from edge.errors import StoreFull, StoreReadOnly, StoreUnavailable
 from edge.snapshots import core
 from edge.snapshots.blobfiles import BlobDir
-from edge.snapshots.inbox import inbox_cap, inbox_full, page_ids
-from edge.snapshots.model import (
-    FormSubmission,
-    HistoryEntry,
-    InboxLimits,
-    InboxPage,
-    InboxUsage,
-    ManifestEntry,
-    OutboxEvent,
-    OutboxItem,
-    PageViews,
-    Pointer,
-    PointerMove,
-    Schedule,
-    Snapshot,
-    SnapshotInfo,
-    utc_now,
-)
+from edge.snapshots.model import OutboxItem, utc_now
 from edge.snapshots.retention import Collected, Retention
-from edge.snapshots.rows import (
-    OUTBOX_COLUMNS,
-    SCHEDULE_COLUMNS,
-    outbox_item_from_row,
-)
+from edge.snapshots.rows import OUTBOX_COLUMNS, outbox_item_from_row
+from edge.snapshots.sqlstore import SqlStore
 from edge.snapshots.store import ClusterStore
-
-_page = core.page
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -221,10 +190,6 @@ log = logging.getLogger("edge.store")
 _BLOBS_TO_FILES = 4  # the migration before which blob bytes are written out
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-_manifest_encoder = msgspec.json.Encoder()
-_manifest_decoder = msgspec.json.Decoder(dict[str, ManifestEntry])
-_settings_decoder = msgspec.json.Decoder(dict[str, Any])
-_fields_decoder = msgspec.json.Decoder(dict[str, str | list[str]])
 _SQL_VARS = 500  # hashes per IN (...) query, below SQLite's variable limit
 # Test-only fault injection, read once when the store opens (never per request):
 # every write then fails as on a read-only file, with SQLite's own SQLITE_READONLY.
@@ -250,6 +215,9 @@ def unwritable(exc: sqlite3.Error) -> StoreUnavailable | None:
 class _Sql:
     """:class:`edge.snapshots.core.Sql` on an aiosqlite connection."""
 
+    byte_length = "length"  # of a BLOB: its bytes
+    for_update = ""  # the write lock already keeps every other writer out
+
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
@@ -263,8 +231,25 @@ class _Sql:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self._conn.executemany(sql, rows)
 
+    async def fetch_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in _chunks(values):
+            rows += await self.fetch(f"{sql} IN ({','.join('?' * len(chunk))})", *args, *chunk)
+        return rows
 
-class SqliteStore:
+    async def execute_in(self, sql: str, args: Sequence[Any], values: Sequence[str]) -> int:
+        changed = 0
+        for chunk in _chunks(values):
+            changed += await self.execute(f"{sql} IN ({','.join('?' * len(chunk))})", *args, *chunk)
+        return changed
+
+
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    """``values`` in lists of at most :data:`_SQL_VARS`, below SQLite's variable limit."""
+    return [values[i : i + _SQL_VARS] for i in range(0, len(values), _SQL_VARS)]
+
+
+class SqliteStore(SqlStore):
     """:class:`edge.snapshots.store.Store` on one SQLite file and a blob directory."""
 
     def __init__(
@@ -339,25 +324,22 @@ class SqliteStore:
         except sqlite3.OperationalError:
             pass  # no transaction was open (the COMMIT went through, or BEGIN never did)
 
+    @asynccontextmanager
+    async def _write(self, site: str | None = None) -> AsyncIterator[core.Sql]:
+        # One writer at a time, whatever the site: the write lock serializes it all.
+        async with self._transaction() as db:
+            yield _Sql(db)
+
+    def _reads(self) -> core.Sql:
+        return _Sql(self._reader)
+
+    async def _pointers_moved(self, db: core.Sql, site: str) -> None:
+        return None  # one machine: no other node to tell
+
+    async def _schedules_changed(self, db: core.Sql, site: str) -> None:
+        return None
+
     # -- blobs ---------------------------------------------------------------------
-
-    async def blob_sizes(self, site: str, hashes: Sequence[str]) -> dict[str, int]:
-        sizes: dict[str, int] = {}
-        unique = list(dict.fromkeys(hashes))
-        for i in range(0, len(unique), _SQL_VARS):
-            chunk = unique[i : i + _SQL_VARS]
-            marks = ",".join("?" * len(chunk))
-            rows = await _rows(
-                self._reader,
-                f"SELECT sha256, size FROM blobs WHERE site = ? AND sha256 IN ({marks})",
-                (site, *chunk),
-            )
-            sizes.update({row[0]: row[1] for row in rows})
-        return sizes
-
-    async def missing_blobs(self, site: str, hashes: Sequence[str]) -> list[str]:
-        present = await self.blob_sizes(site, hashes)
-        return [h for h in dict.fromkeys(hashes) if h not in present]
 
     async def receive_blob(
         self, site: str, sha256: str, chunks: AsyncIterable[bytes], *, limit: int
@@ -381,10 +363,6 @@ class SqliteStore:
             self._blobs.discard(upload)  # gone already once published
         return not rows, upload.size
 
-    async def put_blob(self, site: str, sha256: str, data: bytes | bytearray) -> bool:
-        new, _ = await self.receive_blob(site, sha256, _one(bytes(data)), limit=len(data))
-        return new
-
     async def blob_file(self, site: str, sha256: str) -> Path | None:
         rows = await _rows(
             self._reader, "SELECT 1 FROM blobs WHERE site = ? AND sha256 = ?", (site, sha256)
@@ -397,29 +375,13 @@ class SqliteStore:
     async def prefetch_blobs(self, site: str, hashes: Sequence[str], *, seconds: float) -> None:
         return None  # the files are the store: always local
 
-    async def get_blob(self, site: str, sha256: str) -> bytes | None:
-        path = await self.blob_file(site, sha256)
-        if path is None:
-            return None
-        try:
-            return await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:  # collected meanwhile
-            return None
-
     # -- retention -----------------------------------------------------------------
-
-    async def add_preview_link(self, site: str, snapshot: str, expires: float) -> None:
-        async with self._transaction() as db:
-            await core.add_preview_link(_Sql(db), site, snapshot, expires)
-
-    async def was_collected(self, site: str, snapshot_id: str) -> bool:
-        return await core.was_collected(_Sql(self._reader), site, snapshot_id)
 
     async def collect(
         self, site: str, policy: Retention, *, dry_run: bool, now: float
     ) -> Collected:
         if dry_run:
-            result, _ = await core.collect(_Sql(self._reader), site, policy, dry_run=True, now=now)
+            result, _ = await core.collect(self._reads(), site, policy, dry_run=True, now=now)
             return result
         async with self._transaction() as db:
             result, released = await core.collect(_Sql(db), site, policy, dry_run=False, now=now)
@@ -439,308 +401,11 @@ class SqliteStore:
             log.info("removed %d blob file(s) no site held", len(orphans))
         return result
 
-    # -- snapshots -----------------------------------------------------------------
-
-    async def create_snapshot(self, snapshot: Snapshot) -> None:
-        manifest = _manifest_encoder.encode(snapshot.files)
-        settings = _manifest_encoder.encode(snapshot.settings)
-        hashes = sorted({e.sha256 for e in snapshot.files.values()})
-        async with self._transaction() as db:
-            # Checked inside the write transaction: blobs are never deleted while it
-            # holds the lock, so what is checked here is what the snapshot gets.
-            present: set[str] = set()
-            for i in range(0, len(hashes), _SQL_VARS):
-                chunk = hashes[i : i + _SQL_VARS]
-                marks = ",".join("?" * len(chunk))
-                rows = await _rows(
-                    db,
-                    f"SELECT sha256 FROM blobs WHERE site = ? AND sha256 IN ({marks})",
-                    (snapshot.site, *chunk),
-                )
-                present.update([row[0] for row in rows])
-            missing = [h for h in hashes if h not in present]
-            if missing:
-                raise MissingBlobs(f"{len(missing)} blob(s) are not uploaded", missing=missing)
-            await db.execute(
-                "INSERT INTO snapshots (site, id, parent, message, created_at, actor,"
-                " files_count, manifest, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    snapshot.site,
-                    snapshot.id,
-                    snapshot.parent,
-                    snapshot.message,
-                    snapshot.created_at,
-                    snapshot.actor,
-                    len(snapshot.files),
-                    manifest,
-                    settings,
-                ),
-            )
-
-    async def get_snapshot(self, site: str, snapshot_id: str) -> Snapshot | None:
-        return await core.get_snapshot(_Sql(self._reader), site, snapshot_id)
-
-    async def list_snapshots(
-        self, site: str, *, limit: int, before: str | None = None
-    ) -> list[SnapshotInfo]:
-        return await core.list_snapshots(_Sql(self._reader), site, limit=limit, before=before)
-
-    async def snapshot_messages(self, site: str, ids: Sequence[str]) -> dict[str, str]:
-        wanted = sorted(set(ids))
-        found: dict[str, str] = {}
-        for i in range(0, len(wanted), _SQL_VARS):
-            chunk = wanted[i : i + _SQL_VARS]
-            rows = await _rows(
-                self._reader,
-                f"SELECT id, message FROM snapshots WHERE site = ? AND id IN"
-                f" ({', '.join('?' * len(chunk))})",
-                [site, *chunk],
-            )
-            found.update((r[0], r[1]) for r in rows)
-        return found
-
-    # -- pointers ------------------------------------------------------------------
-
-    async def get_pointers(self, site: str) -> dict[Env, Pointer]:
-        return await core.read_pointers(_Sql(self._reader), site)
-
-    async def all_pointers(self) -> list[Pointer]:
-        return await core.all_pointers(_Sql(self._reader))
-
-    async def move_pointers(
-        self,
-        site: str,
-        moves: Sequence[PointerMove],
-        *,
-        action: str,
-        actor: str,
-        complete: Sequence[str] = (),
-        events: Sequence[OutboxEvent] = (),
-    ) -> list[HistoryEntry]:
-        async with self._transaction() as db:
-            sql = _Sql(db)
-            await core.enqueue(sql, events, now=time.time())
-            return await core.apply_moves(
-                sql, site, moves, action=action, actor=actor, complete=complete, at=utc_now()
-            )
-
-    async def history(
-        self, site: str, *, env: Env | None, limit: int, before: int | None = None
-    ) -> list[HistoryEntry]:
-        return await core.history(_Sql(self._reader), site, env=env, limit=limit, before=before)
-
-    # -- schedules -----------------------------------------------------------------
-
-    async def add_schedule(self, schedule: Schedule) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    schedule.id,
-                    schedule.site,
-                    schedule.at,
-                    schedule.snapshot,
-                    schedule.base,
-                    None if schedule.paths is None else _manifest_encoder.encode(schedule.paths),
-                    int(schedule.settings),
-                    schedule.status,
-                    schedule.error,
-                    schedule.created_at,
-                    schedule.actor,
-                    schedule.fired_at,
-                ),
-            )
-
-    async def list_schedules(
-        self, site: str, *, status: str | None = None, limit: int = 100
-    ) -> list[Schedule]:
-        return await core.list_schedules(_Sql(self._reader), site, status=status, limit=limit)
-
-    async def get_schedule(self, site: str, schedule_id: str) -> Schedule | None:
-        return await core.get_schedule(_Sql(self._reader), site, schedule_id)
-
-    async def pending_schedules(self, *, due_by: str | None = None) -> list[Schedule]:
-        return await core.pending_schedules(_Sql(self._reader), due_by=due_by)
-
-    async def next_schedule_moment(self) -> str | None:
-        return await core.next_schedule_moment(_Sql(self._reader))
-
-    async def cancel_schedule(self, site: str, schedule_id: str) -> None:
-        async with self._transaction() as db:
-            rows = await _rows(
-                db, "SELECT status FROM schedules WHERE site = ? AND id = ?", (site, schedule_id)
-            )
-            row = rows[0] if rows else None
-            if row is None:
-                raise NotFound(f"site {site!r} has no schedule {schedule_id!r}")
-            if row[0] != "pending":
-                raise Conflict(f"schedule {schedule_id} is {row[0]}, not pending")
-            await db.execute(
-                "UPDATE schedules SET status = 'cancelled' WHERE id = ?", (schedule_id,)
-            )
-
-    async def fail_schedules(
-        self,
-        site: str,
-        schedule_ids: Sequence[str],
-        error: str,
-        events: Sequence[OutboxEvent] = (),
-    ) -> None:
-        at = utc_now()
-        async with self._transaction() as db:
-            failed = 0
-            for schedule_id in schedule_ids:
-                cur = await db.execute(
-                    "UPDATE schedules SET status = 'failed', error = ?, fired_at = ?"
-                    " WHERE id = ? AND site = ? AND status = 'pending'",
-                    (error, at, schedule_id, site),
-                )
-                failed += cur.rowcount
-            if failed:  # announced once, by whoever failed them first
-                await core.enqueue(_Sql(db), events, now=time.time())
-
-    # -- forms, analytics ------------------------------------------------------------
-
-    async def add_form_submission(
-        self,
-        site: str,
-        env: Env,
-        form: str,
-        fields: dict[str, str | list[str]],
-        events: Sequence[OutboxEvent] = (),
-        *,
-        limits: InboxLimits | None = None,
-    ) -> FormSubmission:
-        at = utc_now()
-        encoded = _manifest_encoder.encode(fields)
-        cap = inbox_cap(limits, len(encoded), site, env)
-        async with self._transaction() as db:
-            # One statement counts the submission in and checks the cap: no row
-            # back means the inbox is full (and the transaction rolls back).
-            usage = await _rows(
-                db,
-                "INSERT INTO inbox_usage (site, env, submissions, bytes) VALUES (?, ?, 1, ?)"
-                " ON CONFLICT (site, env) DO UPDATE SET submissions = submissions + 1,"
-                " bytes = bytes + excluded.bytes"
-                " WHERE submissions + 1 <= ? AND bytes + excluded.bytes <= ? RETURNING submissions",
-                (site, env, len(encoded), cap.max_submissions, cap.max_bytes),
-            )
-            if not usage:
-                raise inbox_full(site, env, cap)
-            cur = await db.execute(
-                "INSERT INTO form_submissions (site, env, form, at, fields) VALUES (?, ?, ?, ?, ?)",
-                (site, env, form, at, encoded),
-            )
-            assert cur.lastrowid is not None
-            await core.enqueue(_Sql(db), events, now=time.time())
-        return FormSubmission(id=cur.lastrowid, site=site, env=env, form=form, at=at, fields=fields)
-
-    async def inbox_page(
-        self,
-        site: str,
-        env: Env,
-        *,
-        form: str | None,
-        limit: int,
-        before: int | None,
-        max_bytes: int,
-    ) -> InboxPage:
-        filters = [("env = ?", env), ("form = ?", form), ("id < ?", before)]
-        query, args = _page(
-            "SELECT id, length(fields) FROM form_submissions",
-            site,
-            filters,
-            order="id DESC",
-            limit=limit + 1,
-        )
-        sizes = await _rows(self._reader, query, args)
-        ids = page_ids([(int(r[0]), int(r[1])) for r in sizes], limit, max_bytes)
-        if not ids:
-            return InboxPage(submissions=[], more=False)
-        query, args = _page(
-            "SELECT id, env, form, at, fields FROM form_submissions",
-            site,
-            [*filters, ("id >= ?", ids[-1]), ("id <= ?", ids[0])],
-            order="id DESC",
-            limit=len(ids),
-        )
-        rows = await _rows(self._reader, query, args)
-        submissions = [
-            FormSubmission(
-                id=r[0],
-                site=site,
-                env=r[1],
-                form=r[2],
-                at=r[3],
-                fields=_fields_decoder.decode(r[4]),
-            )
-            for r in rows
-        ]
-        return InboxPage(submissions=submissions, more=len(sizes) > len(ids))
-
-    async def delete_form_submissions(
-        self,
-        site: str,
-        env: Env,
-        *,
-        submission: int | None = None,
-        before: str | None = None,
-        form: str | None = None,
-    ) -> int:
-        where = "site = ? AND env = ?"
-        args: list[Any] = [site, env]
-        for clause, value in (("id = ?", submission), ("at < ?", before), ("form = ?", form)):
-            if value is not None:
-                where += " AND " + clause
-                args.append(value)
-        async with self._transaction() as db:
-            cur = await db.execute(f"DELETE FROM form_submissions WHERE {where}", args)
-            deleted = cur.rowcount
-            if deleted:
-                await db.execute(
-                    "UPDATE inbox_usage SET"
-                    " submissions = (SELECT COUNT(*) FROM form_submissions f"
-                    "  WHERE f.site = inbox_usage.site AND f.env = inbox_usage.env),"
-                    " bytes = (SELECT COALESCE(SUM(length(fields)), 0) FROM form_submissions f"
-                    "  WHERE f.site = inbox_usage.site AND f.env = inbox_usage.env)"
-                    " WHERE site = ? AND env = ?",
-                    (site, env),
-                )
-        return deleted
-
-    async def inbox_usage(self, site: str, env: Env) -> InboxUsage:
-        return await core.inbox_usage(_Sql(self._reader), site, env)
-
     def free_bytes(self) -> int | None:
         if self._path is None:
             return None
         stat = os.statvfs(self._path.parent)
         return stat.f_bavail * stat.f_frsize
-
-    async def list_form_submissions(
-        self, site: str, env: Env, *, form: str | None, limit: int, before: int | None
-    ) -> list[FormSubmission]:
-        return await core.list_form_submissions(
-            _Sql(self._reader), site, env, form=form, limit=limit, before=before
-        )
-
-    async def add_page_views(self, counts: Sequence[tuple[str, Env, str, str, int]]) -> None:
-        if not counts:
-            return
-        async with self._transaction() as db:
-            await db.executemany(
-                "INSERT INTO page_views (site, env, path, day, views) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (site, env, day, path) DO UPDATE SET views = views + excluded.views",
-                counts,
-            )
-
-    async def page_views(
-        self, site: str, env: Env, *, first_day: str, last_day: str, limit: int
-    ) -> list[PageViews]:
-        return await core.page_views(
-            _Sql(self._reader), site, env, first_day=first_day, last_day=last_day, limit=limit
-        )
 
     # -- webhook outbox ------------------------------------------------------------
 
@@ -767,41 +432,6 @@ class SqliteStore:
         row = rows[0] if rows else None
         return None if row is None or row[0] is None else float(row[0])
 
-    async def outbox_depth(self) -> dict[tuple[str, str], int]:
-        rows = await _rows(
-            self._reader,
-            "SELECT site, env, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY site, env",
-        )
-        return {(r[0], r[1]): int(r[2]) for r in rows}
-
-    async def record_delivery(
-        self, item_id: int, *, delivered: bool, error: str | None, retry_at: float | None
-    ) -> None:
-        async with self._transaction() as db:
-            if delivered:
-                await db.execute(
-                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
-                    " delivered_at = ?, last_error = NULL, lease_until = 0 WHERE id = ?",
-                    (utc_now(), item_id),
-                )
-            elif retry_at is None:
-                await db.execute(
-                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1,"
-                    " last_error = ?, lease_until = 0 WHERE id = ?",
-                    (error, item_id),
-                )
-            else:
-                await db.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ?,"
-                    " lease_until = 0 WHERE id = ?",
-                    (error, retry_at, item_id),
-                )
-
-    async def list_outbox(
-        self, site: str, env: Env, *, limit: int, before: int | None
-    ) -> list[OutboxItem]:
-        return await core.list_outbox(_Sql(self._reader), site, env, limit=limit, before=before)
-
 
 async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
     """Run one query to completion in one step.
@@ -812,10 +442,6 @@ async def _rows(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) ->
     seeing data from before commits that were already acknowledged.
     """
     return list(await db.execute_fetchall(sql, args))
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 async def _export_blobs(db: aiosqlite.Connection, blobs: BlobDir) -> None:

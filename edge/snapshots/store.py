@@ -3,7 +3,7 @@
 The SQLite store (``edge.snapshots.sqlite``) is the embedded default; a networked
 backend shared by several machines implements the same protocol, and no handler
 knows which one it has. Every method that moves a pointer commits durably before
-it returns.
+it returns. Both share what they do alike in :class:`edge.snapshots.sqlstore.SqlStore`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from edge.errors import StoreUnavailable
+from edge.snapshots.model import PointerMove
 from edge.snapshots.postgres import PostgresStore
 from tests.conformance.test_blobs_and_gc import NO_GRACE, move, read_file
 from tests.conformance.test_store import SITE, make_snapshot, sha
@@ -33,6 +34,18 @@ async def test_a_lost_database_is_a_503_not_a_crash(pg_dsn: str) -> None:
     with pytest.raises(StoreUnavailable) as caught:
         await store.get_pointers("alpha")
     assert caught.value.status == 503
+    # Writes too, the shared ones (one transaction) and the backend's own.
+    with pytest.raises(StoreUnavailable):
+        await store.add_form_submission("alpha", "production", "contact", {"a": "1"})
+    with pytest.raises(StoreUnavailable):
+        await store.move_pointers(
+            "alpha",
+            [PointerMove(env="staging", expect=None, to="x", base=None)],
+            action="set",
+            actor="t",
+        )
+    with pytest.raises(StoreUnavailable):
+        await store.inbox_page("alpha", "production", form=None, limit=5, before=None, max_bytes=9)
 
 
 async def test_reads_survive_terminated_connections(pg_dsn: str) -> None:
@@ -49,6 +62,19 @@ async def test_reads_survive_terminated_connections(pg_dsn: str) -> None:
         for _ in range(3):
             pointers = await store.get_pointers("alpha")
             assert pointers["production"].snapshot is None
+        await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'edge victim'"
+        )
+        assert await store.history("alpha", env=None, limit=5) == []
+        await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'edge victim'"
+        )
+        page = await store.inbox_page(
+            "alpha", "production", form=None, limit=5, before=None, max_bytes=9
+        )
+        assert page.submissions == [] and not page.more
     finally:
         await admin.close()
         await store.close()

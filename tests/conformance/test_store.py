@@ -140,6 +140,32 @@ async def test_snapshot_with_missing_blobs_is_refused_whole(store: Store) -> Non
     assert await store.get_snapshot(SITE, snapshot.id) is None
 
 
+async def test_blob_and_snapshot_lists_longer_than_one_query_chunk(store: Store) -> None:
+    """More hashes than SQLite takes variables in one statement (500 a chunk there,
+    one array on PostgreSQL): every one is answered, in the order given."""
+    held = [b"one", b"two", b"three"]
+    for data in held:
+        await store.put_blob(SITE, sha(data), data)
+    absent = [sha(b"absent %d" % i) for i in range(1_234)]
+    asked = [*absent[:600], sha(b"two"), *absent[600:], sha(b"one"), sha(b"three")]
+    assert await store.missing_blobs(SITE, asked) == absent
+    sizes = await store.blob_sizes(SITE, asked)
+    assert sizes == {sha(b"one"): 3, sha(b"two"): 3, sha(b"three"): 5}
+    files = {
+        f"/{i}": ManifestEntry(sha256=h, content_type="text/plain", size=1)
+        for i, h in enumerate(asked)
+    }
+    snapshot = Snapshot(
+        id=new_snapshot_id(), site=SITE, files=files, settings={}, created_at=utc_now()
+    )
+    with pytest.raises(MissingBlobs) as caught:
+        await store.create_snapshot(snapshot)
+    assert caught.value.extra["missing"] == sorted(absent)
+    ids = [new_snapshot_id() + str(i) for i in range(700)]
+    kept = await make_snapshot(store, {"/": b"one"})
+    assert await store.snapshot_messages(SITE, [*ids, kept.id]) == {kept.id: "m"}
+
+
 # -- pointers ----------------------------------------------------------------------
 
 
@@ -348,6 +374,27 @@ async def test_failing_a_schedule_is_announced_once(open_store: OpenStore) -> No
     assert failed is not None and failed.status == "failed"
 
 
+async def test_failing_several_schedules_fails_the_pending_ones(store: Store) -> None:
+    a = await make_snapshot(store, {"/": b"a"})
+    first, second, cancelled = schedule(a), schedule(a), schedule(a)
+    for s in (first, second, cancelled):
+        await store.add_schedule(s)
+    await store.cancel_schedule(SITE, cancelled.id)
+    await store.fail_schedules(SITE, [first.id, second.id, cancelled.id], "drift: /", [event()])
+    statuses = {s.id: (s.status, s.error) for s in await store.list_schedules(SITE)}
+    assert statuses == {
+        first.id: ("failed", "drift: /"),
+        second.id: ("failed", "drift: /"),
+        cancelled.id: ("cancelled", None),
+    }
+    assert len(await store.list_outbox(SITE, "production", limit=10, before=None)) == 1
+    # Nothing pending among them any more: nothing failed, nothing announced.
+    await store.fail_schedules(SITE, [first.id, cancelled.id], "again", [event(1)])
+    assert len(await store.list_outbox(SITE, "production", limit=10, before=None)) == 1
+    await store.fail_schedules(SITE, [], "none", [event(2)])
+    assert len(await store.list_outbox(SITE, "production", limit=10, before=None)) == 1
+
+
 # -- forms, analytics ----------------------------------------------------------------
 
 
@@ -387,12 +434,16 @@ async def test_page_views_add_up_across_instances(open_store: OpenStore) -> None
         two.add_page_views([(SITE, "production", "/", "2026-01-01", 5)]),
     )
     await two.add_page_views([])
+    # The same page twice in one batch (PostgreSQL sums first: one row once a statement).
+    await two.add_page_views(
+        [(SITE, "production", "/a", "2026-01-01", 1), (SITE, "production", "/a", "2026-01-01", 1)]
+    )
     views = await one.page_views(
         SITE, "production", first_day="2026-01-01", last_day="2026-01-31", limit=10
     )
     assert [(v.path, v.day, v.views) for v in views] == [
         ("/", "2026-01-01", 10),
-        ("/a", "2026-01-01", 1),
+        ("/a", "2026-01-01", 3),
     ]
     assert (
         await one.page_views(

@@ -211,6 +211,16 @@ def _token(name: str, sha256: str = HEX_A, role: str = "editor", sites: str = '[
         pytest.param(
             _site("a", ["a/b.example"]), ["sites[0].production.hosts[0]"], id="host-invalid"
         ),
+        pytest.param(
+            '[server]\nallow_private_targets = ["10.0.0.0/8", "nope"]\n',
+            ["server.allow_private_targets[1]: not a network: 'nope'"],
+            id="private-target-not-a-network",
+        ),
+        pytest.param(
+            '[server]\ntrusted_proxies = ["10.0.0.300"]\n',
+            ["server.trusted_proxies[0]: not an IP address or network: '10.0.0.300'"],
+            id="trusted-proxy-not-an-address",
+        ),
         # site ids
         pytest.param(_site("Acme"), ["sites[0].id"], id="site-id-uppercase"),
         pytest.param(_site("a_b"), ["sites[0].id"], id="site-id-underscore"),

@@ -92,6 +92,32 @@ def test_bad_redirect_lines(text: str, message: str) -> None:
     assert exc.value.message.startswith(message), exc.value.message
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "# about\n\n/*\n  X-Edge-Cache: hit",
+            "_headers:4: X-Edge-Cache: this header cannot be set",
+        ),
+        ("/*\n  Content-Length: 1", "_headers:2: Content-Length: this header cannot be set"),
+        ("/*\n  X-A: a\u0000b", "_headers:2: X-A: value must not contain control characters"),
+        ("/*\n  X-A: " + "a" * 5000, "_headers:2: line longer than"),
+        ("  X-A: a", "_headers:1: a header line before any path line"),
+    ],
+)
+def test_bad_header_lines(text: str, message: str) -> None:
+    with pytest.raises(BadRequest) as exc:
+        parse_headers(text, REFUSED_HEADERS)
+    assert exc.value.message.startswith(message), exc.value.message
+
+
+def test_blank_and_comment_lines_are_skipped_but_counted() -> None:
+    rules = parse_redirects("# moved pages\n\n   \n/a /b\n")
+    assert [(r.line, r.from_, r.to) for r in rules] == [(4, "/a", "/b")]
+    with pytest.raises(BadRequest, match=r"^_redirects:3: line longer than"):
+        parse_redirects("# x\n\n/a /" + "b" * 5000)
+
+
 def test_header_blocks_combine_and_substitute() -> None:
     blocks = parse_headers(
         "/*\n  A: 1\n  A: 2\n/:lang/*\n  Content-Language: :lang\n  A: 3\n", REFUSED_HEADERS
