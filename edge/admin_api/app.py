@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from aiohttp import hdrs, web
@@ -30,7 +30,6 @@ from edge.admin_api.schemas import (
     DayViews,
     Delivery,
     DeliveryList,
-    DeliveryStatus,
     DiffResponse,
     Environments,
     EnvironmentSet,
@@ -56,11 +55,11 @@ from edge.admin_api.schemas import (
     ScheduleDoc,
     ScheduleList,
     ScheduleRequest,
-    ScheduleStatus,
     SetEnvironmentRequest,
     SiteDirectory,
     SitesResponse,
     SnapshotDetail,
+    SnapshotHead,
     SnapshotList,
     SnapshotSummary,
     decode,
@@ -83,7 +82,7 @@ from edge.observability.metrics import CONTENT_TYPE
 from edge.router import ENVS, Env
 from edge.snapshots.control import Control, Moved, NewFile
 from edge.snapshots.live import estimated_bytes
-from edge.snapshots.model import NodeState, Pointer, Schedule, Snapshot
+from edge.snapshots.model import NodeState, Pointer, Schedule
 from edge.snapshots.promotion import environments_etag
 from edge.snapshots.schedule import parse_moment
 from edge.snapshots.store import Store
@@ -108,26 +107,23 @@ _PREVIEW_LISTS = ("added", "removed", "changed", "kept", "conflicts")
 T = TypeVar("T")
 
 
+class _Move(Protocol):
+    """A pointer move of :class:`Control` with its options bound (refresh, rollback)."""
+
+    def __call__(self, site: str, *, actor: str, if_match: str | None) -> Awaitable[Moved]: ...
+
+
 def _pointer_doc(p: Pointer, messages: dict[str, str]) -> PointerDoc:
-    return PointerDoc(
-        snapshot=p.snapshot,
-        base=p.base,
-        updated_at=p.updated_at,
-        actor=p.actor,
-        message=None if p.snapshot is None else messages.get(p.snapshot),
-    )
+    message = None if p.snapshot is None else messages.get(p.snapshot)
+    return PointerDoc(**_fields(p, PointerDoc), message=message)
 
 
-def _snapshot_summary(s: Snapshot) -> SnapshotSummary:
-    return SnapshotSummary(
-        id=s.id,
-        site=s.site,
-        parent=s.parent,
-        message=s.message,
-        created_at=s.created_at,
-        actor=s.actor,
-        files=len(s.files),
-    )
+def _fields(source: msgspec.Struct, answer: type[msgspec.Struct]) -> dict[str, Any]:
+    """The fields ``source`` shares with the Struct ``answer``, by name (to build it from)."""
+    have = {f.name for f in msgspec.structs.fields(source)}
+    return {
+        f.name: getattr(source, f.name) for f in msgspec.structs.fields(answer) if f.name in have
+    }
 
 
 def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
@@ -239,14 +235,7 @@ class AdminApi:
                 backend="postgres",
                 generation=generation,
                 nodes=[
-                    NodeDoc(
-                        name=n.name,
-                        generation=n.generation,
-                        started_at=n.started_at,
-                        seen_at=n.seen_at,
-                        live=n.live,
-                        current=n.live and n.generation >= generation,
-                    )
+                    NodeDoc(**_fields(n, NodeDoc), current=n.live and n.generation >= generation)
                     for n in nodes
                 ],
             )
@@ -299,7 +288,8 @@ class AdminApi:
                 actor=principal.name,
             )
             del payload
-        return json_response(_snapshot_summary(snapshot), status=201)
+        summary = SnapshotSummary(**_fields(snapshot, SnapshotHead), files=len(snapshot.files))
+        return json_response(summary, status=201)
 
     async def list_snapshots(self, request: web.Request) -> web.Response:
         site = request.match_info["site"]
@@ -314,15 +304,7 @@ class AdminApi:
         site = request.match_info["site"]
         s = await self.control.snapshot(site, request.match_info["id"])
         head = SnapshotDetail(
-            id=s.id,
-            site=s.site,
-            parent=s.parent,
-            message=s.message,
-            created_at=s.created_at,
-            actor=s.actor,
-            files={},
-            file_count=len(s.files),
-            settings=s.settings,
+            **_fields(s, SnapshotHead), files={}, file_count=len(s.files), settings=s.settings
         )
         if len(s.files) <= STREAM_FILES_OVER:
             return json_response(msgspec.structs.replace(head, files=s.files))
@@ -412,23 +394,21 @@ class AdminApi:
         return json_response(answer)
 
     async def refresh(self, request: web.Request) -> web.Response:
-        site, principal = request.match_info["site"], request[CALLER]
         payload = await self._payload(request, RefreshRequest)
-        moved = await self.control.refresh(
-            site,
-            actor=principal.name,
-            force=payload.force,
-            if_match=request.headers.get(hdrs.IF_MATCH),
-        )
-        return json_response(_moved_doc(moved))
+        refresh = functools.partial(self.control.refresh, force=payload.force)
+        return await self._move(request, refresh)
 
     async def rollback(self, request: web.Request) -> web.Response:
-        site, principal = request.match_info["site"], request[CALLER]
         payload = await self._payload(request, RollbackRequest)
-        moved = await self.control.rollback(
-            site,
-            actor=principal.name,
-            to=payload.to,
+        rollback = functools.partial(self.control.rollback, to=payload.to)
+        return await self._move(request, rollback)
+
+    @staticmethod
+    async def _move(request: web.Request, move: _Move) -> web.Response:
+        """A pointer move by the caller, conditional on If-Match, and where it went."""
+        moved = await move(
+            request.match_info["site"],
+            actor=request[CALLER].name,
             if_match=request.headers.get(hdrs.IF_MATCH),
         )
         return json_response(_moved_doc(moved))
@@ -503,17 +483,7 @@ class AdminApi:
         messages = await self._messages(site, [h.to for h in entries])
         more = len(entries) == limit
         docs = [
-            HistoryDoc(
-                id=h.id,
-                at=h.at,
-                env=h.env,
-                from_=h.from_,
-                to=h.to,
-                action=h.action,
-                actor=h.actor,
-                message=messages.get(h.to, ""),
-            )
-            for h in entries
+            HistoryDoc(**_fields(h, HistoryDoc), message=messages.get(h.to, "")) for h in entries
         ]
         return json_response(HistoryList(history=docs, next=entries[-1].id if more else None))
 
@@ -620,19 +590,7 @@ class AdminApi:
         items = await self.store.list_outbox(site, env, limit=limit, before=before)
         return json_response(
             DeliveryList(
-                deliveries=[
-                    Delivery(
-                        id=i.id,
-                        event=i.event,
-                        url=i.url,
-                        status=cast(DeliveryStatus, i.status),
-                        attempts=i.attempts,
-                        created_at=i.created_at,
-                        delivered_at=i.delivered_at,
-                        last_error=i.last_error,
-                    )
-                    for i in items
-                ],
+                deliveries=[Delivery(**_fields(i, Delivery)) for i in items],
                 next=items[-1].id if len(items) == limit else None,
             )
         )
@@ -669,15 +627,4 @@ def _moved_doc(moved: Moved) -> Published | Refreshed:
 
 
 def _schedule_doc(s: Schedule) -> ScheduleDoc:
-    return ScheduleDoc(
-        id=s.id,
-        at=s.at,
-        snapshot=s.snapshot,
-        paths=s.paths,
-        settings=s.settings,
-        status=cast(ScheduleStatus, s.status),
-        error=s.error,
-        created_at=s.created_at,
-        actor=s.actor,
-        fired_at=s.fired_at,
-    )
+    return ScheduleDoc(**_fields(s, ScheduleDoc))

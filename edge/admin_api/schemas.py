@@ -17,6 +17,7 @@ from edge.router import Env
 from edge.snapshots.model import (
     FormSubmission,
     ManifestEntry,
+    NodeState,
     PageViews,
     SnapshotInfo,
 )
@@ -134,23 +135,22 @@ class BlobStored(_Answer, frozen=True):
     size: int
 
 
-class SnapshotSummary(_Answer, frozen=True):
+class SnapshotHead(_Answer, frozen=True):
+    """What every answer about one snapshot starts with (fields of ``Snapshot``)."""
+
     id: str
     site: str
     parent: str | None
     message: str
     created_at: str
     actor: str
+
+
+class SnapshotSummary(SnapshotHead, frozen=True):
     files: int
 
 
-class SnapshotDetail(_Answer, frozen=True):
-    id: str
-    site: str
-    parent: str | None
-    message: str
-    created_at: str
-    actor: str
+class SnapshotDetail(SnapshotHead, frozen=True):
     files: dict[str, ManifestEntry]
     file_count: int
     settings: dict[str, Any]
@@ -387,14 +387,9 @@ class SiteDirectory(msgspec.Struct, frozen=True, kw_only=True):
     sites: list[SiteSummary]
 
 
-class NodeDoc(msgspec.Struct, frozen=True, kw_only=True):
+class NodeDoc(NodeState, frozen=True, kw_only=True):
     """One edge node sharing the PostgreSQL store, as its last heartbeat left it."""
 
-    name: str
-    generation: int
-    started_at: str
-    seen_at: str
-    live: bool  # heard from recently; only live nodes are waited for by wait: "all"
     current: bool  # live and serving the cluster's generation (every committed move)
 
 
