@@ -16,6 +16,7 @@ from edge.errors import BadRequest
 from edge.router import Env
 from edge.snapshots.model import (
     FormSubmission,
+    HistoryEntry,
     ManifestEntry,
     NodeState,
     PageViews,
@@ -236,16 +237,9 @@ class ScheduleList(_Answer, frozen=True):
     schedules: list[ScheduleDoc]
 
 
-class HistoryDoc(_Answer, frozen=True):
+class HistoryDoc(HistoryEntry, frozen=True, kw_only=True):
     """One pointer move, with the message of the snapshot it moved to (``edge push -m``)."""
 
-    id: int
-    at: str
-    env: Env
-    from_: str | None = msgspec.field(name="from")
-    to: str
-    action: str
-    actor: str
     message: str
 
 
@@ -349,30 +343,30 @@ def decode(payload_type: type[T], body: bytes) -> T:
     return value
 
 
-# -- answers ---------------------------------------------------------------------
+# -- answers of the site directory and the cluster ---------------------------------------
 
 
-class EnvironmentSummary(msgspec.Struct, frozen=True, kw_only=True):
+class EnvironmentSummary(_Answer, frozen=True):
     """Where visitors reach one environment: its hosts and the URL of the first one."""
 
     hosts: list[str]
     url: str | None  # e.g. "http://acme.example:8080"; None when it has no host
 
 
-class SiteSummary(msgspec.Struct, frozen=True, kw_only=True):
+class SiteSummary(_Answer, frozen=True):
     id: str
     staging: EnvironmentSummary
     production: EnvironmentSummary
 
 
-class VisitorListeners(msgspec.Struct, frozen=True, kw_only=True):
+class VisitorListeners(_Answer, frozen=True):
     """The visitor listeners' addresses (``host:port``), as configured."""
 
     http: str
     https: str | None = None
 
 
-class Caller(msgspec.Struct, frozen=True, kw_only=True):
+class Caller(_Answer, frozen=True):
     """The token a request was made with (never the token itself)."""
 
     name: str
@@ -380,7 +374,7 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     sites: list[str]
 
 
-class SiteDirectory(msgspec.Struct, frozen=True, kw_only=True):
+class SiteDirectory(_Answer, frozen=True):
     """Every configured site and the visitor listeners, before filtering by token."""
 
     visitor: VisitorListeners
@@ -393,7 +387,7 @@ class NodeDoc(NodeState, frozen=True, kw_only=True):
     current: bool  # live and serving the cluster's generation (every committed move)
 
 
-class NodesResponse(msgspec.Struct, frozen=True, kw_only=True):
+class NodesResponse(_Answer, frozen=True):
     """``GET /v1/nodes``: the nodes of a cluster (none on the single-machine SQLite store)."""
 
     backend: Literal["sqlite", "postgres"]
@@ -401,7 +395,7 @@ class NodesResponse(msgspec.Struct, frozen=True, kw_only=True):
     nodes: list[NodeDoc]
 
 
-class SitesResponse(msgspec.Struct, frozen=True, kw_only=True):
+class SitesResponse(_Answer, frozen=True):
     """``GET /v1/sites``: the sites the calling token may see."""
 
     caller: Caller
