@@ -30,9 +30,8 @@ from typing import Literal
 
 from aiohttp import web
 
-from edge.admin_api.app import DECODED_FACTOR, AdminApi, create_admin_app, wire_refusal
-from edge.admin_api.auth import TokenBook
-from edge.admin_api.budget import WorkBudget
+from edge.admin_api.application import admin_application
+from edge.admin_api.responses import wire_refusal
 from edge.admin_api.sites import site_directory
 from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
@@ -40,7 +39,6 @@ from edge.errors import ConfigError, NotFound
 from edge.integrations.webhooks import Deliverer, Webhooks
 from edge.lifecycle import AiohttpListener, Listener, drain
 from edge.netguard import check_url, guarded_session, parse_networks
-from edge.observability.admin import install as install_observability
 from edge.observability.observer import Observer, open_observer
 from edge.snapshots.backends import open_store, preview_key
 from edge.snapshots.collector import collector_for
@@ -62,7 +60,6 @@ from edge.visitor.preview import LINK_PATH, PreviewSigner
 from edge.visitor.repcache import RepresentationCache, snapshot_of
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
-from edge.wire.guard import wire_guard
 from edge.wire.http1 import Http1Server
 from edge.wire.parser import check_http_parser
 from edge.wire.protocol import GuardedAppRunner, GuardedSite, WireLimits
@@ -266,14 +263,14 @@ async def watch(runtime: Runtime) -> None:
 
 def build_admin_app(runtime: Runtime) -> web.Application:
     settings = runtime.settings
-    server = settings.config.server
-    tokens = TokenBook(settings.config.tokens)
-    api = AdminApi(
-        runtime.control,
-        runtime.store,
-        tokens,
+    app = admin_application(
+        settings.config.server,
+        settings.config.tokens,
         settings.site_ids,
-        max_blob_bytes=server.max_blob_bytes,
+        control=runtime.control,
+        store=runtime.store,
+        observer=runtime.observer,
+        cache=runtime.cache,
         signer=runtime.services.signer,
         preview_url=lambda site, token: preview_url(settings, site, token),
         # The hosts of the configuration in force: a reload may have changed them.
@@ -281,17 +278,8 @@ def build_admin_app(runtime: Runtime) -> web.Application:
             runtime.reloader.settings if runtime.reloader else settings
         ),
         cluster=cluster_view(settings, runtime.store),
-        # Large bodies, manifests and diffs: two at a time, within the bytes two
-        # of the largest bodies allowed take decoded.
-        budget=WorkBudget(2 * server.max_request_bytes * DECODED_FACTOR),
-    )
-    app = create_admin_app(api, max_request_bytes=server.max_request_bytes)
-    install_observability(
-        app, runtime.observer, tokens, runtime.store, runtime.cache,
-        metrics_public=server.metrics_public,
         before_scrape=runtime.roll_call.sync_others if runtime.roll_call else None,
-    )  # fmt: skip
-    app.middlewares.append(wire_guard)  # inside the JSON error middleware
+    )
     app[RUNTIME] = runtime
     return app
 

@@ -71,11 +71,11 @@ class TokenBook:
         return found
 
     @staticmethod
-    def authorize(principal: Principal, site: str, role: Role) -> None:
-        """403 unless ``principal`` has ``role`` (or better) on ``site``."""
-        if not principal.sees(site):
+    def authorize(principal: Principal, site: str | None, role: Role | None) -> None:
+        """403 unless ``principal`` sees ``site`` and has ``role`` (or better); None: any."""
+        if site is not None and not principal.sees(site):
             raise Forbidden(f"token {principal.name!r} has no access to site {site!r}")
-        if not principal.can(role):
+        if role is not None and not principal.can(role):
             raise Forbidden(
                 f"this call needs the {role} role; token {principal.name!r} is {principal.role}"
             )

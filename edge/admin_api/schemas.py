@@ -16,7 +16,9 @@ from edge.errors import BadRequest
 from edge.router import Env
 from edge.snapshots.model import (
     FormSubmission,
+    HistoryEntry,
     ManifestEntry,
+    NodeState,
     PageViews,
     SnapshotInfo,
 )
@@ -134,23 +136,22 @@ class BlobStored(_Answer, frozen=True):
     size: int
 
 
-class SnapshotSummary(_Answer, frozen=True):
+class SnapshotHead(_Answer, frozen=True):
+    """What every answer about one snapshot starts with (fields of ``Snapshot``)."""
+
     id: str
     site: str
     parent: str | None
     message: str
     created_at: str
     actor: str
+
+
+class SnapshotSummary(SnapshotHead, frozen=True):
     files: int
 
 
-class SnapshotDetail(_Answer, frozen=True):
-    id: str
-    site: str
-    parent: str | None
-    message: str
-    created_at: str
-    actor: str
+class SnapshotDetail(SnapshotHead, frozen=True):
     files: dict[str, ManifestEntry]
     file_count: int
     settings: dict[str, Any]
@@ -236,16 +237,9 @@ class ScheduleList(_Answer, frozen=True):
     schedules: list[ScheduleDoc]
 
 
-class HistoryDoc(_Answer, frozen=True):
+class HistoryDoc(HistoryEntry, frozen=True, kw_only=True):
     """One pointer move, with the message of the snapshot it moved to (``edge push -m``)."""
 
-    id: int
-    at: str
-    env: Env
-    from_: str | None = msgspec.field(name="from")
-    to: str
-    action: str
-    actor: str
     message: str
 
 
@@ -349,30 +343,30 @@ def decode(payload_type: type[T], body: bytes) -> T:
     return value
 
 
-# -- answers ---------------------------------------------------------------------
+# -- answers of the site directory and the cluster ---------------------------------------
 
 
-class EnvironmentSummary(msgspec.Struct, frozen=True, kw_only=True):
+class EnvironmentSummary(_Answer, frozen=True):
     """Where visitors reach one environment: its hosts and the URL of the first one."""
 
     hosts: list[str]
     url: str | None  # e.g. "http://acme.example:8080"; None when it has no host
 
 
-class SiteSummary(msgspec.Struct, frozen=True, kw_only=True):
+class SiteSummary(_Answer, frozen=True):
     id: str
     staging: EnvironmentSummary
     production: EnvironmentSummary
 
 
-class VisitorListeners(msgspec.Struct, frozen=True, kw_only=True):
+class VisitorListeners(_Answer, frozen=True):
     """The visitor listeners' addresses (``host:port``), as configured."""
 
     http: str
     https: str | None = None
 
 
-class Caller(msgspec.Struct, frozen=True, kw_only=True):
+class Caller(_Answer, frozen=True):
     """The token a request was made with (never the token itself)."""
 
     name: str
@@ -380,25 +374,20 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     sites: list[str]
 
 
-class SiteDirectory(msgspec.Struct, frozen=True, kw_only=True):
+class SiteDirectory(_Answer, frozen=True):
     """Every configured site and the visitor listeners, before filtering by token."""
 
     visitor: VisitorListeners
     sites: list[SiteSummary]
 
 
-class NodeDoc(msgspec.Struct, frozen=True, kw_only=True):
+class NodeDoc(NodeState, frozen=True, kw_only=True):
     """One edge node sharing the PostgreSQL store, as its last heartbeat left it."""
 
-    name: str
-    generation: int
-    started_at: str
-    seen_at: str
-    live: bool  # heard from recently; only live nodes are waited for by wait: "all"
     current: bool  # live and serving the cluster's generation (every committed move)
 
 
-class NodesResponse(msgspec.Struct, frozen=True, kw_only=True):
+class NodesResponse(_Answer, frozen=True):
     """``GET /v1/nodes``: the nodes of a cluster (none on the single-machine SQLite store)."""
 
     backend: Literal["sqlite", "postgres"]
@@ -406,7 +395,7 @@ class NodesResponse(msgspec.Struct, frozen=True, kw_only=True):
     nodes: list[NodeDoc]
 
 
-class SitesResponse(msgspec.Struct, frozen=True, kw_only=True):
+class SitesResponse(_Answer, frozen=True):
     """``GET /v1/sites``: the sites the calling token may see."""
 
     caller: Caller

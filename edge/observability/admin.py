@@ -1,10 +1,11 @@
-"""The admin listener's part: ``GET /metrics`` and the log of refused calls.
+"""The admin listener's part: what ``GET /metrics`` answers and the log of refused calls.
 
 ``/metrics`` needs a bearer token that may see every site (an admin, or any
 role with ``sites = ["*"]``: the figures are labelled by site, so a token scoped
 to some sites would read the others' traffic; it gets 403), unless
 ``[server] metrics_public = true`` opens it to anyone who can reach the admin
-listener. Prometheus sends the token with ``authorization: {credentials: ...}``.
+listener (both enforced by the admin API's gate, from its table of operations).
+Prometheus sends the token with ``authorization: {credentials: ...}``.
 Every worker listens on the admin port, so whichever one answers
 reads the metrics of all of them (:meth:`Metrics.render`).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -21,11 +23,8 @@ from aiohttp.typedefs import Handler, Middleware
 from edge.admin_api.auth import TokenBook
 from edge.cache import ByteLRU
 from edge.errors import EdgeError, Forbidden, Unauthorized
-from edge.observability.metrics import CONTENT_TYPE
 from edge.observability.observer import Observer
 from edge.snapshots.store import Store
-
-METRICS_PATH = "/metrics"
 
 
 def refusal_logger(observer: Observer, tokens: TokenBook) -> Middleware:
@@ -65,57 +64,20 @@ def _record(observer: Observer, tokens: TokenBook, request: web.Request, exc: Ed
     )
 
 
-class MetricsEndpoint:
-    """``GET /metrics``: the Prometheus text exposition of the whole edge."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scrape:
+    """The Prometheus text exposition of the whole edge, as ``GET /metrics`` answers it."""
 
-    def __init__(
-        self,
-        observer: Observer,
-        tokens: TokenBook,
-        store: Store,
-        cache: ByteLRU[Any, Any],
-        *,
-        public: bool,
-        before_scrape: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._observer = observer
-        self._tokens = tokens
-        self._store = store
-        self._cache = cache
-        self._public = public
-        # The admin process has the visitor workers publish their figures first.
-        self._before_scrape = before_scrape
+    observer: Observer
+    store: Store
+    cache: ByteLRU[Any, Any]
+    # The admin process has the visitor workers publish their figures first.
+    before_scrape: Callable[[], Awaitable[None]] | None = None
 
-    async def handle(self, request: web.Request) -> web.Response:
-        if not self._public:
-            principal = self._tokens.authenticate(request.headers.get(hdrs.AUTHORIZATION))
-            if not principal.sees_every_site:
-                raise Forbidden(
-                    "metrics show every site's figures: use a token for all sites"
-                    ' (sites = ["*"] or the admin role), or set metrics_public'
-                )
-        self._observer.sync(self._cache)  # this worker's figures, fresh
-        if self._before_scrape is not None:
-            await self._before_scrape()
-        outbox = await self._store.outbox_depth()
+    async def __call__(self) -> bytes:
+        self.observer.sync(self.cache)  # this worker's figures, fresh
+        if self.before_scrape is not None:
+            await self.before_scrape()
+        outbox = await self.store.outbox_depth()
         # Reading every worker's files is disk work: off the event loop.
-        body = await asyncio.to_thread(self._observer.metrics.render, outbox)
-        return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE})
-
-
-def install(
-    app: web.Application,
-    observer: Observer,
-    tokens: TokenBook,
-    store: Store,
-    cache: ByteLRU[Any, Any],
-    *,
-    metrics_public: bool,
-    before_scrape: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Add ``/metrics`` and the refusal log to the admin application (before it starts)."""
-    app.middlewares.append(refusal_logger(observer, tokens))
-    endpoint = MetricsEndpoint(
-        observer, tokens, store, cache, public=metrics_public, before_scrape=before_scrape
-    )
-    app.router.add_get(METRICS_PATH, endpoint.handle)
+        return await asyncio.to_thread(self.observer.metrics.render, outbox)

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 from edge.admin_api import schemas
-from edge.admin_api.openapi import OPERATIONS, openapi_document, openapi_json, operation_keys
+from edge.admin_api.openapi import openapi_document, openapi_json
+from edge.admin_api.operations import OPERATIONS, operation_keys
 from edge.config import ROLE_RANK
 from tests.security.admin_routes import SPEC_ROLES, registered_routes
 

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from edge.admin_api.auth import new_token
-from edge.admin_api.openapi import OPERATIONS, Operation
+from edge.admin_api.operations import OPERATIONS, Operation
 from tests.integration.conftest import ROLES, EdgeServer
 
 # EDGE_FUZZ_EXAMPLES=500 for a deeper, randomised hunt; the default run is bounded

@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from edge.admin_api import budget as budget_module
-from edge.admin_api.app import error_middleware
 from edge.admin_api.budget import LIGHT_BYTES, Busy, WorkBudget
+from edge.admin_api.responses import error_middleware
 from edge.admin_api.schemas import DiffResponse, PublishPreview
 from edge.admin_api.streaming import diff_lists, file_pieces, filled_pieces, split_at_files
 from edge.snapshots.merge import changed_paths

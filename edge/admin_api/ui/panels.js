@@ -313,6 +313,28 @@ export function renderDiff(container, ctx) {
 
 // -- schedules and history -------------------------------------------------------------
 
+/** Puts the note in the container when there is nothing to list (and says so). */
+function saidEmpty(container, items, note) {
+  if (items.length > 0) return false;
+  put(container, h("p", { class: "muted" }, note));
+  return true;
+}
+
+/** A row's small button, usable only by a token that may publish. */
+function publishButton(ctx, kind, label, ariaLabel, onclick) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: `${kind} small`,
+      disabled: !ctx.canPublish,
+      "aria-label": ariaLabel,
+      onclick,
+    },
+    label,
+  );
+}
+
 const STATUS_ORDER = { pending: 0, failed: 1, done: 2, cancelled: 3 };
 
 export function sortSchedules(schedules) {
@@ -326,10 +348,7 @@ export function sortSchedules(schedules) {
 
 export function renderSchedules(container, schedules, ctx) {
   const shown = sortSchedules(schedules);
-  if (shown.length === 0) {
-    put(container, h("p", { class: "muted" }, "No schedules."));
-    return;
-  }
+  if (saidEmpty(container, shown, "No schedules.")) return;
   const rows = shown.map((s) =>
     h(
       "tr",
@@ -358,16 +377,8 @@ export function renderSchedules(container, schedules, ctx) {
         "td",
         {},
         s.status === "pending"
-          ? h(
-              "button",
-              {
-                type: "button",
-                class: "secondary small",
-                disabled: !ctx.canPublish,
-                "aria-label": `Cancel the schedule at ${s.at}`,
-                onclick: () => ctx.onCancel(s),
-              },
-              "Cancel",
+          ? publishButton(ctx, "secondary", "Cancel", `Cancel the schedule at ${s.at}`, () =>
+              ctx.onCancel(s),
             )
           : null,
       ),
@@ -380,10 +391,7 @@ export function renderSchedules(container, schedules, ctx) {
 }
 
 export function renderHistory(container, history, ctx) {
-  if (history.length === 0) {
-    put(container, h("p", { class: "muted" }, "Nothing has moved yet."));
-    return;
-  }
+  if (saidEmpty(container, history, "Nothing has moved yet.")) return;
   const rows = history.map((e) =>
     h(
       "tr",
@@ -398,16 +406,12 @@ export function renderHistory(container, history, ctx) {
         "td",
         {},
         e.env === "production" && e.to !== ctx.currentProduction
-          ? h(
-              "button",
-              {
-                type: "button",
-                class: "danger small",
-                disabled: !ctx.canPublish,
-                "aria-label": `Roll production back to ${e.to}`,
-                onclick: () => ctx.onRollback(e.to),
-              },
+          ? publishButton(
+              ctx,
+              "danger",
               "Roll back to this",
+              `Roll production back to ${e.to}`,
+              () => ctx.onRollback(e.to),
             )
           : e.env === "production" && e.to === ctx.currentProduction
             ? h("span", { class: "tag tag-ok" }, "live")
@@ -441,8 +445,8 @@ function fieldValue(value) {
   return Array.isArray(value) ? value.join(", ") : String(value);
 }
 
-/** ``results``: {staging: {doc} | {error}, production: ...} of the forms API. */
-export function renderInboxes(container, results) {
+/** One column per environment: loading, its error, or what ``render(env, doc)`` makes of it. */
+function putEnvColumns(container, results, testid, title, render) {
   put(
     container,
     ...ENVS.map((env) => {
@@ -450,89 +454,74 @@ export function renderInboxes(container, results) {
       let body;
       if (!result) body = h("p", { class: "muted" }, "Loading…");
       else if (result.error) body = h("p", { class: "inline-error" }, result.error.message);
-      else if (result.doc.submissions.length === 0) {
-        body = h("p", { class: "muted" }, "No submissions yet.");
-      } else {
-        body = h(
-          "ol",
-          { class: "submissions" },
-          result.doc.submissions.map((s) =>
-            h(
-              "li",
-              { class: "submission", "data-submission": s.id },
-              h("p", { class: "submission-head" }, h("strong", {}, s.form), " · ", timeEl(s.at)),
-              h(
-                "dl",
-                { class: "fields" },
-                Object.entries(s.fields).map(([name, value]) => [
-                  h("dt", {}, name),
-                  h("dd", {}, fieldValue(value)),
-                ]),
-              ),
-            ),
-          ),
-        );
-      }
-      return envColumn(env, "inbox", "Inbox", body);
+      else body = render(env, result.doc);
+      return envColumn(env, testid, title, body);
     }),
   );
 }
 
-export function renderAnalytics(container, results) {
-  put(
-    container,
-    ...ENVS.map((env) => {
-      const result = results[env];
-      let body;
-      if (!result) body = h("p", { class: "muted" }, "Loading…");
-      else if (result.error) body = h("p", { class: "inline-error" }, result.error.message);
-      else {
-        const doc = result.doc;
-        const perPath = new Map();
-        for (const row of doc.paths) perPath.set(row.path, (perPath.get(row.path) || 0) + row.views);
-        const topRows = [...perPath].sort((a, b) => b[1] - a[1]).slice(0, 5);
-        if (doc.total === 0) {
-          body = [
-            h(
-              "p",
-              { class: "total" },
-              h("strong", { "data-testid": `views-total-${env}` }, "0"),
-              " page views",
-            ),
-            h(
-              "p",
-              { class: "muted chart-empty", "data-testid": `views-empty-${env}` },
-              `No page views on ${env} from ${doc.from} to ${doc.to} (UTC days) yet.`,
-            ),
-          ];
-          return envColumn(env, "views", "Page views", body);
-        }
-        body = [
+/** ``results``: {staging: {doc} | {error}, production: ...} of the forms API. */
+export function renderInboxes(container, results) {
+  putEnvColumns(container, results, "inbox", "Inbox", (env, doc) => {
+    if (doc.submissions.length === 0) return h("p", { class: "muted" }, "No submissions yet.");
+    return h(
+      "ol",
+      { class: "submissions" },
+      doc.submissions.map((s) =>
+        h(
+          "li",
+          { class: "submission", "data-submission": s.id },
+          h("p", { class: "submission-head" }, h("strong", {}, s.form), " · ", timeEl(s.at)),
           h(
-            "p",
-            { class: "total" },
-            h("strong", { "data-testid": `views-total-${env}` }, String(doc.total)),
-            " page views",
+            "dl",
+            { class: "fields" },
+            Object.entries(s.fields).map(([name, value]) => [
+              h("dt", {}, name),
+              h("dd", {}, fieldValue(value)),
+            ]),
           ),
-          viewsChart(doc, env, `chart-title-${env}`),
-          topRows.length
-            ? table(
-                "Most viewed",
-                ["Path", "Views"],
-                topRows.map(([path, views]) =>
-                  h(
-                    "tr",
-                    {},
-                    h("td", {}, h("code", {}, path)),
-                    h("td", { class: "num" }, String(views)),
-                  ),
-                ),
-                "top-paths",
-              )
-            : null,
-        ];
-      }
-      return envColumn(env, "views", "Page views", body);
-    }),
-  );
+        ),
+      ),
+    );
+  });
+}
+
+export function renderAnalytics(container, results) {
+  putEnvColumns(container, results, "views", "Page views", (env, doc) => {
+    const perPath = new Map();
+    for (const row of doc.paths) perPath.set(row.path, (perPath.get(row.path) || 0) + row.views);
+    const topRows = [...perPath].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    const total = h(
+      "p",
+      { class: "total" },
+      h("strong", { "data-testid": `views-total-${env}` }, String(doc.total)),
+      " page views",
+    );
+    if (doc.total === 0) {
+      const empty = `No page views on ${env} from ${doc.from} to ${doc.to} (UTC days) yet.`;
+      return [
+        total,
+        h("p", { class: "muted chart-empty", "data-testid": `views-empty-${env}` }, empty),
+      ];
+    }
+    return [
+      total,
+      viewsChart(doc, env, `chart-title-${env}`),
+      topRows.length
+        ? table(
+            "Most viewed",
+            ["Path", "Views"],
+            topRows.map(([path, views]) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, h("code", {}, path)),
+                h("td", { class: "num" }, String(views)),
+              ),
+            ),
+            "top-paths",
+          )
+        : null,
+    ];
+  });
 }
