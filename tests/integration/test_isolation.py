@@ -167,8 +167,12 @@ async def test_form_posted_on_staging_stays_in_staging(
     # later one, a staging submission sent there by mistake would have arrived first.
     status, _, _ = await post_form(session, server, PRODUCTION_HOST, "signup", json={"a": "1"})
     assert status == 204
-    await eventually(lambda: production_hook.delivered("form.submitted"), what="production's form")
-    assert [d["env"] for d in production_hook.delivered("form.submitted")] == ["production"]
+    forms = await eventually(
+        lambda: production_hook.delivered("form.submitted"),
+        lambda found: {"a": "1"} in [d["data"]["fields"] for d in found],
+        what="production's form",
+    )
+    assert [(d["env"], d["data"]["fields"]) for d in forms] == [("production", {"a": "1"})]
     assert len(staging_hook.delivered("form.submitted")) == 1
     result = server.cli("inbox", "--site", "acme", "--env", "production")
     assert "signup" in result.stdout and "a=1" in result.stdout
@@ -229,17 +233,23 @@ async def deliveries(api: Api, env: str, event: str) -> list[dict[str, Any]]:
 async def later_delivery(
     session: aiohttp.ClientSession, server: EdgeServer, hook: Receiver
 ) -> None:
-    """Post a production form and wait until ``hook`` has its delivery.
+    """Post two production forms, one after the other's delivery, and wait for both.
 
-    The outbox sends in the order events were queued, so once this later delivery
-    arrived, anything queued before it (a duplicate, a retry) has had its turn.
+    The outbox claims in queue order, and a pass finishes every attempt it claimed
+    before the next pass claims more. The second form is queued once the first was
+    delivered, so it goes out in a later pass: once it arrived, anything queued
+    before (a duplicate, a retry) has been sent and answered.
     """
-    before = len(hook.delivered("form.submitted"))
-    status, _, _ = await post_form(session, server, PRODUCTION_HOST, "signup", json={"later": "1"})
-    assert status == 204
-    await eventually(
-        lambda: len(hook.delivered("form.submitted")) > before, what="the later delivery"
-    )
+    for _ in range(2):
+        before = len(hook.delivered("form.submitted"))
+        status, _, _ = await post_form(
+            session, server, PRODUCTION_HOST, "signup", json={"later": "1"}
+        )
+        assert status == 204
+        await eventually(
+            lambda n=before: len(hook.delivered("form.submitted")) > n,
+            what="the later delivery",
+        )
 
 
 async def test_webhook_retries_until_delivered_once_across_a_restart(
@@ -282,7 +292,7 @@ async def test_a_stop_lets_a_delivery_in_flight_finish_and_records_it(
     assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 1
     production_hook.delay = 0.0
     await later_delivery(session, server, production_hook)
-    assert production_hook.arrived == 2  # the first event once, then the later one
+    assert production_hook.arrived == 3  # the first event once, then the later two
 
 
 async def test_analytics_never_mix(server: EdgeServer, api: Api, visitor: Visitor) -> None:
