@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +71,6 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., EdgeServer]]:
     yield make
     for srv in started:
         srv.stop()
-
-
-@pytest.fixture
-async def fresh() -> AsyncIterator[aiohttp.ClientSession]:
-    """A new connection per request: requests spread over both workers."""
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with aiohttp.ClientSession(
-        connector=connector, skip_auto_headers=["Accept-Encoding"]
-    ) as s:
-        yield s
 
 
 async def test_full_access_log_has_one_line_per_request(

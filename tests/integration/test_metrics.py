@@ -6,7 +6,7 @@ import os
 import random
 import signal
 import string
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,16 +49,6 @@ def total(series: Series, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels``."""
     wanted = set(labels.items())
     return sum(v for k, v in series.get(name, {}).items() if wanted <= set(k))
-
-
-@pytest.fixture
-async def fresh() -> AsyncIterator[aiohttp.ClientSession]:
-    """A session that opens a new connection per request, so requests spread over workers."""
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with aiohttp.ClientSession(
-        connector=connector, skip_auto_headers=["Accept-Encoding"]
-    ) as s:
-        yield s
 
 
 async def scrape(server: EdgeServer, session: aiohttp.ClientSession, as_: str = "admin") -> Series:
