@@ -31,17 +31,26 @@ def _truthy(value: object) -> bool:
     return bool(value)
 
 
-def _timed_out(
-    what: str, timeout: float, last: object, error: BaseException | None
-) -> AssertionError:
-    if error is not None:
-        return AssertionError(
-            f"timed out after {timeout}s waiting for {what}; last error: {error!r}"
-        )
-    shown = "no value" if last is _NOTHING else repr(last)
-    if len(shown) > 2000:
-        shown = shown[:2000] + "…"
-    return AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {shown}")
+class _Tries:
+    """What the probes returned so far, for the failure message."""
+
+    def __init__(self, what: str, timeout: float) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.last: Any = _NOTHING
+        self.error: BaseException | None = None
+
+    def saw(self, value: object) -> None:
+        self.last, self.error = value, None
+
+    def failure(self) -> AssertionError:
+        head = f"timed out after {self.timeout}s waiting for {self.what}"
+        if self.error is not None:
+            return AssertionError(f"{head}; last error: {self.error!r}")
+        shown = "no value" if self.last is _NOTHING else repr(self.last)
+        if len(shown) > 2000:
+            shown = shown[:2000] + "…"
+        return AssertionError(f"{head}; last value: {shown}")
 
 
 async def eventually(
@@ -56,20 +65,19 @@ async def eventually(
     """The first value of ``probe()`` (awaited if need be) for which ``until`` holds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    last: Any = _NOTHING
-    error: BaseException | None = None
+    tries = _Tries(what, timeout)
     while True:
         try:
             value = probe()
             if inspect.isawaitable(value):
                 value = await value
-            last, error = value, None
+            tries.saw(value)
             if until(value):
                 return value  # type: ignore[return-value]
         except ignoring as exc:
-            error = exc
+            tries.error = exc
         if loop.time() >= deadline:
-            raise _timed_out(what, timeout, last, error) from error
+            raise tries.failure() from tries.error
         await asyncio.sleep(interval)
 
 
@@ -84,16 +92,14 @@ def eventually_sync(
 ) -> T:
     """``eventually`` for code outside an event loop (blocking between probes)."""
     deadline = time.monotonic() + timeout
-    last: Any = _NOTHING
-    error: BaseException | None = None
+    tries = _Tries(what, timeout)
     while True:
         try:
-            value = probe()
-            last, error = value, None
+            tries.saw(value := probe())
             if until(value):
                 return value
         except ignoring as exc:
-            error = exc
+            tries.error = exc
         if time.monotonic() >= deadline:
-            raise _timed_out(what, timeout, last, error) from error
+            raise tries.failure() from tries.error
         time.sleep(interval)
