@@ -7,8 +7,7 @@ with ``[store] backend = "postgres"`` on one database of the test PostgreSQL
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -18,25 +17,9 @@ import pytest
 from edge.admin_api.auth import new_token
 from tests.integration.conftest import ROLES, Api, EdgeServer, Visitor
 
-__all__ = ["Api", "Visitor", "wait_for"]
+__all__ = ["Api", "Visitor"]
 
 MakeCluster = Callable[..., dict[str, EdgeServer]]
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool] | bool], timeout: float = 20, what: str = "condition"
-) -> None:
-    """Poll ``check`` until true; fail after ``timeout`` seconds (no speed is asserted)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.cluster.conftest import Api, MakeCluster, Visitor, wait_for
+from tests.cluster.conftest import Api, MakeCluster, Visitor
 from tests.integration.conftest import PRODUCTION_HOST, EdgeServer
+from tests.waiting import eventually
 
 RETENTION = "[retention]\nkeep_production_moves = 1\ngrace_seconds = 0\n"
 
@@ -68,7 +69,7 @@ async def test_a_collection_through_a_empties_every_nodes_cache_of_the_collected
     status, doc = await api.publish()
     assert status == 200, doc
     for node in (b, c):  # each serves v1 from files of its own cache
-        await wait_for(lambda n=node: serves(n, session, page(1)), what=f"{node.root} on v1")
+        await eventually(lambda n=node: serves(n, session, page(1)), what=f"{node.root} on v1")
         assert await serves_big(node, session, 1)
         assert cached(node, page(1)).read_bytes() == page(1)
         assert cached(node, big(1)).read_bytes() == big(1)
@@ -78,20 +79,20 @@ async def test_a_collection_through_a_empties_every_nodes_cache_of_the_collected
         await push(api, version)
         status, doc = await api.publish()
         assert status == 200, doc
-    await wait_for(lambda: serves(b, session, page(3)), what="node b on v3")
+    await eventually(lambda: serves(b, session, page(3)), what="node b on v3")
     assert cached(b, page(1)).is_file()  # not collected yet: still cached
 
     status, doc = await api.call("POST", "/v1/sites/acme/gc", json={})
     assert status == 200 and doc["blobs"] == 2, doc
     assert dropped(a, 1)  # the collecting node itself, before it answered
-    await wait_for(lambda: dropped(b, 1), what="b's cache dropping v1's files")
+    await eventually(lambda: dropped(b, 1), what="b's cache dropping v1's files")
     # The live snapshot is untouched, byte-exact, its big file streamed from b's cache.
     assert await serves(b, session, page(3)) and await serves_big(b, session, 3)
     assert cached(b, big(3)).read_bytes() == big(3)
 
     assert cached(c, page(1)).is_file() and cached(c, big(1)).is_file()  # stopped: still there
     c.start()
-    await wait_for(lambda: dropped(c, 1), what="c's cache dropping v1's files")
+    await eventually(lambda: dropped(c, 1), what="c's cache dropping v1's files")
     assert await serves(c, session, page(3)) and await serves_big(c, session, 3)
 
     # The same bytes again, after the collection: fetched from the database anew.
@@ -99,6 +100,8 @@ async def test_a_collection_through_a_empties_every_nodes_cache_of_the_collected
     status, doc = await api.publish()
     assert status == 200, doc
     for node in (b, c):
-        await wait_for(lambda n=node: serves(n, session, page(1)), what=f"{node.root} on v1 again")
+        await eventually(
+            lambda n=node: serves(n, session, page(1)), what=f"{node.root} on v1 again"
+        )
         assert await serves_big(node, session, 1)
     assert cached(b, big(1)).read_bytes() == big(1)

@@ -8,7 +8,6 @@ whichever node received them.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import signal
@@ -17,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import asyncpg
 
-from tests.cluster.conftest import Api, MakeCluster, Visitor, wait_for
+from tests.cluster.conftest import Api, MakeCluster, Visitor
 from tests.integration.conftest import PRODUCTION_HOST, EdgeServer
 from tests.integration.test_isolation import (
     FORMS,
@@ -26,6 +25,7 @@ from tests.integration.test_isolation import (
     post_form,
     receivers,
 )
+from tests.waiting import eventually
 
 __all__ = ["receivers"]  # the fixture, used below
 
@@ -59,19 +59,35 @@ async def schedule_launch(api: Api, seconds: float) -> str:
     return str(doc["id"])
 
 
+async def fence_schedule(api: Api, seconds: float) -> None:
+    """Stage a page of its own and schedule just that page ``seconds`` from now."""
+    await api.push("acme", {"/index.html": page("launch"), "/fence.html": page("fence")})
+    status, doc = await api.call(
+        "POST", "/v1/sites/acme/schedules", json={"at": moment(seconds), "paths": ["/fence.html"]}
+    )
+    assert status == 201, doc
+
+
+async def serves_fence(visitor: Visitor) -> bool:
+    status, _, body = await visitor.get(PRODUCTION_HOST, "/fence.html")
+    return status == 200 and body == page("fence")
+
+
 async def test_one_schedule_fires_once_across_three_nodes(
     make_cluster: MakeCluster, session: aiohttp.ClientSession
 ) -> None:
     nodes = make_cluster(("a", "b", "c"))
     apis = {name: Api(node, session) for name, node in nodes.items()}
     schedule_id = await schedule_launch(apis["a"], 2.0)
+    # A later schedule is the fence: every node's timer passes the launch's moment
+    # before this one's, so a node firing the launch late shows up before the fence.
+    await fence_schedule(apis["a"], 3.0)
     for name, node in nodes.items():
-        await wait_for(
-            functools.partial(serves, Visitor(node, session), "launch"),
-            what=f"node {name} serving the launch",
+        await eventually(
+            functools.partial(serves_fence, Visitor(node, session)),
+            what=f"node {name} serving the fence",
         )
-    await asyncio.sleep(1.0)  # would a second node fire it late?
-    assert await production_actions(apis["c"]) == ["schedule", "publish"]
+    assert await production_actions(apis["c"]) == ["schedule", "schedule", "publish"]
     _, doc = await apis["b"].call("GET", f"/v1/sites/acme/schedules/{schedule_id}")
     assert doc["status"] == "done"
 
@@ -99,7 +115,7 @@ async def test_a_node_dying_mid_fire_leaves_the_schedule_to_another(
         firing[:] = [r[0] for r in rows]
         return bool(rows)
 
-    await wait_for(a_node_is_firing, what="a node blocked inside its firing transaction")
+    await eventually(a_node_is_firing, what="a node blocked inside its firing transaction")
     victim = firing[0].split()[1].removeprefix("node-")
     killed: EdgeServer = nodes.pop(victim)
     assert killed.process is not None
@@ -108,14 +124,19 @@ async def test_a_node_dying_mid_fire_leaves_the_schedule_to_another(
     await holder.rollback()  # the row is free again
 
     survivor = next(iter(nodes.values()))
-    await wait_for(
+    await eventually(
         lambda: serves(Visitor(survivor, session), "launch"),
         timeout=30,
         what="a surviving node firing the schedule",
     )
-    await asyncio.sleep(1.0)
     api = Api(survivor, session)
-    assert await production_actions(api) == ["schedule", "publish"]
+    await fence_schedule(api, 1.0)
+    for name, node in nodes.items():
+        await eventually(
+            functools.partial(serves_fence, Visitor(node, session)),
+            what=f"node {name} serving the fence",
+        )
+    assert await production_actions(api) == ["schedule", "schedule", "publish"]
     _, doc = await api.call("GET", f"/v1/sites/acme/schedules/{schedule_id}")
     assert doc["status"] == "done"
 
@@ -169,9 +190,21 @@ async def test_forms_views_and_webhooks_from_any_node_without_double_delivery(
             if status == 200 and h["X-Edge-Event"] == event
         ]
 
-    await wait_for(lambda: len(delivered("form.submitted")) >= posted, what="all deliveries")
-    await wait_for(lambda: len(delivered("environment.updated")) >= 1, what="publish event")
-    await asyncio.sleep(1.5)  # time for a duplicate to show up, if any node sent one
+    await eventually(lambda: len(delivered("form.submitted")) >= posted, what="all deliveries")
+    await eventually(lambda: len(delivered("environment.updated")) >= 1, what="publish event")
+    # Later deliveries, one queued through each node, twice (the second round once the
+    # first arrived): the outbox is claimed in queue order and a node finishes a pass
+    # before claiming again, so a second copy of an earlier event would be here by now.
+    for round_ in range(2):
+        for name in ("a", "b", "c"):
+            status, _, _ = await post_form(
+                session, nodes[name], PRODUCTION_HOST, "signup", json={"from": f"later{round_}"}
+            )
+            assert status == 204
+        posted += 3
+        await eventually(
+            lambda n=posted: len(delivered("form.submitted")) >= n, what="the later deliveries"
+        )
     assert len(delivered("form.submitted")) == posted
     assert len(set(delivered("form.submitted"))) == posted
     assert len(delivered("environment.updated")) == 1
@@ -180,4 +213,4 @@ async def test_forms_views_and_webhooks_from_any_node_without_double_delivery(
         _, doc = await a.call("GET", "/v1/sites/acme/analytics/production")
         return bool(doc["total"] == 4)
 
-    await wait_for(views_counted, what="page views of b and c counted once, read through a")
+    await eventually(views_counted, what="page views of b and c counted once, read through a")

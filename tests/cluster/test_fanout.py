@@ -11,9 +11,10 @@ import aiohttp
 import asyncpg
 
 from edge.admin_api.auth import new_token
-from tests.cluster.conftest import Api, MakeCluster, Visitor, wait_for
+from tests.cluster.conftest import Api, MakeCluster, Visitor
 from tests.integration.conftest import PRODUCTION_HOST, ROLES, STAGING_HOST, EdgeServer
 from tests.pgserver import with_database
+from tests.waiting import eventually
 
 
 def page(text: str) -> bytes:
@@ -53,7 +54,7 @@ async def test_publish_through_a_is_served_by_b(
     status, doc = await push_and_publish(a, "one")
     assert status == 200, doc
     visitor_b = Visitor(nodes["b"], session)
-    await wait_for(lambda: serves(visitor_b, "one"), what="node b serving the publish")
+    await eventually(lambda: serves(visitor_b, "one"), what="node b serving the publish")
     for _ in range(6):  # every worker of b, whichever the kernel picks
         assert await serves(visitor_b, "one")
     # Staging moves reach b as well (the push went to staging through a).
@@ -63,7 +64,7 @@ async def test_publish_through_a_is_served_by_b(
         status, headers, _ = await visitor_b.get(STAGING_HOST, "/")
         return status == 200 and headers.get("X-Edge-Snapshot") == draft
 
-    await wait_for(b_staging_serves_draft, what="node b serving a's staging push")
+    await eventually(b_staging_serves_draft, what="node b serving a's staging push")
     assert await serves(visitor_b, "one")  # production did not move
     _, envs_a = await a.call("GET", "/v1/sites/acme/environments")
     _, envs_b = await b.call("GET", "/v1/sites/acme/environments")
@@ -74,15 +75,15 @@ async def test_publish_through_a_is_served_by_b(
     status, _ = await push_and_publish(b, "two")
     assert status == 200
     visitor_a = Visitor(nodes["a"], session)
-    await wait_for(lambda: serves(visitor_a, "two"), what="node a serving b's publish")
+    await eventually(lambda: serves(visitor_a, "two"), what="node a serving b's publish")
     status, _ = await b.call("POST", "/v1/sites/acme/rollback", json={})
     assert status == 200
-    await wait_for(lambda: serves(visitor_a, "one"), what="node a serving b's rollback")
-    await wait_for(lambda: all_registered(db, 2), what="both nodes registered")
-    await wait_for(lambda: all_current(a, {"node-a", "node-b"}), what="both nodes current")
+    await eventually(lambda: serves(visitor_a, "one"), what="node a serving b's rollback")
+    await eventually(lambda: all_registered(db, 2), what="both nodes registered")
+    await eventually(lambda: all_current(a, {"node-a", "node-b"}), what="both nodes current")
     # A node that stops cleanly leaves the registry: nobody waits for it.
     assert nodes["b"].stop() == 0
-    await wait_for(lambda: all_registered(db, 1), what="node b leaving the registry")
+    await eventually(lambda: all_registered(db, 1), what="node b leaving the registry")
     status, listed = await a.call("GET", "/v1/nodes")
     assert status == 200 and [n["name"] for n in listed["nodes"]] == ["node-a"]
     for node in nodes.values():
@@ -102,7 +103,7 @@ async def test_wait_all_answers_after_every_node_flipped(
 ) -> None:
     # Long heartbeats: a frozen node stays "live" (and so waited for) for 60 s.
     nodes = make_cluster(("a", "b", "c"), store_extra="heartbeat_seconds = 20.0")
-    await wait_for(lambda: all_registered(db, 3), what="three nodes registered")
+    await eventually(lambda: all_registered(db, 3), what="three nodes registered")
     a = Api(nodes["a"], session)
     visitors = {name: Visitor(node, session) for name, node in nodes.items()}
 
@@ -132,7 +133,7 @@ async def test_wait_all_answers_after_every_node_flipped(
         assert doc["laggards"] == ["node-c"]
         assert doc["action"] == "publish" and doc["production"]
         assert await serves(visitors["a"], "two")
-        await wait_for(lambda: serves(visitors["b"], "two"), what="node b serving")
+        await eventually(lambda: serves(visitors["b"], "two"), what="node b serving")
         await a.push("acme", {"/index.html": page("three")})
         result = nodes["a"].cli("publish", "--site", "acme", "--wait-all", "0.5")
         assert result.returncode != 0 and "node-c" in result.stderr
@@ -152,8 +153,8 @@ async def test_wait_all_answers_after_every_node_flipped(
         ), result.stdout
     finally:
         signal_node(c, signal.SIGCONT)
-    await wait_for(lambda: serves(visitors["c"], "three"), what="node c catching up")
-    await wait_for(
+    await eventually(lambda: serves(visitors["c"], "three"), what="node c catching up")
+    await eventually(
         lambda: all_current(a, {"node-a", "node-b", "node-c"}), what="node c current again"
     )
     result = nodes["a"].cli("nodes")
@@ -164,12 +165,12 @@ async def test_lost_database_connection_recovers_with_the_right_snapshot(
     make_cluster: MakeCluster, session: aiohttp.ClientSession, db: asyncpg.Connection
 ) -> None:
     nodes = make_cluster(("a", "b"))
-    await wait_for(lambda: all_registered(db, 2), what="both nodes registered")
+    await eventually(lambda: all_registered(db, 2), what="both nodes registered")
     a, b = nodes["a"], nodes["b"]
     api_a = Api(a, session)
     visitor_b = Visitor(b, session)
     await push_and_publish(api_a, "one")
-    await wait_for(lambda: serves(visitor_b, "one"), what="node b serving")
+    await eventually(lambda: serves(visitor_b, "one"), what="node b serving")
 
     # Freeze b, cut every connection it has, publish meanwhile: b can only learn of
     # this publish by re-reading the pointers after it reconnects.
@@ -193,11 +194,11 @@ async def test_lost_database_connection_recovers_with_the_right_snapshot(
         seen.append(body == page("two"))
         return seen[-1]
 
-    await wait_for(caught_up, what="node b re-reading the pointers after reconnecting")
+    await eventually(caught_up, what="node b re-reading the pointers after reconnecting")
     assert "LISTEN connection lost" in b.log()
     # And it listens again: the next publish reaches it through NOTIFY.
     await push_and_publish(api_a, "three")
-    await wait_for(lambda: serves(visitor_b, "three"), what="node b listening again")
+    await eventually(lambda: serves(visitor_b, "three"), what="node b listening again")
 
 
 async def test_a_preview_link_made_through_a_opens_on_b(
@@ -245,7 +246,7 @@ async def test_a_reload_cannot_change_the_store(
     a.write_config()
     result = a.cli("reload", "--config", str(a.config_path))
     assert result.returncode == 0, result.stderr
-    await wait_for(lambda: "[store] changed: restart edge" in a.log(), what="reload refused")
+    await eventually(lambda: "[store] changed: restart edge" in a.log(), what="reload refused")
     status, _ = await push_and_publish(Api(a, session), "still serving")
     assert status == 200
 
@@ -266,13 +267,13 @@ async def test_a_move_that_was_never_notified_is_caught_by_the_heartbeat(
         await db.execute("UPDATE cluster_state SET generation = generation + 1")
     for name, node in nodes.items():
         visitor = Visitor(node, session)
-        await wait_for(
+        await eventually(
             functools.partial(serves, visitor, "two"), what=f"node {name} re-reading the pointers"
         )
         # A visitor worker that had not served yet reads the pointers on its first
         # request, so it may serve "two" before its node's admin process (which holds
         # the LISTEN connection) notices: the heartbeat's catch-up is the event to wait for.
-        await wait_for(
+        await eventually(
             lambda node=node: "committed but not notified" in node.log(),
             what=f"node {name}'s heartbeat noticing the silent move",
         )

@@ -10,8 +10,9 @@ import io
 import aiohttp
 import asyncpg
 
-from tests.cluster.conftest import Api, MakeCluster, Visitor, wait_for
+from tests.cluster.conftest import Api, MakeCluster, Visitor
 from tests.integration.conftest import PRODUCTION_HOST
+from tests.waiting import eventually
 
 MiB = 1024 * 1024
 SIZE = 12 * MiB + 123  # several database chunks, over the 4 MiB cache budget
@@ -46,7 +47,7 @@ async def test_a_blob_pushed_through_a_is_served_by_b_from_its_cache(
         status, headers, _ = await visitor_b.get(PRODUCTION_HOST, "/")
         return status == 200 and headers.get("X-Edge-Snapshot") == doc["production"]
 
-    await wait_for(b_swapped, what="node b serving the publish")
+    await eventually(b_swapped, what="node b serving the publish")
     cached = nodes["b"].root / "data" / "blobs" / digest[:2] / digest[2:]
     # The publish's pre-warm brought it to b's disk before b swapped: the first
     # visitor there does not wait for the database.

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.e2e.chromium import require_browser
 from tests.integration.conftest import Api, EdgeServer
+from tests.waiting import eventually
 
 require_browser()
 
@@ -117,3 +118,12 @@ class Dashboard:
     async def reload_state(self) -> None:
         await self.page.get_by_role("button", name="Reload").click()
         await expect(self.status).to_contain_text("Reloaded")
+
+    async def reload_until(self, locator: Locator, text: str) -> None:
+        """Reload the state until ``locator`` reads ``text`` (counts land in the background)."""
+
+        async def shown() -> str | None:
+            await self.reload_state()
+            return await locator.text_content()
+
+        await eventually(shown, lambda found: found == text, what=f"{text!r} shown")

@@ -70,12 +70,7 @@ async def test_inboxes_and_analytics_stay_per_environment(
 
     # Page views: counts are flushed every 0.2 s; reload until they show.
     total = page.get_by_test_id("views-total-production")
-    for _ in range(100):
-        if await total.text_content() == "5":
-            break
-        await dash.reload_state()
-        await page.wait_for_timeout(200)
-    await expect(total).to_have_text("5")
+    await dash.reload_until(total, "5")
     await expect(page.get_by_test_id("views-total-staging")).to_have_text("1")
     chart = page.get_by_test_id("chart-production")
     await expect(chart).to_be_visible()
@@ -183,3 +178,51 @@ async def test_actions_wait_until_the_sites_state_is_read(
     await dash.loaded()
     await expect(page.get_by_role("button", name="Publish all to production")).to_be_enabled()
     await expect(page.get_by_role("button", name="Schedule", exact=True)).to_be_enabled()
+
+
+async def test_history_shows_the_push_message(server: EdgeServer, api: Api, page: Page) -> None:
+    await api.snapshot("acme", {"/index.html": html("x")})
+    snap = await api.snapshot("acme", {"/index.html": html("y")}, message="spring sale banner")
+    await api.set_env("acme", "staging", snap)
+    dash = Dashboard(page, server)
+    await dash.signed_in("admin")
+    await expect(page.locator("#history tbody tr").first).to_contain_text("spring sale banner")
+
+
+async def test_analytics_with_days_a_scale_and_an_empty_state(
+    server: EdgeServer, api: Api, visitor: Visitor, page: Page
+) -> None:
+    await api.push("acme", {"/index.html": html("home")}, env="production")
+    for _ in range(7):
+        assert (await visitor.get(PRODUCTION_HOST, "/"))[0] == 200
+    dash = Dashboard(page, server)
+    await dash.signed_in("admin")
+    total = page.get_by_test_id("views-total-production")
+    await dash.reload_until(total, "7")
+    chart = page.get_by_test_id("chart-production")
+    days = chart.locator("text.x-tick")
+    assert await days.count() >= 4  # dated ticks along the x axis, not just the two ends
+    labels = await days.all_text_contents()
+    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+    assert all(label.split()[0] in months and label.split()[1].isdigit() for label in labels)
+    scale = await chart.locator("text.y-tick").all_text_contents()
+    assert scale[0] == "0" and int(scale[-1] or 0) >= 7 and len(scale) >= 3
+    # Staging had no visitor: said in words, no empty chart.
+    await expect(page.get_by_test_id("views-empty-staging")).to_contain_text(
+        "No page views on staging"
+    )
+    await expect(page.get_by_test_id("chart-staging")).to_have_count(0)
+
+
+async def test_signed_in_line_fades_and_no_request_404s(server: EdgeServer, page: Page) -> None:
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    dash = Dashboard(page, server)
+    await dash.signed_in("admin")
+    await expect(dash.status).to_have_text("")  # the greeting goes away by itself
+    await expect(page.locator("#caller")).to_contain_text("Signed in as admin")  # who, kept
+    icon = await page.locator('link[rel="icon"]').get_attribute("href")
+    assert icon == "favicon.svg"
+    response = await page.request.get(server.admin_url + "/ui/favicon.svg")
+    assert response.status == 200 and response.headers["content-type"] == "image/svg+xml"
+    assert missing == []

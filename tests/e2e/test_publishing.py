@@ -224,3 +224,69 @@ async def test_a_drift_conflict_shows_its_paths_and_the_ways_out(
     await expect(page.locator("#drift")).to_be_hidden()
     status, _, body = await visitor.get(STAGING_HOST, "/")
     assert b"home hotfix 2" in body
+
+
+async def test_the_publish_confirmation_is_the_dry_run_with_production_fixes_kept(
+    server: EdgeServer, api: Api, visitor: Visitor, page: Page
+) -> None:
+    await api.push("acme", {"/index.html": html("home"), "/about.html": html("about v1")})
+    status, doc = await api.publish()
+    assert status == 200, doc
+    fix = await emergency_fix(api, {"/promo.html": html("promo")})
+    await api.push(
+        "acme", {"/index.html": html("home"), "/about.html": html("about v2")}
+    )  # staging never had /promo.html: a manifest diff calls it removed
+
+    dash = Dashboard(page, server)
+    await dash.signed_in("publisher")
+    await page.get_by_role("button", name="Publish all to production").click()
+    items = page.locator("#confirm-items li")
+    await expect(items).to_have_text(["changed: /about.html", "kept (production fix): /promo.html"])
+    await expect(dash.confirm_dialog).not_to_contain_text("removed")
+    assert (await environments(api))["production"]["snapshot"] == fix  # the preview moved nothing
+    await dash.confirm(contains="those are kept")
+    await expect(dash.status).to_contain_text("Published (merge-publish)")
+    status, _, body = await visitor.get(PRODUCTION_HOST, "/promo.html")
+    assert status == 200 and b"promo" in body
+
+
+async def test_a_refused_publish_is_reported_once(server: EdgeServer, api: Api, page: Page) -> None:
+    await api.push("acme", {"/index.html": html("home v1")})
+    await api.publish()
+    await api.push("acme", {"/index.html": html("home redesign")})
+    fix = await emergency_fix(api, {"/index.html": html("home hotfix")})
+
+    dash = Dashboard(page, server)
+    await dash.signed_in("admin")
+    await page.get_by_role("button", name="Publish all to production").click()
+    # The dry run meets the drift: the dialog says it, and nothing else does (no
+    # confirmation of a publish that cannot happen, no red box, no "failed" line).
+    drift = page.locator("#drift-dialog")
+    await expect(drift).to_be_visible()
+    await expect(page.locator("#drift-conflicts")).to_have_text("/index.html")
+    assert await dash.confirm_dialog.get_attribute("data-ask") is None  # never asked
+    await expect(dash.error).to_be_hidden()
+    await expect(dash.status).not_to_contain_text("fail")
+    await drift.get_by_role("button", name="Cancel").click()
+    await expect(dash.error).to_be_hidden()
+    assert (await environments(api))["production"]["snapshot"] == fix
+
+
+async def test_the_confirmation_previews_the_state_at_the_click(
+    server: EdgeServer, api: Api, page: Page
+) -> None:
+    """A change made elsewhere just before the click (the page has not re-read yet) is
+    what the confirmation shows and what gets published, not a 412."""
+    await api.push("acme", {"/index.html": html("home v1")})
+    dash = Dashboard(page, server)
+    await dash.signed_in("publisher")
+    newer = await api.push("acme", {"/index.html": html("home v2"), "/new.html": html("n")})
+    await page.get_by_role("button", name="Publish all to production").click()
+    await expect(dash.confirm_dialog).to_contain_text(newer)
+    await expect(page.locator("#confirm-items li")).to_have_text(
+        ["added: /index.html", "added: /new.html"]
+    )
+    await dash.confirm()
+    await expect(dash.status).to_contain_text(f"production now serves {newer}")
+    await expect(dash.error).to_be_hidden()
+    assert (await environments(api))["production"]["snapshot"] == newer

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import aiohttp
 import pytest
 
 from edge.admin_api.auth import new_token
+from tests.waiting import eventually_sync
 
 ROLES = {
     "editor": ("editor", ["acme"]),
@@ -163,24 +163,26 @@ hosts = ["other.example"]
             )
 
     def wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+        assert process is not None
+
+        def ready() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"edge serve exited early:\n{self.log()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.2):
                     with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                         pass
             except OSError:
-                time.sleep(0.05)
-                continue
+                return False
             # One worker answering is not all of them: a test that kills a worker
             # must not find the only one already listening.
-            if self.all_workers_listening():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"edge serve did not start:\n{self.log()}")
+            return self.all_workers_listening()
+
+        try:
+            eventually_sync(ready, timeout=20, what="edge serve to start")
+        except AssertionError as exc:
+            raise RuntimeError(f"{exc}:\n{self.log()}") from None
 
     def all_workers_listening(self) -> bool:
         """Every visitor worker listens on the visitor port, the admin process on its own."""
@@ -358,6 +360,16 @@ def server(tmp_path: Path) -> Iterator[EdgeServer]:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     # skip_auto_headers: tests choose Accept-Encoding themselves.
     async with aiohttp.ClientSession(skip_auto_headers=["Accept-Encoding"]) as s:
+        yield s
+
+
+@pytest.fixture
+async def fresh() -> AsyncIterator[aiohttp.ClientSession]:
+    """A session that opens a new connection per request, so requests spread over workers."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(
+        connector=connector, skip_auto_headers=["Accept-Encoding"]
+    ) as s:
         yield s
 
 

@@ -22,6 +22,7 @@ import pytest
 
 from edge.admin_api.auth import new_token
 from tests.integration.conftest import PRODUCTION_HOST, ROLES, Api, EdgeServer
+from tests.waiting import eventually
 
 
 def page(text: str) -> bytes:
@@ -111,12 +112,11 @@ async def test_a_dead_admin_process_is_restarted_and_visitors_keep_being_served(
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
         for _ in range(20):  # meanwhile, every visitor is answered
             assert await get(s, server) == (200, snap)
-    for _ in range(100):
-        again = server.admin_pid()
-        if again is not None and again != admin and server.all_workers_listening():
-            break
-        await asyncio.sleep(0.1)
-    assert again is not None and again != admin
+    await eventually(
+        server.admin_pid,
+        lambda pid: pid not in (None, admin) and server.all_workers_listening(),
+        what="a new admin process",
+    )
     api.session = aiohttp.ClientSession()  # the old keep-alive connection died with it
     try:
         status, envs = await api.call("GET", "/v1/sites/acme/environments")

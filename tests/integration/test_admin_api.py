@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, Api, EdgeServer, Visitor
 
@@ -235,3 +237,48 @@ def test_nodes_cli_on_the_sqlite_store(server: EdgeServer) -> None:
     result = server.cli("nodes", token="editor")
     assert result.returncode == 0, result.stderr
     assert "sqlite store: one machine" in result.stdout
+
+
+async def test_acknowledged_writes_are_visible_while_others_read(api: Api) -> None:
+    """Overlapping reads on the shared reader connection used to serve stale data."""
+    stop = asyncio.Event()
+
+    async def dashboard() -> None:
+        while not stop.is_set():
+            await api.call("GET", "/v1/sites/acme/history")
+            await api.call("GET", "/v1/sites/acme/snapshots")
+
+    readers = [asyncio.create_task(dashboard()) for _ in range(8)]
+    try:
+        for i in range(20):
+            body = PAGE.replace(b"page", f"v{i}".encode())
+            await api.upload("acme", {"/index.html": body})
+            status, doc = await api.call(
+                "POST",
+                "/v1/sites/acme/snapshots",
+                json={"files": {"/index.html": {"sha256": hashlib.sha256(body).hexdigest()}}},
+            )
+            assert status == 201, doc  # not 422: the blob was acknowledged
+            await api.set_env("acme", "staging", doc["id"])
+            at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+            status, schedule = await api.call("POST", "/v1/sites/acme/schedules", json={"at": at})
+            assert schedule["snapshot"] == doc["id"]  # what was reviewed is what goes live
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)
+
+
+async def test_hostile_numbers_are_client_errors(api: Api, visitor: Visitor) -> None:
+    await api.push("acme", {"/index.html": PAGE, "/m.png": b"\x89PNG" * 10})
+    await api.publish()
+    status, _, body = await visitor.get(
+        PRODUCTION_HOST, "/m.png", headers={"Range": "bytes=0-" + "9" * 5000}
+    )
+    assert status == 200 and body == b"\x89PNG" * 10
+    for query in ("limit=" + "9" * 5000, "before=99999999999999999999"):
+        status, _ = await api.call("GET", f"/v1/sites/acme/history?{query}")
+        assert status == 400, query
+    status, _ = await api.call(
+        "PUT", "/v1/sites/acme/environments/bogus", as_="", json={"snapshot": "x"}
+    )
+    assert status == 401

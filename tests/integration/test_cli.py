@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,25 @@ async def test_moving_content_with_the_cli(
     assert server.cli("unschedule", schedule_id, "--site", "acme").returncode == 0
     listing = server.cli("schedules", "--site", "acme", "--status", "cancelled")
     assert schedule_id in listing.stdout
+
+
+async def test_push_keeps_settings_and_deletes_removed_files(
+    server: EdgeServer, visitor: Visitor, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_bytes(b"<html><body>home</body></html>")
+    (site / "old.html").write_bytes(b"<html><body>old</body></html>")
+    settings = {"redirects": [{"from": "/legacy", "to": "/", "status": 301}]}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    result = server.cli(
+        "push", str(site), "--site", "acme", "--settings", str(tmp_path / "settings.json")
+    )
+    assert result.returncode == 0, result.stderr
+    (site / "old.html").unlink()
+    result = server.cli("push", str(site), "--site", "acme")
+    assert result.returncode == 0, result.stderr
+    status, headers, _ = await visitor.get(STAGING_HOST, "/legacy")
+    assert status == 301 and headers["Location"] == "/"
+    status, _, _ = await visitor.get(STAGING_HOST, "/old.html")
+    assert status == 404

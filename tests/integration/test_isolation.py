@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     Visitor,
     free_port,
 )
+from tests.waiting import eventually
 
 META = b'<meta name="robots" content="noindex, nofollow">'
 SECRET_STAGING = "s3cret-staging"
@@ -111,18 +112,6 @@ def server(tmp_path: Path, receivers: tuple[Receiver, Receiver]) -> Iterator[Edg
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"anyone:letmein").decode()}
 
 
-async def wait_for(check: Callable[[], Awaitable[bool] | bool], timeout: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 def valid_signature(headers: dict[str, str], body: bytes, secret: str) -> bool:
     parts = dict(p.split("=", 1) for p in headers["X-Edge-Signature"].split(","))
     mac = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
@@ -164,19 +153,26 @@ async def test_form_posted_on_staging_stays_in_staging(
     status, doc = await api.call("GET", "/v1/sites/acme/forms/production")
     assert doc["submissions"] == []
 
-    await wait_for(lambda: bool(staging_hook.delivered("form.submitted")))
+    await eventually(lambda: bool(staging_hook.delivered("form.submitted")))
     headers, body, _ = next(
         c for c in staging_hook.calls if c[0]["X-Edge-Event"] == "form.submitted"
     )
     assert valid_signature(headers, body, SECRET_STAGING)
     assert json.loads(body)["env"] == "staging"
-    await asyncio.sleep(0.5)
-    assert not production_hook.delivered("form.submitted")
+    # A delivery is queued with the submission: production's queue has none.
+    assert await deliveries(api, "production", "form.submitted") == []
 
     # Production's form goes to production's inbox and hook; JSON works, 204 without redirect.
+    # Deliveries go out in the order they were queued: once production's hook has this
+    # later one, a staging submission sent there by mistake would have arrived first.
     status, _, _ = await post_form(session, server, PRODUCTION_HOST, "signup", json={"a": "1"})
     assert status == 204
-    await wait_for(lambda: bool(production_hook.delivered("form.submitted")))
+    forms = await eventually(
+        lambda: production_hook.delivered("form.submitted"),
+        lambda found: {"a": "1"} in [d["data"]["fields"] for d in found],
+        what="production's form",
+    )
+    assert [(d["env"], d["data"]["fields"]) for d in forms] == [("production", {"a": "1"})]
     assert len(staging_hook.delivered("form.submitted")) == 1
     result = server.cli("inbox", "--site", "acme", "--env", "production")
     assert "signup" in result.stdout and "a=1" in result.stdout
@@ -234,31 +230,59 @@ async def deliveries(api: Api, env: str, event: str) -> list[dict[str, Any]]:
     return [d for d in doc["deliveries"] if d["event"] == event]
 
 
+async def later_delivery(
+    session: aiohttp.ClientSession, server: EdgeServer, hook: Receiver
+) -> None:
+    """Post two production forms, one after the other's delivery, and wait for both.
+
+    The outbox claims in queue order, and a pass finishes every attempt it claimed
+    before the next pass claims more. The second form is queued once the first was
+    delivered, so it goes out in a later pass: once it arrived, anything queued
+    before (a duplicate, a retry) has been sent and answered.
+    """
+    for _ in range(2):
+        before = len(hook.delivered("form.submitted"))
+        status, _, _ = await post_form(
+            session, server, PRODUCTION_HOST, "signup", json={"later": "1"}
+        )
+        assert status == 204
+        await eventually(
+            lambda n=before: len(hook.delivered("form.submitted")) > n,
+            what="the later delivery",
+        )
+
+
 async def test_webhook_retries_until_delivered_once_across_a_restart(
-    server: EdgeServer, api: Api, receivers: tuple[Receiver, Receiver]
+    server: EdgeServer,
+    api: Api,
+    session: aiohttp.ClientSession,
+    receivers: tuple[Receiver, Receiver],
 ) -> None:
     _, production_hook = receivers
     production_hook.fail_first = 2
     await site_with_forms(api)  # the publish emits environment.updated on production
-    await wait_for(lambda: len(production_hook.calls) >= 1)
+    await eventually(lambda: production_hook.calls, what="a first delivery attempt")
     await asyncio.to_thread(server.restart)  # the receiver keeps answering meanwhile
-    await wait_for(lambda: bool(production_hook.delivered("environment.updated")), timeout=20)
-    await asyncio.sleep(1.5)
-    assert len(production_hook.delivered("environment.updated")) == 1
-    assert [c[2] for c in production_hook.calls if c[0]["X-Edge-Event"] ==
-            "environment.updated"] == [500, 500, 200]  # fmt: skip
+    await eventually(lambda: production_hook.delivered("environment.updated"), what="the delivery")
     delivered = await deliveries(api, "production", "environment.updated")
     assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 3
+    # A later event, delivered: a second copy of the first would have gone out before it.
+    await later_delivery(session, server, production_hook)
+    assert [c[2] for c in production_hook.calls if c[0]["X-Edge-Event"] ==
+            "environment.updated"] == [500, 500, 200]  # fmt: skip
 
 
 async def test_a_stop_lets_a_delivery_in_flight_finish_and_records_it(
-    server: EdgeServer, api: Api, receivers: tuple[Receiver, Receiver]
+    server: EdgeServer,
+    api: Api,
+    session: aiohttp.ClientSession,
+    receivers: tuple[Receiver, Receiver],
 ) -> None:
     """SIGTERM during a webhook POST: the answer is recorded, nothing is sent twice."""
     _, production_hook = receivers
     production_hook.delay = 1.0
     await site_with_forms(api)  # the publish emits environment.updated on production
-    await wait_for(lambda: production_hook.arrived >= 1)
+    await eventually(lambda: production_hook.arrived >= 1, what="the delivery in flight")
     # In a thread: the receiver answers on this test's event loop meanwhile.
     assert await asyncio.to_thread(server.stop) == 0
     assert len(production_hook.delivered("environment.updated")) == 1
@@ -266,8 +290,9 @@ async def test_a_stop_lets_a_delivery_in_flight_finish_and_records_it(
     delivered = await deliveries(api, "production", "environment.updated")
     # Cut off mid-POST, it would still be leased (and later sent a second time).
     assert delivered[0]["status"] == "delivered" and delivered[0]["attempts"] == 1
-    await asyncio.sleep(1.5)
-    assert production_hook.arrived == 1
+    production_hook.delay = 0.0
+    await later_delivery(session, server, production_hook)
+    assert production_hook.arrived == 3  # the first event once, then the later two
 
 
 async def test_analytics_never_mix(server: EdgeServer, api: Api, visitor: Visitor) -> None:
@@ -280,7 +305,7 @@ async def test_analytics_never_mix(server: EdgeServer, api: Api, visitor: Visito
         _, doc = await api.call("GET", "/v1/sites/acme/analytics/production")
         return bool(doc["total"] == 3)
 
-    await wait_for(counted)
+    await eventually(counted)
     _, doc = await api.call("GET", "/v1/sites/acme/analytics/staging")
     assert doc["total"] == 1 and doc["paths"][0]["path"] == "/index.html"
 

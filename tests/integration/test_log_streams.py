@@ -13,9 +13,9 @@ import aiohttp
 import orjson
 
 from tests.integration.conftest import PRODUCTION_HOST, Api, EdgeServer, Visitor
-from tests.integration.test_logs import events, fresh, make_server, wait_lines
+from tests.integration.test_logs import events, make_server, wait_lines
 
-__all__ = ["fresh", "make_server"]  # fixtures
+__all__ = ["make_server"]  # a fixture
 
 
 async def test_stderr_is_json_lines_only_and_admin_calls_are_not_logged_when_off(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from tests.integration.conftest import (
     Visitor,
     free_port,
 )
+from tests.waiting import eventually
 
 PAGE = b"<html><head><title>t</title></head><body>hello</body></html>"
 ACCESS_FIELDS = {
@@ -50,14 +50,7 @@ async def wait_lines(
     path: Path, check: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0
 ) -> list[dict[str, Any]]:
     """The JSON lines of ``path`` once ``check`` holds for them."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        found = lines(path)
-        if check(found):
-            return found
-        assert loop.time() < deadline, f"{path.name} never got there: {found}"
-        await asyncio.sleep(0.05)
+    return await eventually(lambda: lines(path), check, timeout=timeout, what=path.name)
 
 
 def events(found: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -78,16 +71,6 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., EdgeServer]]:
     yield make
     for srv in started:
         srv.stop()
-
-
-@pytest.fixture
-async def fresh() -> AsyncIterator[aiohttp.ClientSession]:
-    """A new connection per request: requests spread over both workers."""
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with aiohttp.ClientSession(
-        connector=connector, skip_auto_headers=["Accept-Encoding"]
-    ) as s:
-        yield s
 
 
 async def test_full_access_log_has_one_line_per_request(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import signal
 import string
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tests.integration.conftest import (
     Visitor,
     free_port,
 )
+from tests.waiting import eventually
 
 Series = dict[str, dict[tuple[tuple[str, str], ...], float]]
 PAGE = b"<html><head><title>t</title></head><body>hello</body></html>"
@@ -51,16 +51,6 @@ def total(series: Series, name: str, **labels: str) -> float:
     return sum(v for k, v in series.get(name, {}).items() if wanted <= set(k))
 
 
-@pytest.fixture
-async def fresh() -> AsyncIterator[aiohttp.ClientSession]:
-    """A session that opens a new connection per request, so requests spread over workers."""
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with aiohttp.ClientSession(
-        connector=connector, skip_auto_headers=["Accept-Encoding"]
-    ) as s:
-        yield s
-
-
 async def scrape(server: EdgeServer, session: aiohttp.ClientSession, as_: str = "admin") -> Series:
     headers = {"Authorization": f"Bearer {server.tokens[as_]}"}
     async with session.get(server.admin_url + "/metrics", headers=headers) as resp:
@@ -69,21 +59,11 @@ async def scrape(server: EdgeServer, session: aiohttp.ClientSession, as_: str = 
     return parse(text)
 
 
-async def eventually(
-    server: EdgeServer,
-    session: aiohttp.ClientSession,
-    check: Callable[[Series], bool],
-    timeout: float = 30.0,
+async def scraped(
+    server: EdgeServer, session: aiohttp.ClientSession, check: Callable[[Series], bool]
 ) -> Series:
     """Scrape until ``check`` holds (workers publish cache figures every second)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        series = await scrape(server, session)
-        if check(series):
-            return series
-        assert loop.time() < deadline, "metrics never got there"
-        await asyncio.sleep(0.1)
+    return await eventually(lambda: scrape(server, session), check, what="the metrics")
 
 
 def moment(seconds: float) -> str:
@@ -139,7 +119,7 @@ async def test_requests_per_environment_add_up_across_workers(
             and total(s, "edge_visitor_requests_total", site="_unknown") == 3
         )
 
-    series = await eventually(server, fresh, counted)
+    series = await scraped(server, fresh, counted)
     name = "edge_visitor_requests_total"
     assert value(series, name, site="acme", env="production", status="2xx") == n
     assert value(series, name, site="_unknown", env="_unknown", status="4xx") == 3
@@ -199,7 +179,7 @@ async def test_random_hosts_and_paths_add_no_series(
         )
         return unknown == 100 and missing == 100
 
-    after = await eventually(server, fresh, settled)
+    after = await scraped(server, fresh, settled)
     assert {k: set(v) for k, v in after.items()} == {k: set(v) for k, v in before.items()}
     labels = {v for series in after.values() for key in series for _, v in key}
     assert not labels & set(words)
@@ -212,7 +192,7 @@ async def test_cache_figures_move(server: EdgeServer, api: Api, visitor: Visitor
         before = await scrape(server, scraper)
         for _ in range(5):  # one connection: one worker's cache
             assert (await visitor.get(PRODUCTION_HOST, "/about.html"))[0] == 200
-        series = await eventually(
+        series = await scraped(
             server,
             scraper,
             lambda s: (
@@ -233,7 +213,7 @@ async def test_schedule_lateness_is_observed_when_a_schedule_fires(
     launch = await api.push("acme", {"/index.html": PAGE + b"launch"})
     status, doc = await api.call("POST", "/v1/sites/acme/schedules", json={"at": moment(1.0)})
     assert status == 201, doc
-    series = await eventually(
+    series = await scraped(
         server, fresh, lambda s: value(s, "edge_schedule_lateness_seconds_count") == 1
     )
     assert (
@@ -284,7 +264,7 @@ async def test_webhook_failures_outbox_depth_and_upstream_errors(
             >= 1
         )
 
-    series = await eventually(failing, fresh, failed)
+    series = await scraped(failing, fresh, failed)
     assert value(series, "edge_webhook_outbox_pending", site="acme", env="production") == 1
     assert value(series, "edge_webhook_outbox_pending", site="acme", env="staging") == 0
     assert (
@@ -324,21 +304,14 @@ async def test_a_restarted_worker_keeps_the_totals_and_drops_its_gauges(
     visitor = Visitor(server, fresh)
     for _ in range(20):
         assert (await visitor.get(PRODUCTION_HOST, "/"))[0] == 200
-    await eventually(
+    await scraped(
         server, fresh, lambda s: total(s, "edge_visitor_requests_total", env="production") == 20
     )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
     # A worker logs this once its listeners are up (its gauges are set before that).
-    while server.log().count("/2: visitors on") < 2:
-        assert loop.time() < deadline, "the workers did not start"
-        await asyncio.sleep(0.1)
+    await eventually(lambda: server.log().count("/2: visitors on") >= 2, what="both workers")
     old = server.worker_pids()
     os.kill(old[0], signal.SIGKILL)
-    deadline = loop.time() + 30
-    while server.log().count("/2: visitors on") < 3:
-        assert loop.time() < deadline, "the worker was not restarted"
-        await asyncio.sleep(0.1)
+    await eventually(lambda: server.log().count("/2: visitors on") >= 3, what="a new worker")
     assert len(server.worker_pids()) == 2 and old[0] not in server.worker_pids()
     series = await scrape(server, fresh)
     # The dead worker's requests still count; its gauges are no longer added in.

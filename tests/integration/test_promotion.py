@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.integration.conftest import PRODUCTION_HOST, STAGING_HOST, Api, EdgeServer, Visitor
+from tests.waiting import eventually
 
 
 def page(text: str) -> bytes:
@@ -233,13 +232,6 @@ def moment(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_coordinated_launch_is_one_swap(api: Api, visitor: Visitor) -> None:
     await api.push("acme", SITE)
     await api.publish()
@@ -259,7 +251,7 @@ async def test_coordinated_launch_is_one_swap(api: Api, visitor: Visitor) -> Non
     async def launched() -> bool:
         return b"launch" in await body_of(visitor, PRODUCTION_HOST, "/launch")
 
-    await wait_for(launched)
+    await eventually(launched, what="the launch")
     assert b"about launch" in await body_of(visitor, PRODUCTION_HOST, "/about")
     assert b"pricing launch" in await body_of(visitor, PRODUCTION_HOST, "/pricing")
     status, history = await api.call("GET", "/v1/sites/acme/history?env=production")
@@ -277,13 +269,14 @@ async def test_schedule_due_while_stopped_fires_once_on_restart(
     status, s = await api.call("POST", "/v1/sites/acme/schedules", json={"at": moment(2)})
     assert status == 201 and s["snapshot"] == staged
     server.stop()
-    await asyncio.sleep(2.5)
+    due = datetime.fromisoformat(s["at"])
+    await eventually(lambda: datetime.now(UTC) > due, what="the moment passing while stopped")
     server.start()
 
     async def fired() -> bool:
         return b"home v2" in await body_of(visitor, PRODUCTION_HOST, "/")
 
-    await wait_for(fired)
+    await eventually(fired, what="the overdue schedule")
     server.restart()
     status, history = await api.call("GET", "/v1/sites/acme/history?env=production")
     assert [h["action"] for h in history["history"]] == ["schedule", "publish"]
@@ -316,7 +309,69 @@ async def test_schedule_validation_cancel_and_failure(api: Api, visitor: Visitor
         _, one = await api.call("GET", f"/v1/sites/acme/schedules/{s['id']}")
         return bool(one["status"] == "failed")
 
-    await wait_for(failed)
+    await eventually(failed, what="the schedule failing")
     _, one = await api.call("GET", f"/v1/sites/acme/schedules/{s['id']}")
     assert "/about.html" in one["error"]
     assert b"about FIXED" in await body_of(visitor, PRODUCTION_HOST, "/about")
+
+
+async def push_on_top(api: Api, files: dict[str, bytes]) -> str:
+    """Push as `edge push` does: on top of staging's snapshot (lineage via parent)."""
+    _, envs = await api.call("GET", "/v1/sites/acme/environments")
+    parent = envs["staging"]["snapshot"]
+    body: dict[str, object] = {}
+    if parent is not None:
+        _, manifest = await api.call("GET", f"/v1/sites/acme/snapshots/{parent}")
+        body = {"parent": parent, "delete": sorted(set(manifest["files"]) - set(files))}
+    snap = await api.snapshot("acme", files, **body)
+    await api.set_env("acme", "staging", snap)
+    return snap
+
+
+async def test_no_false_drift_after_launches_and_partial_publishes(
+    api: Api, visitor: Visitor
+) -> None:
+    await push_on_top(api, {"/index.html": page("v0"), "/about.html": page("a0")})
+    await api.publish()
+    # Launch A at T1, then edit the same page and launch B at T2.
+    await push_on_top(api, {"/index.html": page("A"), "/about.html": page("a0")})
+    await api.call("POST", "/v1/sites/acme/schedules", json={"at": moment(1.0)})
+    await push_on_top(api, {"/index.html": page("B"), "/about.html": page("a0")})
+    await api.call("POST", "/v1/sites/acme/schedules", json={"at": moment(2.0)})
+
+    async def schedules() -> list[str]:
+        _, doc = await api.call("GET", "/v1/sites/acme/schedules")
+        return [s["status"] for s in doc["schedules"]]
+
+    statuses = await eventually(
+        schedules, lambda found: "pending" not in found, what="both launches"
+    )
+    assert statuses == ["done", "done"]
+    _, _, body = await visitor.get(PRODUCTION_HOST, "/")
+    assert b"B" in body
+
+    # A partial publish, then another edit of that path: no conflict either.
+    await push_on_top(api, {"/index.html": page("B"), "/about.html": page("a1")})
+    status, doc = await api.publish(paths=["/about.html"])
+    assert status == 200, doc
+    await push_on_top(api, {"/index.html": page("B"), "/about.html": page("a2")})
+    status, doc = await api.publish()
+    assert status == 200, doc
+    _, _, body = await visitor.get(PRODUCTION_HOST, "/about")
+    assert b"a2" in body
+
+
+async def test_rollback_then_publish_keeps_stagings_work(api: Api, visitor: Visitor) -> None:
+    await api.push("acme", {"/index.html": page("s0"), "/a.html": page("a0")})
+    await api.publish()
+    await api.push("acme", {"/index.html": page("s1"), "/a.html": page("a1")})
+    await api.publish()
+    await api.push("acme", {"/index.html": page("s2"), "/a.html": page("a1")})
+    status, _ = await api.call("POST", "/v1/sites/acme/rollback", json={})
+    assert status == 200
+    status, doc = await api.publish()
+    assert status == 200, doc
+    _, _, body = await visitor.get(PRODUCTION_HOST, "/a.html")
+    assert b"a1" in body  # the rolled-back publish's work is staging's, published again
+    _, _, body = await visitor.get(PRODUCTION_HOST, "/")
+    assert b"s2" in body

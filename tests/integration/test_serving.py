@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import sqlite3
 
 from tests.integration.conftest import (
     PRODUCTION_HOST,
@@ -226,3 +228,30 @@ async def test_a_stray_preview_cookie_does_not_lock_out_a_public_staging(
         STAGING_HOST, "/", headers={"Cookie": "edge_preview=forged.or.old.token"}
     )
     assert status == 200 and b"<title>Acme</title>" in body
+
+
+async def test_a_damaged_store_gives_a_500_that_still_says_staging(
+    server: EdgeServer, api: Api, visitor: Visitor
+) -> None:
+    body = b"<html><head></head><body>soon gone</body></html>"
+    await api.push("acme", {"/index.html": body})
+    with sqlite3.connect(server.root / "data" / "edge.sqlite3") as db:
+        db.execute("DELETE FROM blobs WHERE sha256 = ?", (hashlib.sha256(body).hexdigest(),))
+    status, headers, content = await visitor.get(STAGING_HOST, "/")
+    assert status == 500
+    assert headers["X-Robots-Tag"] == "noindex, nofollow" and headers["X-Edge-Env"] == "staging"
+    assert b"blob" not in content
+
+
+async def test_absolute_form_targets_route_by_their_authority(server: EdgeServer, api: Api) -> None:
+    await api.push("acme", {"/index.html": b"<html><body>acme home</body></html>"})
+    await api.publish()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET http://acme.example/index.html HTTP/1.1\r\nHost: unknown.example\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 200") and b"acme home" in response

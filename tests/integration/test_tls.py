@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     Visitor,
     free_port,
 )
+from tests.waiting import eventually
 
 DEFAULT_NAME = "default.edge.test"
 
@@ -182,14 +183,13 @@ async def test_https_redirect_and_hsts_on_production_only(
 
 
 async def wait_for_serial(port: int, sni: str, ctx: ssl.SSLContext, serial: int) -> None:
-    for _ in range(100):
+    async def served() -> int:
         conn = await TlsConnection.open(port, sni, ctx)
         found = conn.serial()
         await conn.close()
-        if found == serial:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"certificate {serial} never served")
+        return found
+
+    await eventually(served, lambda found: found == serial, what=f"certificate {serial}")
 
 
 async def test_reload_switches_certificates_without_dropping_connections(
@@ -221,8 +221,7 @@ async def test_reload_switches_certificates_without_dropping_connections(
     assert refused.returncode == 2 and "acme.key" in refused.stderr
     assert server.process is not None
     server.process.send_signal(signal.SIGHUP)
-    await asyncio.sleep(0.5)
-    assert "reload refused" in server.log()
+    await eventually(lambda: "reload refused" in server.log(), what="the reload refused")
     conn = await TlsConnection.open(port, "acme.example", client_context(ca))
     assert conn.serial() == new_serial
     await conn.close()

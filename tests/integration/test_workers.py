@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from pathlib import Path
 
 import aiohttp
 
 from tests.integration.conftest import PRODUCTION_HOST, Api, EdgeServer
+from tests.waiting import eventually
 
 
 def page(text: str) -> bytes:
@@ -24,17 +26,18 @@ async def fresh_get(server: EdgeServer, path: str = "/") -> tuple[int, str | Non
             return resp.status, resp.headers.get("X-Edge-Snapshot")
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (neither gone nor a zombie, whose sockets are closed)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 async def exited(pid: int) -> None:
-    """Wait until ``pid`` is gone or a zombie (its sockets are closed then)."""
-    for _ in range(100):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return
-        if state == "Z":
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"process {pid} did not exit")
+    """Wait until ``pid`` is gone or a zombie."""
+    await eventually(lambda: not running(pid), what=f"process {pid} exiting")
 
 
 async def test_every_request_after_publish_sees_the_new_snapshot(
@@ -69,12 +72,11 @@ async def test_a_dead_worker_is_replaced_and_the_others_keep_serving(
     # connections queued on the dead worker's socket when it died were lost.
     for _ in range(20):
         assert await fresh_get(server) == (200, snap)
-    for _ in range(100):
-        after = server.worker_pids()
-        if len(after) == 2 and before[0] not in after:
-            break
-        await asyncio.sleep(0.1)
-    assert len(after) == 2 and before[0] not in after
+    await eventually(
+        server.worker_pids,
+        lambda after: len(after) == 2 and before[0] not in after,
+        what="a replacement worker",
+    )
     assert server.stop() == 0
 
 
@@ -83,16 +85,20 @@ async def test_a_reload_signal_during_start_up_does_not_kill_edge(server: EdgeSe
     server.stop()
     pid_file = server.root / "data" / "edge.pid"
     server.start_nowait()
-    for _ in range(500):
-        if pid_file.exists():
-            break
-        await asyncio.sleep(0.01)
+    await eventually(pid_file.exists, what="the pid file", interval=0.01)
     pid = int(pid_file.read_text())
     for _ in range(30):
         os.kill(pid, signal.SIGHUP)
         await asyncio.sleep(0.02)
     server.wait_ready()
-    await asyncio.sleep(0.5)
     assert server.process is not None and server.process.poll() is None
-    assert len(server.worker_pids()) == 2
+    # Every signal was delivered before the workers listened: one that killed a
+    # worker left it dead (a zombie until reaped) by now. The first processes the
+    # supervisor started all still run.
+    runs = re.findall(r"supervising \d+ workers and the admin process \(pids \[([\d, ]+)\]\)",
+                      server.log())  # fmt: skip
+    assert runs, server.log()
+    pids = [int(p) for p in runs[-1].split(",")]  # this run's (the log spans restarts)
+    assert len(pids) == 3 and all(running(p) for p in pids), server.log()
+    assert {*server.worker_pids(), server.admin_pid()} == set(pids)
     assert "exited with" not in server.log()  # no worker died on the way

@@ -32,6 +32,7 @@ from tests.integration.conftest import free_port as free_port
 from tests.integration.conftest import server as server
 from tests.integration.conftest import session as session
 from tests.integration.conftest import visitor as visitor
+from tests.waiting import eventually
 
 FORMS = {"forms": {"contact": {}}}
 
@@ -104,23 +105,23 @@ def live_in_group(pgid: int) -> list[int]:
 
 async def wait_gone(pids: list[int], timeout: float) -> None:
     """Wait (bounded) until none of ``pids`` runs any more."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while any(alive(p) for p in pids):
-        if loop.time() > deadline:
-            raise AssertionError(f"still running after {timeout}s: {[p for p in pids if alive(p)]}")
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: [p for p in pids if alive(p)],
+        lambda running: not running,
+        timeout=timeout,
+        what="the processes to be gone",
+    )
 
 
 async def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
     """The exit status of ``process``, waiting (bounded) without blocking the event loop."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while process.poll() is None:
-        if loop.time() > deadline:
-            raise AssertionError(f"edge (pid {process.pid}) did not exit within {timeout}s")
-        await asyncio.sleep(0.05)
-    return process.returncode
+    code: int = await eventually(
+        process.poll,
+        lambda c: c is not None,
+        timeout=timeout,
+        what=f"edge (pid {process.pid}) exiting",
+    )
+    return code
 
 
 async def workers_listening(
@@ -130,12 +131,14 @@ async def workers_listening(
 
     A worker logs that line once it listens and handles SIGTERM itself.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while srv.log().count(" visitors on http") < (count or srv.workers):
-        if loop.time() > deadline:
-            raise AssertionError(f"not every worker started:\n{srv.log()}")
-        await asyncio.sleep(0.05)
+    try:
+        await eventually(
+            lambda: srv.log().count(" visitors on http") >= (count or srv.workers),
+            timeout=timeout,
+            what="every worker listening",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{srv.log()}") from None
 
 
 async def connect_refused(port: int, timeout: float = 20.0) -> None:
@@ -145,19 +148,20 @@ async def connect_refused(port: int, timeout: float = 20.0) -> None:
     the backlog of a listener that is closing (or of one worker's listener while
     another still listens), then reset it. Only a refusal proves nobody listens.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
+
+    async def refused() -> bool:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except ConnectionRefusedError:
-            return
+            return True
         except ConnectionResetError:
-            await asyncio.sleep(0.02)
-            continue
+            return False
         writer.close()
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"port {port} still accepted connections after {timeout}s")
+        return False
+
+    await eventually(
+        refused, timeout=timeout, interval=0.02, what=f"port {port} refusing connections"
+    )
 
 
 async def fresh_get(server: EdgeServer, host: str = PRODUCTION_HOST) -> tuple[int, str | None]:

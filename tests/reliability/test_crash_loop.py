@@ -60,6 +60,7 @@ from tests.reliability.conftest import (
     page,
     wait_gone,
 )
+from tests.waiting import eventually
 
 ITERATIONS = int(os.environ.get("EDGE_CRASH_ITERATIONS") or 8)
 SEED = int(os.environ.get("EDGE_CRASH_SEED") or random.SystemRandom().randrange(2**32))
@@ -270,14 +271,14 @@ async def fresh_get(server: GroupedServer, host: str) -> tuple[int, str | None, 
 
 async def check_restarted(srv: GroupedServer, api: Api, left: Left, ledger: Ledger) -> None:
     """After a restart: visitors get what the store acknowledged (or a later launch)."""
-    for _ in range(600):  # overdue schedules fire at start-up; wait for them (bounded)
+
+    async def pending() -> list[Any]:
         status, doc = await api.call("GET", "/v1/sites/acme/schedules?status=pending")
         assert status == 200, doc
-        if not doc["schedules"]:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"schedules still pending after restart: {doc}")
+        return list(doc["schedules"])
+
+    # Overdue schedules fire at start-up: wait for them.
+    await eventually(pending, lambda found: not found, what="no schedule pending", ignoring=())
     status, envs = await api.call("GET", "/v1/sites/acme/environments")
     production, staging = envs["production"]["snapshot"], envs["staging"]["snapshot"]
     assert staging == left.staging
@@ -298,15 +299,13 @@ async def check_restarted(srv: GroupedServer, api: Api, left: Left, ledger: Ledg
 async def running_workers(srv: GroupedServer) -> list[int]:
     """The supervisor's workers; a moment's grace for one being restarted."""
     assert srv.process is not None
-    for _ in range(50):
-        pids = srv.worker_pids()
-        if pids:
-            return pids
-        await asyncio.sleep(0.1)
-    raise AssertionError(
-        f"supervisor {srv.process.pid} (exit status {srv.process.poll()}) has no workers:\n"
-        + srv.log()[-4000:]
-    )
+    try:
+        return await eventually(srv.worker_pids, timeout=5, what="a worker")
+    except AssertionError:
+        raise AssertionError(
+            f"supervisor {srv.process.pid} (exit status {srv.process.poll()}) has no workers:\n"
+            + srv.log()[-4000:]
+        ) from None
 
 
 async def kill(srv: GroupedServer, mode: str, rng: random.Random) -> None:

@@ -38,6 +38,7 @@ from edge.admin_api.auth import new_token
 from edge.config import load_config
 from edge.netguard import guarded_session
 from tests.integration.conftest import free_port
+from tests.waiting import eventually
 
 STAGING_HOST = "acme-preview.example"
 SECRET_ENV = "EDGE_TEST_HOOK_SECRET"
@@ -237,15 +238,19 @@ class Edge:
 
     async def deliveries(self, count: int) -> list[dict[str, Any]]:
         """Staging's webhook deliveries once each of ``count`` has been tried at least once."""
-        deadline = asyncio.get_running_loop().time() + WAIT
-        while True:
+
+        async def listed() -> list[dict[str, Any]]:
             status, doc = await self.admin("GET", "/v1/sites/acme/webhooks/staging?limit=500")
             assert status == 200, doc
-            items = doc["deliveries"]
-            if len(items) >= count and all(d["attempts"] >= 1 for d in items):
-                return list(items)
-            assert asyncio.get_running_loop().time() < deadline, f"deliveries not tried: {items}"
-            await asyncio.sleep(0.1)
+            return list(doc["deliveries"])
+
+        return await eventually(
+            listed,
+            lambda items: len(items) >= count and all(d["attempts"] >= 1 for d in items),
+            timeout=WAIT,
+            what="every delivery tried",
+            ignoring=(),
+        )
 
 
 def _config(tmp: Path, targets: list[str], allow: list[str], hook_path: str) -> tuple[Path, str]:

@@ -33,6 +33,7 @@ from tests.security.wire_support import (
     read_response,
     read_until_closed,
 )
+from tests.waiting import eventually
 
 # Deadlines expire here on purpose and servers carry 32 MiB of content: more time
 # than the default per-test timeout on a busy machine (no speed is asserted).
@@ -315,7 +316,7 @@ async def test_a_thousand_idle_and_slowloris_connections_do_not_pile_up(
     watcher = asyncio.ensure_future(watch())
     try:
         holders = [asyncio.ensure_future(_hold(slow.port, i % 2 == 0)) for i in range(1000)]
-        await asyncio.sleep(0.5)
+        await eventually(lambda: peak > baseline + 50, what="the connections reaching the server")
         # a normal visitor is served meanwhile
         answer = await asyncio.to_thread(exchange, slow.port, get("other.example"))
         assert answer.first.status == 200 and answer.first.body == PAGE
@@ -325,7 +326,6 @@ async def test_a_thousand_idle_and_slowloris_connections_do_not_pile_up(
     assert peak > baseline + 50, "the connections never reached the server"
     dripped = [r for i, r in enumerate(results) if i % 2 == 0]
     assert sum(r.startswith(b"HTTP/1.1 408") for r in dripped) > len(dripped) // 2
-    deadline = time.monotonic() + WAIT
-    while _fds(pid) > baseline + 10 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert _fds(pid) <= baseline + 10
+    await eventually(
+        lambda: _fds(pid), lambda n: n <= baseline + 10, timeout=WAIT, what="the sockets closed"
+    )

@@ -17,6 +17,7 @@ from edge.admin_api.schemas import DiffResponse, PublishPreview
 from edge.admin_api.streaming import diff_lists, file_pieces, filled_pieces, split_at_files
 from edge.snapshots.merge import changed_paths
 from edge.snapshots.model import ManifestEntry
+from tests.waiting import eventually
 
 MB = 1024 * 1024
 
@@ -35,7 +36,7 @@ async def test_two_large_at_once_and_light_work_never_waits() -> None:
             running -= 1
 
     tasks = [asyncio.ensure_future(large()) for _ in range(6)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: budget.running == 2, what="two large ones admitted")
     async with budget.admit(LIGHT_BYTES - 1):  # not held up by the six
         assert budget.running == 2
     await asyncio.gather(*tasks)
@@ -46,7 +47,9 @@ async def test_the_byte_budget_holds_a_second_large_one_back() -> None:
     budget = WorkBudget(100 * MB)
     async with budget.admit(80 * MB):
         second = asyncio.ensure_future(_admit(budget, 30 * MB))
-        await asyncio.sleep(0.01)
+        # A later task that fits (90 MB together) goes the same way through the budget
+        # and is admitted and done: the second, ahead of it, had its turn and waits.
+        await asyncio.ensure_future(_admit(budget, 10 * MB))
         assert not second.done()  # 110 MB together: it waits
     await second
     async with budget.admit(500 * MB):  # over the budget alone: it runs by itself
@@ -63,7 +66,7 @@ async def test_a_request_that_waits_too_long_is_told_busy(monkeypatch: pytest.Mo
     budget = WorkBudget(100 * MB, slots=1)
     async with budget.admit(10 * MB):
         with pytest.raises(Busy) as caught:
-            await _admit(budget, 10 * MB)
+            await asyncio.ensure_future(_admit(budget, 10 * MB))
     assert caught.value.status == 503 and caught.value.code == "busy"
     await _admit(budget, 10 * MB)  # the slot was given back
 

@@ -12,6 +12,7 @@ from edge.cache.keys import Variant
 from edge.snapshots.model import ManifestEntry
 from edge.visitor.codings import CodedBodies, encode
 from edge.visitor.representation import build
+from tests.waiting import eventually
 
 BODY = b"body { color: red; margin: 0 auto; }\n" * 200
 
@@ -38,8 +39,7 @@ async def test_start_compresses_in_the_background_once() -> None:
     key = ("b" * 64, True, "zstd")
     bodies.start(key, BODY)
     bodies.start(key, BODY)
-    while not bodies.ready(key):
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bodies.ready(key), what="the coded body")
     assert bodies.encoded == 1
 
 

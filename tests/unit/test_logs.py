@@ -22,6 +22,7 @@ from edge.observability.metrics import Metrics
 from edge.observability.observer import Observer, VisitorRecorder, access_line, endpoint
 from edge.router import Route, RouteTable
 from tests.unit.visitor_requests import answered
+from tests.waiting import eventually_sync
 
 
 @pytest.mark.parametrize(
@@ -141,9 +142,7 @@ def test_reopen_writes_to_a_new_file_after_rotation(tmp_path: Path) -> None:
     sink = LineLog("event", path)
     sink.start()
     sink.emit("first", {})
-    deadline = time.monotonic() + 10
-    while (not path.exists() or not path.read_bytes()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually_sync(lambda: path.exists() and path.read_bytes(), what=f"{path.name} written")
     path.rename(tmp_path / "e.log.1")
     sink.reopen()
     sink.emit("second", {})
