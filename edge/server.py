@@ -26,16 +26,17 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from aiohttp import web
 
 from edge.admin_api.application import admin_application
 from edge.admin_api.responses import wire_refusal
-from edge.admin_api.sites import site_directory
+from edge.admin_api.sites import preview_url, site_directory
 from edge.cache import ByteLRU, CacheKey
 from edge.config import ListenAddress, Settings, load_config
-from edge.errors import ConfigError, NotFound
+from edge.errors import ConfigError
 from edge.integrations.webhooks import Deliverer, Webhooks
 from edge.lifecycle import AiohttpListener, Listener, drain
 from edge.netguard import check_url, guarded_session, parse_networks
@@ -56,7 +57,7 @@ from edge.tls import Certificates, SniSelector, load_certificates
 from edge.visitor.formguard import FormGuard
 from edge.visitor.handler import Services, VisitorHandler
 from edge.visitor.hosts import host_policy
-from edge.visitor.preview import LINK_PATH, PreviewSigner
+from edge.visitor.preview import PreviewSigner
 from edge.visitor.repcache import RepresentationCache, snapshot_of
 from edge.visitor.representation import Representation
 from edge.visitor.upstream import UpstreamTable
@@ -272,7 +273,7 @@ def build_admin_app(runtime: Runtime) -> web.Application:
         observer=runtime.observer,
         cache=runtime.cache,
         signer=runtime.services.signer,
-        preview_url=lambda site, token: preview_url(settings, site, token),
+        preview_url=partial(preview_url, settings),
         # The hosts of the configuration in force: a reload may have changed them.
         directory=lambda: site_directory(
             runtime.reloader.settings if runtime.reloader else settings
@@ -282,20 +283,6 @@ def build_admin_app(runtime: Runtime) -> web.Application:
     )
     app[RUNTIME] = runtime
     return app
-
-
-def preview_url(settings: Settings, site: str, token: str) -> str:
-    """A preview link on the site's first staging host (HTTPS when it has a certificate)."""
-    hosts = settings.routes.hosts_of(site, "staging")
-    if not hosts:
-        raise NotFound(f"site {site!r} has no staging host")
-    staging = next(s for s in settings.config.sites if s.id == site).staging
-    if staging.tls is not None and settings.listen_tls is not None:
-        scheme, port, default = "https", settings.listen_tls.port, 443
-    else:
-        scheme, port, default = "http", settings.listen.port, 80
-    authority = hosts[0] if port == default else f"{hosts[0]}:{port}"
-    return f"{scheme}://{authority}{LINK_PATH}?token={token}"
 
 
 def _background(stack: AsyncExitStack, coro: Awaitable[None], name: str) -> None:

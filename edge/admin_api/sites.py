@@ -9,7 +9,9 @@ from edge.admin_api.schemas import (
     VisitorListeners,
 )
 from edge.config import EnvironmentConfig, Settings
+from edge.errors import NotFound
 from edge.router import Env, normalize_host
+from edge.visitor.preview import LINK_PATH
 
 
 def _environment(
@@ -25,12 +27,25 @@ def _environment(
     hosts += [h for h in settings.routes.hosts_of(site, env) if h not in hosts]
     if not hosts:
         return EnvironmentSummary(hosts=[], url=None)
+    return EnvironmentSummary(hosts=hosts, url=origin(settings, config, hosts[0]))
+
+
+def origin(settings: Settings, config: EnvironmentConfig, host: str) -> str:
+    """``scheme://host[:port]`` for visitors of an environment: HTTPS when it has a certificate."""
     if config.tls is not None and settings.listen_tls is not None:
         scheme, port, default = "https", settings.listen_tls.port, 443
     else:
         scheme, port, default = "http", settings.listen.port, 80
-    authority = hosts[0] if port == default else f"{hosts[0]}:{port}"
-    return EnvironmentSummary(hosts=hosts, url=f"{scheme}://{authority}")
+    return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
+
+
+def preview_url(settings: Settings, site: str, token: str) -> str:
+    """A preview link on the site's first staging host."""
+    hosts = settings.routes.hosts_of(site, "staging")
+    if not hosts:
+        raise NotFound(f"site {site!r} has no staging host")
+    staging = next(s for s in settings.config.sites if s.id == site).staging
+    return f"{origin(settings, staging, hosts[0])}{LINK_PATH}?token={token}"
 
 
 def site_directory(settings: Settings) -> SiteDirectory:

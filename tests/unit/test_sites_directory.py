@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from edge.admin_api.schemas import EnvironmentSummary
-from edge.admin_api.sites import site_directory
+from edge.admin_api.sites import preview_url, site_directory
 from edge.config import parse_config
+from edge.errors import NotFound
+from edge.visitor.preview import LINK_PATH
 
 BASE = """
 [server]
@@ -75,3 +77,20 @@ def test_an_environment_with_a_certificate_links_to_https() -> None:
 
 def test_a_site_without_hosts_has_no_url() -> None:
     assert directory()["bare"]["production"] == EnvironmentSummary(hosts=[], url=None)
+
+
+@pytest.mark.parametrize(
+    ("port", "origin"),
+    [(80, "http://preview.acme.example"), (8080, "http://preview.acme.example:8080")],
+)
+def test_preview_links_use_the_first_staging_host_and_its_origin(port: int, origin: str) -> None:
+    settings = parse_config(
+        BASE.format(port=port, server_extra="", production_extra=""), Path("/etc/edge")
+    )
+    assert preview_url(settings, "acme", "t0k") == f"{origin}{LINK_PATH}?token=t0k"
+
+
+def test_a_site_without_a_staging_host_has_no_preview_link() -> None:
+    settings = parse_config(BASE.format(port=80, server_extra="", production_extra=""), Path("/e"))
+    with pytest.raises(NotFound):
+        preview_url(settings, "bare", "t0k")
