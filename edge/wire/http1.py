@@ -60,8 +60,7 @@ from edge.wire.exchange import (
 from edge.wire.framing import framing_error
 from edge.wire.limits import WireLimits
 from edge.wire.sockets import UNREAD as _UNREAD
-from edge.wire.sockets import UNSENT as _UNSENT
-from edge.wire.sockets import kernel_queue
+from edge.wire.sockets import SendDeadline, kernel_queue
 
 log = logging.getLogger("edge.wire")
 
@@ -99,11 +98,16 @@ class Http1Protocol(asyncio.Protocol):
         self._raw: asyncio.Transport | None = None  # kept until the socket is really gone
         self._peer: str | None = None
         self._pipeline: deque[Request] = deque()
+        # Cache hits answered inside the parser's callbacks during one read, written
+        # together once the read has parsed cleanly (one writev for pipelined hits).
+        self._ready: list[bytes] = []
+        self._hits: list[Request] = []
         self._current: Request | None = None  # being answered by a task
         self._task: asyncio.Task[None] | None = None
         self._parsing: Request | None = None  # the message the parser is inside
         self._responder: Responder | None = None  # of the request a task answers
         self._in_body = False  # the parser is past the head of ``_parsing``
+        self._quick = False  # ``_parsing`` may be answered inside on_message_complete
         self._last_data = 0.0
         self._url = bytearray()
         self._head_timer: asyncio.TimerHandle | None = None
@@ -111,10 +115,9 @@ class Http1Protocol(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_last = 0.0
-        self._send_timer: asyncio.TimerHandle | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._send_mark = 0
-        self._sent_mark = -1
+        send_timeout = self._limits.send_timeout
+        self._send_deadline = SendDeadline(self._loop, send_timeout, "client stopped reading")
+        self._close_deadline = SendDeadline(self._loop, send_timeout, "close did not complete")
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._holds = 0  # reasons reading is paused (body buffer, pipeline depth)
@@ -142,17 +145,12 @@ class Http1Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._server.connections.discard(self)
-        for timer in (
-            self._head_timer,
-            self._idle_timer,
-            self._body_timer,
-            self._send_timer,
-            self._close_timer,
-        ):
+        for timer in (self._head_timer, self._idle_timer, self._body_timer):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._idle_timer = self._body_timer = None
-        self._send_timer = self._close_timer = None
+        self._send_deadline.cancel()
+        self._close_deadline.cancel()
         self.transport = self._raw = None
         self._stopped = self._closing = True
         gone = ConnectionResetError("the client went away")
@@ -175,8 +173,12 @@ class Http1Protocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except _Refused as refused:
+            self._hits.clear()  # answered in the same read as a refusal: dropped with it
+            self._ready.clear()
             self._refuse(refused.status, refused.message)
         except httptools.HttpParserCallbackError as exc:
+            self._hits.clear()
+            self._ready.clear()
             cause = exc.__context__
             if isinstance(cause, _Refused):
                 self._refuse(cause.status, cause.message)
@@ -185,8 +187,13 @@ class Http1Protocol(asyncio.Protocol):
                 self._refuse(400, "Bad Request")
         except httptools.HttpParserUpgrade:
             # No protocol upgrades here: answer what was asked, then close.
+            if self._quick and self._parsing is not None:
+                self._pipeline.append(self._parsing)  # its head ended the read
+                self._parsing = None
             if self._pipeline:
                 self._pipeline[-1].keep_alive = False
+            elif self._hits:
+                self._hits[-1].keep_alive = False  # closes once written
             self._stopped = True
         except httptools.HttpParserError as exc:
             pipeline = self._pipeline
@@ -196,6 +203,8 @@ class Http1Protocol(asyncio.Protocol):
                 self._stopped = True
             else:
                 log.debug("refused a request from %s: %s", self._peer, exc)
+                self._hits.clear()
+                self._ready.clear()
                 self._drop_since(before)
                 self._refuse(400, "Bad Request")
         else:
@@ -206,7 +215,22 @@ class Http1Protocol(asyncio.Protocol):
                     self._limits.header_timeout, self._head_expired
                 )
                 self._head_reprieve = False
+        if self._hits:
+            self._write_hits()
         self._advance()
+
+    def _write_hits(self) -> None:
+        """Write the cache hits answered during this read, in order, then count them."""
+        ready, hits = self._ready, self._hits
+        self.transport.writelines(ready)  # type: ignore[union-attr]
+        answered = self._app.answered
+        for request in hits:
+            answered(request)
+        last = hits[-1]
+        ready.clear()
+        hits.clear()
+        if not last.keep_alive or self.draining:
+            self.close()
 
     def _drop_since(self, count: int) -> None:
         """Requests completed in the read that failed to parse are not answered."""
@@ -223,6 +247,7 @@ class Http1Protocol(asyncio.Protocol):
         self._parsing = request
         self._url.clear()
         self._in_body = False
+        self._quick = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -285,6 +310,20 @@ class Http1Protocol(asyncio.Protocol):
                     self._body_timer = self._loop.call_later(
                         self._limits.body_timeout, self._body_expired
                     )
+        if (
+            request.body is None
+            and request.keep_alive
+            and request.version == (1, 1)
+            and not self._pipeline
+            and len(self._hits) < PIPELINE_MAX
+            and self._task is None
+            and not self._write_paused
+            and not self._closing
+        ):
+            # Nothing earlier is waiting: a cache hit can be answered right here
+            # (on_message_complete), without a trip through the pipeline.
+            self._quick = True
+            return
         self._pipeline.append(request)
         if len(self._pipeline) > PIPELINE_MAX:
             self.hold_reading()
@@ -300,6 +339,16 @@ class Http1Protocol(asyncio.Protocol):
         if request is None:
             return
         request.complete = True
+        if self._quick:
+            self._quick = False
+            self._parsing = None
+            ready = self._app.hit(request)
+            if ready is None:
+                self._pipeline.append(request)  # the full path, in order
+            else:
+                self._ready += ready
+                self._hits.append(request)
+            return
         if request.body is not None:
             request.body.finish()
         timer = self._body_timer
@@ -417,17 +466,12 @@ class Http1Protocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        raw = self._raw
-        if self._send_timer is None and raw is not None:
-            self._mark_sending(raw)
-            self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
+        if self._raw is not None:
+            self._send_deadline.arm(self._raw)
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        timer = self._send_timer
-        if timer is not None:
-            timer.cancel()
-            self._send_timer = None
+        self._send_deadline.cancel()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -474,8 +518,7 @@ class Http1Protocol(asyncio.Protocol):
         raw = self._raw
         if raw is None:
             return
-        self._mark_sending(raw)
-        self._close_timer = self._loop.call_later(self._limits.send_timeout, self._close_expired)
+        self._close_deadline.arm(raw)
         raw.close()
 
     def abort(self) -> None:
@@ -556,40 +599,6 @@ class Http1Protocol(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         self.close()
-
-    def _send_expired(self) -> None:
-        self._send_timer = None
-        raw = self._raw
-        if raw is None or not self._write_paused:
-            return
-        if self._sending_progressed(raw):  # slow, but reading
-            self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
-            return
-        log.debug("aborting a connection whose client stopped reading")
-        raw.abort()
-
-    def _close_expired(self) -> None:
-        self._close_timer = None
-        raw = self._raw
-        if raw is None:
-            return
-        if self._sending_progressed(raw):
-            self._close_timer = self._loop.call_later(
-                self._limits.send_timeout, self._close_expired
-            )
-            return
-        log.debug("aborting a connection whose close did not complete")
-        raw.abort()
-
-    def _mark_sending(self, raw: asyncio.Transport) -> None:
-        self._send_mark = raw.get_write_buffer_size()
-        self._sent_mark = kernel_queue(raw, _UNSENT)
-
-    def _sending_progressed(self, raw: asyncio.Transport) -> bool:
-        size, sent = raw.get_write_buffer_size(), kernel_queue(raw, _UNSENT)
-        progressed = size < self._send_mark or 0 <= sent < self._sent_mark
-        self._send_mark, self._sent_mark = size, sent
-        return progressed
 
 
 def _chunked_last(transfer_encoding: bytes) -> bool:
