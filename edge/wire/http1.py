@@ -42,8 +42,8 @@ import asyncio
 import logging
 import socket
 import ssl
-import time
 from collections import deque
+from time import perf_counter as _now
 
 import httptools
 
@@ -109,7 +109,10 @@ class Http1Protocol(asyncio.Protocol):
         self._in_body = False  # the parser is past the head of ``_parsing``
         self._quick = False  # ``_parsing`` may be answered inside on_message_complete
         self._last_data = 0.0
-        self._url = bytearray()
+        self._url = b""
+        self._max_request_line = self._limits.max_request_line
+        self._max_header_size = self._limits.max_header_size
+        self._max_headers = self._limits.max_headers
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_reprieve = False
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -217,7 +220,8 @@ class Http1Protocol(asyncio.Protocol):
                 self._head_reprieve = False
         if self._hits:
             self._write_hits()
-        self._advance()
+        if self._pipeline or self._read_paused or self._idle_timer is None or self.draining:
+            self._advance()
 
     def _write_hits(self) -> None:
         """Write the cache hits answered during this read, in order, then count them."""
@@ -240,18 +244,19 @@ class Http1Protocol(asyncio.Protocol):
     # -- parser callbacks -------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        request = Request()
+        request = self._parsing = Request()
         request.peer = self._peer
-        request.tls = self._tls
-        request.started = time.perf_counter()
-        self._parsing = request
-        self._url.clear()
+        if self._tls:
+            request.tls = True
+        request.started = _now()
+        self._url = b""
         self._in_body = False
         self._quick = False
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._limits.max_request_line:
+        # Mostly one call per request; a target split across reads comes in pieces.
+        self._url = url if not self._url else self._url + url
+        if len(self._url) > self._max_request_line:
             raise _Refused(414, "URI Too Long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -262,14 +267,15 @@ class Http1Protocol(asyncio.Protocol):
             if name.lower() in _FRAMING_FIELDS:
                 raise _Refused(400, "Bad Request: framing field in a trailer")
             return
-        if len(name) + len(value) > self._limits.max_header_size:
+        if len(name) + len(value) > self._max_header_size:
             raise _Refused(431, "Request Header Fields Too Large")
-        if len(request.raw) >= self._limits.max_headers:
+        raw = request.raw
+        if len(raw) >= self._max_headers:
             raise _Refused(431, "Request Header Fields Too Large")
         lower = name.lower()
         if lower == b"host" and lower in request.fields:
             raise _Refused(400, "Bad Request: two Host fields")
-        request.raw.append((name, value))
+        raw.append((name, value))
         request.fields[lower] = value
 
     def on_headers_complete(self) -> None:
@@ -281,39 +287,44 @@ class Http1Protocol(asyncio.Protocol):
             timer.cancel()
             self._head_timer = None
         self._in_body = True
+        # Request's class defaults are GET, HTTP/1.1, keep-alive: set only what differs.
         method = parser.get_method()
-        request.method = _METHODS.get(method) or method.decode("ascii", "replace")
-        request.head = request.method == "HEAD"
+        if method != b"GET":
+            request.method = _METHODS.get(method) or method.decode("ascii", "replace")
+            request.head = request.method == "HEAD"
         request.target = self._url.decode("latin-1")
         version = parser.get_http_version()
-        request.version = (1, 1) if version == "1.1" else _version(version)
-        request.keep_alive = parser.should_keep_alive()
+        eleven = version == "1.1"
+        if not eleven:
+            request.version = _version(version)
+        if not parser.should_keep_alive():
+            request.keep_alive = False
         fields = request.fields
         te = fields.get(b"transfer-encoding")
-        if request.version != (1, 1) or te is not None:
-            if te is not None and request.version == (1, 1) and not _chunked_last(te):
+        if not eleven or te is not None:
+            if te is not None and eleven and not _chunked_last(te):
                 # Not chunked at the end: the body's length is unknowable (llhttp
                 # would refuse it a moment later; answer as it would).
                 raise _Refused(400, "Bad Request: Transfer-Encoding must end with chunked")
             error = framing_error(request.version, None if te is None else te.decode("latin-1"))
             if error is not None:
                 raise _Refused(error.status, error.message)
-        if b"host" not in fields and request.version == (1, 1):
+        if eleven and b"host" not in fields:
             raise _Refused(400, "Bad Request: no Host")
         if te is not None or b"content-length" in fields:
             length = fields.get(b"content-length")
             if te is not None or (length is not None and length != b"0"):
                 expect = fields.get(b"expect", b"").lower() == b"100-continue"
-                request.body = Body(self, expect and request.version == (1, 1))
+                request.body = Body(self, expect and eleven)
                 self._body_last = self._loop.time()
                 if self._body_timer is None:
                     self._body_timer = self._loop.call_later(
                         self._limits.body_timeout, self._body_expired
                     )
         if (
-            request.body is None
+            eleven
             and request.keep_alive
-            and request.version == (1, 1)
+            and request.body is None
             and not self._pipeline
             and len(self._hits) < PIPELINE_MAX
             and self._task is None
