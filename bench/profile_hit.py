@@ -33,8 +33,9 @@ from bench.harness import (
     descendants,
     pick_cpus,
     push_and_publish,
-    start_edge,
     run_main,
+    start_baseline,
+    start_edge,
 )
 from bench.sitegen import PRODUCTION_HOST, generate_site
 
@@ -81,6 +82,11 @@ def main() -> int:
         "--perf", action="store_true", help="perf record instead (native frames, kernel too)"
     )
     parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="profile bench/ceiling_server.py instead of edge, for comparison",
+    )
+    parser.add_argument(
         "--count",
         action="store_true",
         help="perf stat instead: instructions per request (user and kernel), robust to a busy CPU",
@@ -101,12 +107,18 @@ def _profile(args: argparse.Namespace, work: Path, children: Children) -> int:
     cpus = pick_cpus()
     server_cpu, wrk_cpu = cpus if cpus else (None, None)
     path = generate_site(work / "site", 200, timed=42)
-    edge = start_edge(children, work / "edge", server_cpu, workers=1)
-    asyncio.run(push_and_publish(edge, work / "site"))
+    if args.ceiling:
+        base = start_baseline(
+            children, work / "ceiling", work / "site", server_cpu, script="ceiling_server.py"
+        )
+        pid = children.children[-1].process.pid
+    else:
+        edge = start_edge(children, work / "edge", server_cpu, workers=1)
+        asyncio.run(push_and_publish(edge, work / "site"))
+        base, pid = edge.url, edge.child.process.pid
     load = wrk.Wrk(1, args.connections, wrk_cpu)
-    url, headers = edge.url + path, HEADERS[args.scenario]
+    url, headers = base + path, HEADERS[args.scenario]
     load.run(url, headers, 2)  # fills the cache, warms up
-    pid = edge.child.process.pid
     idle = cpu_seconds(pid)
     time.sleep(IDLE_SECONDS)
     idle = (cpu_seconds(pid) - idle) / IDLE_SECONDS
@@ -120,7 +132,17 @@ def _profile(args: argparse.Namespace, work: Path, children: Children) -> int:
         spy_cmd = ["perf", "record", "-F", "1999", "-p", pids, "-o", str(out) + ".perf"]
         spy_cmd += ["--", "sleep", str(args.seconds)]
     else:
-        spy_cmd = [spy, "record", "--pid", str(pid), "--format", "raw", "--subprocesses"]
+        spy_cmd = [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--subprocesses",
+            "--rate",
+            "400",
+        ]
         spy_cmd += ["--duration", str(args.seconds), "--output", str(out)]
     recorder = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     before = cpu_seconds(pid)
