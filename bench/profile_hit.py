@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import collections
 import shutil
+import signal
 import subprocess
 import time
 
@@ -87,6 +88,9 @@ def main() -> int:
         help="profile bench/ceiling_server.py instead of edge, for comparison",
     )
     parser.add_argument(
+        "--strace", action="store_true", help="strace -c instead: system calls per request"
+    )
+    parser.add_argument(
         "--count",
         action="store_true",
         help="perf stat instead: instructions per request (user and kernel), robust to a busy CPU",
@@ -125,7 +129,10 @@ def _profile(args: argparse.Namespace, work: Path, children: Children) -> int:
     out = (args.out or work) / "profile.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     pids = ",".join(str(p) for p in (pid, *descendants(pid)))
-    if args.count:
+    if args.strace:
+        spy_cmd = ["strace", "-c", "-f", "-o", str(out) + ".strace"]
+        spy_cmd += [f"-p{p}" for p in pids.split(",")]
+    elif args.count:
         spy_cmd = ["perf", "stat", "-x,", "-e", "instructions:u,instructions:k", "-p", pids]
         spy_cmd += ["-o", str(out) + ".stat", "--", "sleep", str(args.seconds)]
     elif args.perf:
@@ -148,11 +155,19 @@ def _profile(args: argparse.Namespace, work: Path, children: Children) -> int:
     before = cpu_seconds(pid)
     result = load.run(url, headers, args.seconds)
     spent = cpu_seconds(pid) - before
+    if args.strace:
+        recorder.send_signal(signal.SIGINT)  # strace detaches and writes its summary
     recorder.wait()
     print(f"{args.scenario}: {result.requests / args.seconds:,.0f} req/s under py-spy, ")
     print(f"{1e6 * spent / max(result.requests, 1):.1f} us CPU/request, errors {result.errors}")
     print(f"idle before the load: {100 * idle:.1f}% of a CPU (edge's processes, no requests)")
-    if args.count:
+    if args.strace:
+        for row in (out.parent / (out.name + ".strace")).read_text().splitlines()[2:]:
+            fields = row.split()
+            if len(fields) >= 5 and fields[3].isdigit():
+                per = int(fields[3]) / max(result.requests, 1)
+                print(f"{fields[-1]:>16}: {per:.2f} per request")
+    elif args.count:
         for row in (out.parent / (out.name + ".stat")).read_text().splitlines():
             fields = row.split(",")
             if len(fields) > 2 and fields[0].isdigit():
