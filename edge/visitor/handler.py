@@ -118,7 +118,7 @@ class VisitorHandler:
         own = self._own
         if own.proxies is not None:
             return None
-        policy = own.resolve_raw(fields.get(b"host"))
+        policy = own.by_raw_host[fields.get(b"host")]
         if policy is None or not policy.simple:
             return None
         method = request.method
