@@ -5,10 +5,15 @@ correct HTTP/1.1 framing means): the parser's callbacks fill a small
 :class:`Request` per message. Requests are answered one at a time, in the order
 they arrived, however many a client pipelines. For each one the application is
 first asked for ready-made buffers (:meth:`App.hit`, a cache hit: dictionary
-lookups and one ``transport.writelines``, no task, no coroutine); only when it has
-none does a task run :meth:`App.serve`, which answers through a
-:class:`Responder` (whole answers, or streamed ones with backpressure through
-``pause_writing``/``resume_writing``).
+lookups, no task, no coroutine); only when it has none does a task run
+:meth:`App.serve`, which answers through a :class:`Responder` (whole answers, or
+streamed ones with backpressure through ``pause_writing``/``resume_writing``).
+
+A plain GET or HEAD (HTTP/1.1, keep-alive, no body) with nothing earlier waiting
+on its connection is asked inside ``on_message_complete`` itself, without going
+through the pipeline; the hits of one read are written together with one
+``transport.writelines`` once the whole read has parsed (a read that fails to
+parse answers only its refusal), at most :data:`PIPELINE_MAX` of them per read.
 
 Defences, each with the behaviour edge had on aiohttp (docs/running.md):
 
