@@ -225,6 +225,7 @@ class Request:
     nbytes: int = 0
     snapshot: str | None = None
     refusal: bytes | None = None  # refused at the wire: answer this and close
+    asked: bool = False  # the application's hit path was asked already (and had nothing)
 
     def __init__(self) -> None:
         self.raw: list[tuple[bytes, bytes]] = []  # header fields as sent

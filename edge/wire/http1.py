@@ -358,7 +358,7 @@ class Http1Protocol(asyncio.Protocol):
         if self._quick:
             self._quick = False
             self._parsing = None
-            ready = self._app.hit(request)
+            ready = self._ask(request)
             if ready is None:
                 self._pipeline.append(request)  # the full path, in order
             else:
@@ -375,18 +375,32 @@ class Http1Protocol(asyncio.Protocol):
 
     # -- answering in order -----------------------------------------------------------
 
+    def _ask(self, request: Request) -> tuple[bytes, ...] | None:
+        """The application's ready-made answer to ``request``, asked once, or ``None``."""
+        request.asked = True
+        try:
+            return self._app.hit(request)
+        except Exception:  # a bug, not the client's fault: the full path answers
+            log.exception("the cache hit path failed on %s %s", request.method, request.path)
+            return None
+
     def _advance(self) -> None:
         """Answer waiting requests in order: hits at once, the rest one task at a time."""
         pipeline = self._pipeline
-        hit, answered = self._app.hit, self._app.answered
+        answered = self._app.answered
         while pipeline and self._task is None and not self._write_paused and not self._closing:
             request = pipeline.popleft()
             if request.refusal is not None:
                 self.write(request.refusal)
                 self.close()
                 return
-            if request.complete and request.keep_alive and request.version == (1, 1):
-                ready = hit(request)
+            if (
+                request.complete
+                and request.keep_alive
+                and request.version == (1, 1)
+                and not request.asked
+            ):
+                ready = self._ask(request)
                 if ready is not None:
                     self.transport.writelines(ready)  # type: ignore[union-attr]
                     answered(request)
