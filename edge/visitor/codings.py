@@ -20,6 +20,8 @@ from collections import OrderedDict
 import brotli
 import zstandard
 
+from edge.cache.once import Once
+
 log = logging.getLogger("edge.visitor")
 
 CodedKey = tuple[str, bool, str]  # (blob sha256, noindex injected, coding)
@@ -48,7 +50,7 @@ class CodedBodies:
         self._data: OrderedDict[CodedKey, bytes] = OrderedDict()
         self._size = 0
         self._max = max_bytes
-        self._pending: dict[CodedKey, asyncio.Future[bytes]] = {}
+        self._pending: Once[CodedKey, bytes] = Once()
         self._background: set[asyncio.Task[bytes]] = set()
         self.encoded = 0  # compressions run (each body and coding once while kept)
 
@@ -78,23 +80,14 @@ class CodedBodies:
         if found is not None:
             self._data.move_to_end(key)
             return found
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
+
+        async def make() -> bytes:
             coded = await asyncio.to_thread(encode, body, key[2])
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: only the waiters re-raise it
-            raise
-        finally:
-            del self._pending[key]
-        self.encoded += 1
-        self._put(key, coded)
-        future.set_result(coded)
-        return coded
+            self.encoded += 1
+            self._put(key, coded)
+            return coded
+
+        return await self._pending.get_or_make(key, make)
 
     def _put(self, key: CodedKey, coded: bytes) -> None:
         if len(coded) > self._max:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 
-@lru_cache(maxsize=512)
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an ``Accept-Encoding`` value admits gzip (``q=0`` refuses it)."""
-    if not accept_encoding:
-        return False
-    star: bool | None = None
+def _weights(accept_encoding: str) -> Iterator[tuple[str, float]]:
+    """Each listed coding of an ``Accept-Encoding`` value (lower case) with its q-value:
+    1 when absent, 0 when unreadable."""
     for item in accept_encoding.split(","):
         name, _, params = item.partition(";")
-        name = name.strip().lower()
-        if name not in ("gzip", "x-gzip", "*"):
-            continue
         q = 1.0
         for param in params.split(";"):
             key, _, value = param.partition("=")
@@ -24,9 +19,19 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
                     q = float(value.strip())
                 except ValueError:
                     q = 0.0
+        yield name.strip().lower(), q
+
+
+@lru_cache(maxsize=512)
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value admits gzip (``q=0`` refuses it)."""
+    if not accept_encoding:
+        return False
+    star: bool | None = None
+    for name, q in _weights(accept_encoding):
         if name == "*":
             star = q > 0
-        else:
+        elif name in ("gzip", "x-gzip"):
             return q > 0
     return bool(star)
 
@@ -50,24 +55,12 @@ def choose_coding(accept_encoding: str | None) -> int:
         return 0
     q: dict[int, float] = {}
     star: float | None = None
-    for item in accept_encoding.split(","):
-        name, _, params = item.partition(";")
-        name = name.strip().lower()
+    for name, weight in _weights(accept_encoding):
         index = _CODING_INDEX.get(name)
-        if index is None and name != "*":
-            continue
-        weight = 1.0
-        for param in params.split(";"):
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    weight = float(value.strip())
-                except ValueError:
-                    weight = 0.0
-        if index is None:
+        if index is not None:
+            q[index] = max(q[index], weight) if index in q else weight
+        elif name == "*":
             star = weight
-        else:
-            q[index] = max(q.get(index, 0.0), weight) if index in q else weight
     best, best_q = 0, 0.0
     for index in _PREFERENCE:
         weight = q.get(index, star if star is not None else 0.0)

@@ -118,7 +118,7 @@ class VisitorHandler:
         own = self._own
         if own.proxies is not None:
             return None
-        policy = own.resolve_raw(fields.get(b"host"))
+        policy = own.by_raw_host[fields.get(b"host")]
         if policy is None or not policy.simple:
             return None
         method = request.method
@@ -541,68 +541,44 @@ class VisitorHandler:
         rep: Representation,
         status: int,
     ) -> None:
-        if rep.source is not None:
-            return await self._stream(request, responder, policy, rep, status)
+        """A representation as the answer: for a 200, a 304 or a range if asked; a large
+        file from its blob file (HEAD and 304 read nothing, a range only its bytes, the
+        rest in bounded chunks at the client's pace)."""
+        span = None
         if status == 200:
-            if_none_match = request.header(b"if-none-match")
-            if if_none_match is not None and etag_matches(if_none_match, rep.etag):
-                responder.prebuilt(
-                    304, rep.wire(policy.hsts).not_modified, b"", rep.headers.get("X-Edge-Snapshot")
-                )
-                return
-            if rep.rangeable:
-                range_header = request.header(b"range")
-                if range_header is not None:
-                    if_range = request.header(b"if-range")
-                    if if_range is None or if_range.strip() == rep.etag:
-                        self._send(responder, policy, _partial(rep, range_header))
-                        return
-            responder.prebuilt(
-                200, rep.wire(policy.hsts).ok, rep.body, rep.headers.get("X-Edge-Snapshot")
-            )
-            return
-        self._send(responder, policy, Answer(status, dict(rep.headers), rep.body))
-
-    async def _stream(
-        self,
-        request: Request,
-        responder: Responder,
-        policy: RoutePolicy,
-        rep: Representation,
-        status: int,
-    ) -> None:
-        """A large file from its blob file: HEAD and 304 read nothing, a range only its
-        bytes, the rest in bounded chunks at the client's pace."""
-        assert rep.source is not None
-        snapshot = rep.headers.get("X-Edge-Snapshot")
-        wire = rep.wire(policy.hsts)
-        headers = list(rep.headers.items())
-        if policy.hsts is not None:
-            headers.append(("Strict-Transport-Security", policy.hsts))
-        first, length = 0, rep.size
-        if status == 200:
+            wire = rep.wire(policy.hsts)
+            snapshot = rep.headers.get("X-Edge-Snapshot")
             if_none_match = request.header(b"if-none-match")
             if if_none_match is not None and etag_matches(if_none_match, rep.etag):
                 return responder.prebuilt(304, wire.not_modified, b"", snapshot)
-            range_header = request.header(b"range")
-            if_range = request.header(b"if-range")
-            if range_header is not None and (if_range is None or if_range.strip() == rep.etag):
-                span = parse_range(range_header, rep.size)
-                if span == UNSATISFIABLE:
-                    short = dict(rep.not_modified_headers)
-                    short["Content-Range"] = f"bytes */{rep.size}"
-                    return self._send(responder, policy, Answer(416, short))
-                if span is not None:
-                    first, last = span
-                    length = last - first + 1
-                    status = 206
-                    headers.append(("Content-Range", f"bytes {first}-{last}/{rep.size}"))
-            if status == 200 and request.head:
-                return responder.prebuilt(200, wire.ok, b"", snapshot)
+            span = _requested_range(request, rep)
+            if span == UNSATISFIABLE:
+                short = dict(rep.not_modified_headers)
+                short["Content-Range"] = f"bytes */{rep.size}"
+                return self._send(responder, policy, Answer(416, short))
+            if span is None and (rep.source is None or request.head):
+                return responder.prebuilt(200, wire.ok, rep.body, snapshot)
+        if span is not None:
+            first, last = span
+            length, status = last - first + 1, 206
+            content_range = ("Content-Range", f"bytes {first}-{last}/{rep.size}")
+        else:
+            first, length = 0, rep.size
+        if rep.source is None:
+            headers, body = dict(rep.headers), rep.body
+            if span is not None:
+                headers[content_range[0]] = content_range[1]
+                body = body[first : first + length]
+            return self._send(responder, policy, Answer(status, headers, body))
+        streamed = list(rep.headers.items())
+        if policy.hsts is not None:
+            streamed.append(("Strict-Transport-Security", policy.hsts))
+        if span is not None:
+            streamed.append(content_range)
         if request.head:
-            responder.start(status, [*headers, ("Content-Length", str(length))])
+            responder.start(status, [*streamed, ("Content-Length", str(length))])
             return await responder.end()
-        await send_file(responder, status, headers, rep.source, first=first, length=length)
+        await send_file(responder, status, streamed, rep.source, first=first, length=length)
 
 
 def _ignore(request: Request) -> None:
@@ -634,16 +610,16 @@ def _found(route: Route, snapshot_id: str, path: str, entry: ManifestEntry) -> F
     )
 
 
-def _partial(rep: Representation, range_header: str) -> Answer:
-    size = len(rep.body)
-    span = parse_range(range_header, size)
-    if span is None:
-        return Answer(200, dict(rep.headers), rep.body)
-    if span == UNSATISFIABLE:
-        headers = dict(rep.not_modified_headers)
-        headers["Content-Range"] = f"bytes */{size}"
-        return Answer(416, headers)
-    first, last = span
-    headers = dict(rep.headers)
-    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return Answer(206, headers, rep.body[first : last + 1])
+def _requested_range(request: Request, rep: Representation) -> tuple[int, int] | None:
+    """The byte range a request asks of ``rep`` (:data:`UNSATISFIABLE`: 416), or ``None``
+    for the whole: no ``Range``, an ``If-Range`` for another version, or a type edge
+    does not serve in ranges (media and large files only)."""
+    if rep.source is None and not rep.rangeable:
+        return None
+    range_header = request.header(b"range")
+    if range_header is None:
+        return None
+    if_range = request.header(b"if-range")
+    if if_range is not None and if_range.strip() != rep.etag:
+        return None
+    return parse_range(range_header, rep.size)

@@ -10,7 +10,9 @@ a bound. Swapped whole on ``edge reload``. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from edge.cache import CacheKey
 from edge.router import Env, Route, normalize_host
@@ -19,6 +21,7 @@ from edge.visitor.upstream import Upstream, UpstreamTable
 from edge.wire.proxies import TrustedProxies
 
 _SEEN_MAX = 4096  # raw Host values remembered; a flood of new ones just clears them
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +58,28 @@ class RoutePolicy:
         self.simple = not self.redirect_to_https and self.password is None
 
 
+class _Remembered(dict[_K, "RoutePolicy | None"]):
+    """Raw Host value -> policy, worked out by ``find`` on first sight and remembered;
+    past :data:`_SEEN_MAX` values (a flood of made-up hosts) it starts over."""
+
+    __slots__ = ("_find",)
+
+    def __init__(self, find: Callable[[_K], RoutePolicy | None]) -> None:
+        super().__init__()
+        self._find: Callable[[_K], RoutePolicy | None] = find
+
+    def __missing__(self, host: _K) -> RoutePolicy | None:
+        policy = self._find(host)
+        if len(self) >= _SEEN_MAX:
+            self.clear()
+        self[host] = policy
+        return policy
+
+
 class Policies:
     """Raw Host -> :class:`RoutePolicy` for one listener; ``None`` for unknown hosts."""
 
-    __slots__ = ("_by_key", "_raw", "_seen", "host_policy", "https_port", "proxies", "tls")
+    __slots__ = ("_by_key", "_seen", "by_raw_host", "host_policy", "https_port", "proxies", "tls")
 
     def __init__(self, hosts: HostPolicy, upstreams: UpstreamTable | None, *, tls: bool) -> None:
         self.host_policy = hosts
@@ -66,8 +87,9 @@ class Policies:
         self.https_port = hosts.https_port
         self.proxies: TrustedProxies | None = hosts.proxies
         self._by_key: dict[str, RoutePolicy] = {}
-        self._seen: dict[str | None, RoutePolicy | None] = {}
-        self._raw: dict[bytes | None, RoutePolicy | None] = {}
+        self._seen: _Remembered[str | None] = _Remembered(self._find)
+        # The Host field's bytes -> policy: what the hit path reads (one subscript).
+        self.by_raw_host: _Remembered[bytes | None] = _Remembered(self._find_raw)
 
     def _compile(self, route: Route, upstreams: UpstreamTable | None) -> RoutePolicy:
         hosts = self.host_policy
@@ -95,28 +117,18 @@ class Policies:
 
     def resolve(self, host: str | None) -> RoutePolicy | None:
         """The policy of a raw Host value (``None``: no site is served there)."""
-        seen = self._seen
-        found = seen.get(host, False)
-        if found is not False:
-            return found  # type: ignore[return-value]
-        route = self.host_policy.routes.resolve(host)
-        policy = None if route is None else self._by_key.get(route.key)
-        if len(seen) >= _SEEN_MAX:
-            seen.clear()
-        seen[host] = policy
-        return policy
+        return self._seen[host]
 
     def resolve_raw(self, host: bytes | None) -> RoutePolicy | None:
-        """:meth:`resolve` for the Host field's bytes (the hit path: one lookup)."""
-        raw = self._raw
-        found = raw.get(host, False)
-        if found is not False:
-            return found  # type: ignore[return-value]
-        policy = self.resolve(None if host is None else host.decode("latin-1"))
-        if len(raw) >= _SEEN_MAX:
-            raw.clear()
-        raw[host] = policy
-        return policy
+        """:meth:`resolve` for the Host field's bytes."""
+        return self.by_raw_host[host]
+
+    def _find(self, host: str | None) -> RoutePolicy | None:
+        route = self.host_policy.routes.resolve(host)
+        return None if route is None else self._by_key.get(route.key)
+
+    def _find_raw(self, host: bytes | None) -> RoutePolicy | None:
+        return self._seen[None if host is None else host.decode("latin-1")]
 
     def for_route(self, route: Route) -> RoutePolicy | None:
         return self._by_key.get(route.key)

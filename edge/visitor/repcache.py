@@ -13,11 +13,13 @@ are kept per snapshot id, a few per site.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 
 from edge.cache import ByteLRU, CacheKey, Variant, variant_for
 from edge.cache.keys import IDENTITY
+from edge.cache.once import Once
 from edge.errors import ContentUnavailable
 from edge.paths import manifest_key
 from edge.router import Env
@@ -83,7 +85,7 @@ class RepresentationCache:
         self._store = store
         self.codings = codings if codings is not None else CodedBodies()
         self._stream_threshold = stream_threshold
-        self._building: dict[CacheKey, asyncio.Future[Representation]] = {}
+        self._building: Once[CacheKey, Representation] = Once()
         self._compiled: dict[str, CompiledSettings] = {}
 
     def settings(self, snapshot: Snapshot) -> CompiledSettings:
@@ -118,23 +120,14 @@ class RepresentationCache:
         self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey
     ) -> Representation:
         """Build a missing representation once, however many requests want it meanwhile."""
-        pending = self._building.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Representation] = asyncio.get_running_loop().create_future()
-        self._building[key] = future
-        try:
+
+        async def make() -> Representation:
             rep, keep = await self._build(snapshot, entry, key)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: only the waiters re-raise it
-            raise
-        finally:
-            del self._building[key]
-        if keep:
-            self.lru.put(key, rep)
-        future.set_result(rep)
-        return rep
+            if keep:
+                self.lru.put(key, rep)
+            return rep
+
+        return await self._building.get_or_make(key, make)
 
     async def _build(
         self, snapshot: Snapshot, entry: ManifestEntry, key: CacheKey
@@ -177,19 +170,8 @@ class RepresentationCache:
             else:
                 self.codings.start(coded_key, body)
                 variant, keep = variant_for(variant.env, IDENTITY), False
-        if len(blob) > BUILD_IN_THREAD_BYTES:
-            rep = await asyncio.to_thread(
-                build,
-                blob,
-                entry,
-                snapshot_id=snapshot.id,
-                variant=variant,
-                extra_headers=extra,
-                immutable=immutable,
-                coded=coded,
-            )
-            return rep, keep
-        rep = build(
+        make = functools.partial(
+            build,
             blob,
             entry,
             snapshot_id=snapshot.id,
@@ -198,6 +180,8 @@ class RepresentationCache:
             immutable=immutable,
             coded=coded,
         )
+        # A large body is built in a thread: the loop keeps serving meanwhile.
+        rep = await asyncio.to_thread(make) if len(blob) > BUILD_IN_THREAD_BYTES else make()
         return rep, keep
 
     async def warm(self, env: Env, old: Snapshot | None, new: Snapshot) -> None:

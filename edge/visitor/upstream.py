@@ -16,7 +16,7 @@ edge's own wire (:mod:`edge.wire.http1`); the upstream side is aiohttp's client.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -165,19 +165,8 @@ def request_headers(
     drop = _connection_scoped(incoming) | _REPLACED
     if not trusted:
         drop |= _HOP_CLAIMS
-    out: CIMultiDict[str] = CIMultiDict()
-    forwarded_for: list[str] = []
-    vias: list[str] = []
-    for name, value in incoming.items():
-        lower = name.lower()
-        if lower in drop:
-            continue
-        if lower == "x-forwarded-for":
-            forwarded_for.append(value)
-        elif lower == "via":
-            vias.append(value)
-        else:
-            out.add(name, value)
+    out, kept = _sorted_out(incoming, drop, ("x-forwarded-for", "via"))
+    forwarded_for, vias = kept["x-forwarded-for"], kept["via"]
     if peer is not None:
         out[hdrs.X_FORWARDED_FOR] = _append(forwarded_for, peer)
     elif forwarded_for:
@@ -200,19 +189,29 @@ def response_headers(
     ``env_headers`` replaces the upstream's values of that name.
     """
     drop = _connection_scoped(upstream) | {name.lower() for name in env_headers}
+    out, kept = _sorted_out(upstream, drop, ("via",))
+    out[hdrs.VIA] = _append(kept["via"], via)
+    out.update(env_headers)
+    return out
+
+
+def _sorted_out(
+    headers: MultiMapping[str], drop: Set[str], apart: tuple[str, ...]
+) -> tuple[CIMultiDict[str], dict[str, list[str]]]:
+    """The fields of ``headers`` whose lower-case names are not in ``drop``; the values
+    of the ``apart`` names (lower case) set aside, in order, to be rewritten."""
     out: CIMultiDict[str] = CIMultiDict()
-    vias: list[str] = []
-    for name, value in upstream.items():
+    kept: dict[str, list[str]] = {name: [] for name in apart}
+    for name, value in headers.items():
         lower = name.lower()
         if lower in drop:
             continue
-        if lower == "via":
-            vias.append(value)
+        values = kept.get(lower)
+        if values is not None:
+            values.append(value)
         else:
             out.add(name, value)
-    out[hdrs.VIA] = _append(vias, via)
-    out.update(env_headers)
-    return out
+    return out, kept
 
 
 def _bad_gateway(env_headers: Mapping[str, str]) -> Answer:

@@ -202,49 +202,34 @@ class Body:
 
 
 class Request:
-    """One parsed request head (and its body, when it has one)."""
+    """One parsed request head (and its body, when it has one).
 
-    __slots__ = (
-        "_headers",
-        "body",
-        "complete",
-        "fields",
-        "head",
-        "keep_alive",
-        "method",
-        "nbytes",
-        "peer",
-        "raw",
-        "refusal",
-        "route",
-        "snapshot",
-        "started",
-        "status",
-        "target",
-        "tls",
-        "version",
-    )
+    Every field but the header containers is a class-level default, so that making
+    one per request (a cache hit included) sets only what the parser found.
+    """
+
+    method: str = "GET"
+    target: str = "/"
+    version: tuple[int, int] = (1, 1)
+    _headers: CIMultiDictProxy[str] | None = None
+    body: Body | None = None
+    complete: bool = False  # the whole message (body included) has arrived
+    keep_alive: bool = True
+    head: bool = False
+    peer: str | None = None
+    tls: bool = False
+    route: Any = None  # what the application says the request was for (metrics)
+    started: float = 0.0
+    # The answer, once written: status, body bytes, the snapshot it came from.
+    status: int = 0
+    nbytes: int = 0
+    snapshot: str | None = None
+    refusal: bytes | None = None  # refused at the wire: answer this and close
+    asked: bool = False  # the application's hit path was asked already (and had nothing)
 
     def __init__(self) -> None:
-        self.method = "GET"
-        self.target = "/"
-        self.version = (1, 1)
         self.raw: list[tuple[bytes, bytes]] = []  # header fields as sent
         self.fields: dict[bytes, bytes] = {}  # lower-case name -> last value
-        self._headers: CIMultiDictProxy[str] | None = None
-        self.body: Body | None = None
-        self.complete = False  # the whole message (body included) has arrived
-        self.keep_alive = True
-        self.head = False
-        self.peer: str | None = None
-        self.tls = False
-        self.route: Any = None  # what the application says the request was for (metrics)
-        self.started = 0.0
-        # The answer, once written: status, body bytes, the snapshot it came from.
-        self.status = 0
-        self.nbytes = 0
-        self.snapshot: str | None = None
-        self.refusal: bytes | None = None  # refused at the wire: answer this and close
 
     def header(self, name: bytes) -> str | None:
         """One field by lower-case name (the last one sent), decoded."""

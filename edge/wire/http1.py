@@ -5,10 +5,15 @@ correct HTTP/1.1 framing means): the parser's callbacks fill a small
 :class:`Request` per message. Requests are answered one at a time, in the order
 they arrived, however many a client pipelines. For each one the application is
 first asked for ready-made buffers (:meth:`App.hit`, a cache hit: dictionary
-lookups and one ``transport.writelines``, no task, no coroutine); only when it has
-none does a task run :meth:`App.serve`, which answers through a
-:class:`Responder` (whole answers, or streamed ones with backpressure through
-``pause_writing``/``resume_writing``).
+lookups, no task, no coroutine); only when it has none does a task run
+:meth:`App.serve`, which answers through a :class:`Responder` (whole answers, or
+streamed ones with backpressure through ``pause_writing``/``resume_writing``).
+
+A plain GET or HEAD (HTTP/1.1, keep-alive, no body) with nothing earlier waiting
+on its connection is asked inside ``on_message_complete`` itself, without going
+through the pipeline; the hits of one read are written together with one
+``transport.writelines`` once the whole read has parsed (a read that fails to
+parse answers only its refusal), at most :data:`PIPELINE_MAX` of them per read.
 
 Defences, each with the behaviour edge had on aiohttp (docs/running.md):
 
@@ -42,8 +47,8 @@ import asyncio
 import logging
 import socket
 import ssl
-import time
 from collections import deque
+from time import perf_counter as _now
 
 import httptools
 
@@ -60,8 +65,7 @@ from edge.wire.exchange import (
 from edge.wire.framing import framing_error
 from edge.wire.limits import WireLimits
 from edge.wire.sockets import UNREAD as _UNREAD
-from edge.wire.sockets import UNSENT as _UNSENT
-from edge.wire.sockets import kernel_queue
+from edge.wire.sockets import SendDeadline, kernel_queue
 
 log = logging.getLogger("edge.wire")
 
@@ -99,22 +103,29 @@ class Http1Protocol(asyncio.Protocol):
         self._raw: asyncio.Transport | None = None  # kept until the socket is really gone
         self._peer: str | None = None
         self._pipeline: deque[Request] = deque()
+        # Cache hits answered inside the parser's callbacks during one read, written
+        # together once the read has parsed cleanly (one writev for pipelined hits).
+        self._ready: list[bytes] = []
+        self._hits: list[Request] = []
         self._current: Request | None = None  # being answered by a task
         self._task: asyncio.Task[None] | None = None
         self._parsing: Request | None = None  # the message the parser is inside
         self._responder: Responder | None = None  # of the request a task answers
         self._in_body = False  # the parser is past the head of ``_parsing``
+        self._quick = False  # ``_parsing`` may be answered inside on_message_complete
         self._last_data = 0.0
-        self._url = bytearray()
+        self._url = b""
+        self._max_request_line = self._limits.max_request_line
+        self._max_header_size = self._limits.max_header_size
+        self._max_headers = self._limits.max_headers
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_reprieve = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_last = 0.0
-        self._send_timer: asyncio.TimerHandle | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._send_mark = 0
-        self._sent_mark = -1
+        send_timeout = self._limits.send_timeout
+        self._send_deadline = SendDeadline(self._loop, send_timeout, "client stopped reading")
+        self._close_deadline = SendDeadline(self._loop, send_timeout, "close did not complete")
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._holds = 0  # reasons reading is paused (body buffer, pipeline depth)
@@ -142,17 +153,12 @@ class Http1Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._server.connections.discard(self)
-        for timer in (
-            self._head_timer,
-            self._idle_timer,
-            self._body_timer,
-            self._send_timer,
-            self._close_timer,
-        ):
+        for timer in (self._head_timer, self._idle_timer, self._body_timer):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._idle_timer = self._body_timer = None
-        self._send_timer = self._close_timer = None
+        self._send_deadline.cancel()
+        self._close_deadline.cancel()
         self.transport = self._raw = None
         self._stopped = self._closing = True
         gone = ConnectionResetError("the client went away")
@@ -175,8 +181,12 @@ class Http1Protocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except _Refused as refused:
+            self._hits.clear()  # answered in the same read as a refusal: dropped with it
+            self._ready.clear()
             self._refuse(refused.status, refused.message)
         except httptools.HttpParserCallbackError as exc:
+            self._hits.clear()
+            self._ready.clear()
             cause = exc.__context__
             if isinstance(cause, _Refused):
                 self._refuse(cause.status, cause.message)
@@ -185,8 +195,13 @@ class Http1Protocol(asyncio.Protocol):
                 self._refuse(400, "Bad Request")
         except httptools.HttpParserUpgrade:
             # No protocol upgrades here: answer what was asked, then close.
+            if self._quick and self._parsing is not None:
+                self._pipeline.append(self._parsing)  # its head ended the read
+                self._parsing = None
             if self._pipeline:
                 self._pipeline[-1].keep_alive = False
+            elif self._hits:
+                self._hits[-1].keep_alive = False  # closes once written
             self._stopped = True
         except httptools.HttpParserError as exc:
             pipeline = self._pipeline
@@ -196,6 +211,8 @@ class Http1Protocol(asyncio.Protocol):
                 self._stopped = True
             else:
                 log.debug("refused a request from %s: %s", self._peer, exc)
+                self._hits.clear()
+                self._ready.clear()
                 self._drop_since(before)
                 self._refuse(400, "Bad Request")
         else:
@@ -206,7 +223,23 @@ class Http1Protocol(asyncio.Protocol):
                     self._limits.header_timeout, self._head_expired
                 )
                 self._head_reprieve = False
-        self._advance()
+        if self._hits:
+            self._write_hits()
+        if self._pipeline or self._read_paused or self._idle_timer is None or self.draining:
+            self._advance()
+
+    def _write_hits(self) -> None:
+        """Write the cache hits answered during this read, in order, then count them."""
+        ready, hits = self._ready, self._hits
+        self.transport.writelines(ready)  # type: ignore[union-attr]
+        answered = self._app.answered
+        for request in hits:
+            answered(request)
+        last = hits[-1]
+        ready.clear()
+        hits.clear()
+        if not last.keep_alive or self.draining:
+            self.close()
 
     def _drop_since(self, count: int) -> None:
         """Requests completed in the read that failed to parse are not answered."""
@@ -216,17 +249,19 @@ class Http1Protocol(asyncio.Protocol):
     # -- parser callbacks -------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        request = Request()
+        request = self._parsing = Request()
         request.peer = self._peer
-        request.tls = self._tls
-        request.started = time.perf_counter()
-        self._parsing = request
-        self._url.clear()
+        if self._tls:
+            request.tls = True
+        request.started = _now()
+        self._url = b""
         self._in_body = False
+        self._quick = False
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._limits.max_request_line:
+        # Mostly one call per request; a target split across reads comes in pieces.
+        self._url = url if not self._url else self._url + url
+        if len(self._url) > self._max_request_line:
             raise _Refused(414, "URI Too Long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -237,14 +272,15 @@ class Http1Protocol(asyncio.Protocol):
             if name.lower() in _FRAMING_FIELDS:
                 raise _Refused(400, "Bad Request: framing field in a trailer")
             return
-        if len(name) + len(value) > self._limits.max_header_size:
+        if len(name) + len(value) > self._max_header_size:
             raise _Refused(431, "Request Header Fields Too Large")
-        if len(request.raw) >= self._limits.max_headers:
+        raw = request.raw
+        if len(raw) >= self._max_headers:
             raise _Refused(431, "Request Header Fields Too Large")
         lower = name.lower()
         if lower == b"host" and lower in request.fields:
             raise _Refused(400, "Bad Request: two Host fields")
-        request.raw.append((name, value))
+        raw.append((name, value))
         request.fields[lower] = value
 
     def on_headers_complete(self) -> None:
@@ -256,35 +292,54 @@ class Http1Protocol(asyncio.Protocol):
             timer.cancel()
             self._head_timer = None
         self._in_body = True
+        # Request's class defaults are GET, HTTP/1.1, keep-alive: set only what differs.
         method = parser.get_method()
-        request.method = _METHODS.get(method) or method.decode("ascii", "replace")
-        request.head = request.method == "HEAD"
+        if method != b"GET":
+            request.method = _METHODS.get(method) or method.decode("ascii", "replace")
+            request.head = request.method == "HEAD"
         request.target = self._url.decode("latin-1")
         version = parser.get_http_version()
-        request.version = (1, 1) if version == "1.1" else _version(version)
-        request.keep_alive = parser.should_keep_alive()
+        eleven = version == "1.1"
+        if not eleven:
+            request.version = _version(version)
+        if not parser.should_keep_alive():
+            request.keep_alive = False
         fields = request.fields
         te = fields.get(b"transfer-encoding")
-        if request.version != (1, 1) or te is not None:
-            if te is not None and request.version == (1, 1) and not _chunked_last(te):
+        if not eleven or te is not None:
+            if te is not None and eleven and not _chunked_last(te):
                 # Not chunked at the end: the body's length is unknowable (llhttp
                 # would refuse it a moment later; answer as it would).
                 raise _Refused(400, "Bad Request: Transfer-Encoding must end with chunked")
             error = framing_error(request.version, None if te is None else te.decode("latin-1"))
             if error is not None:
                 raise _Refused(error.status, error.message)
-        if b"host" not in fields and request.version == (1, 1):
+        if eleven and b"host" not in fields:
             raise _Refused(400, "Bad Request: no Host")
         if te is not None or b"content-length" in fields:
             length = fields.get(b"content-length")
             if te is not None or (length is not None and length != b"0"):
                 expect = fields.get(b"expect", b"").lower() == b"100-continue"
-                request.body = Body(self, expect and request.version == (1, 1))
+                request.body = Body(self, expect and eleven)
                 self._body_last = self._loop.time()
                 if self._body_timer is None:
                     self._body_timer = self._loop.call_later(
                         self._limits.body_timeout, self._body_expired
                     )
+        if (
+            eleven
+            and request.keep_alive
+            and request.body is None
+            and not self._pipeline
+            and len(self._hits) < PIPELINE_MAX
+            and self._task is None
+            and not self._write_paused
+            and not self._closing
+        ):
+            # Nothing earlier is waiting: a cache hit can be answered right here
+            # (on_message_complete), without a trip through the pipeline.
+            self._quick = True
+            return
         self._pipeline.append(request)
         if len(self._pipeline) > PIPELINE_MAX:
             self.hold_reading()
@@ -300,6 +355,16 @@ class Http1Protocol(asyncio.Protocol):
         if request is None:
             return
         request.complete = True
+        if self._quick:
+            self._quick = False
+            self._parsing = None
+            ready = self._ask(request)
+            if ready is None:
+                self._pipeline.append(request)  # the full path, in order
+            else:
+                self._ready += ready
+                self._hits.append(request)
+            return
         if request.body is not None:
             request.body.finish()
         timer = self._body_timer
@@ -310,18 +375,32 @@ class Http1Protocol(asyncio.Protocol):
 
     # -- answering in order -----------------------------------------------------------
 
+    def _ask(self, request: Request) -> tuple[bytes, ...] | None:
+        """The application's ready-made answer to ``request``, asked once, or ``None``."""
+        request.asked = True
+        try:
+            return self._app.hit(request)
+        except Exception:  # a bug, not the client's fault: the full path answers
+            log.exception("the cache hit path failed on %s %s", request.method, request.path)
+            return None
+
     def _advance(self) -> None:
         """Answer waiting requests in order: hits at once, the rest one task at a time."""
         pipeline = self._pipeline
-        hit, answered = self._app.hit, self._app.answered
+        answered = self._app.answered
         while pipeline and self._task is None and not self._write_paused and not self._closing:
             request = pipeline.popleft()
             if request.refusal is not None:
                 self.write(request.refusal)
                 self.close()
                 return
-            if request.complete and request.keep_alive and request.version == (1, 1):
-                ready = hit(request)
+            if (
+                request.complete
+                and request.keep_alive
+                and request.version == (1, 1)
+                and not request.asked
+            ):
+                ready = self._ask(request)
                 if ready is not None:
                     self.transport.writelines(ready)  # type: ignore[union-attr]
                     answered(request)
@@ -417,17 +496,12 @@ class Http1Protocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        raw = self._raw
-        if self._send_timer is None and raw is not None:
-            self._mark_sending(raw)
-            self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
+        if self._raw is not None:
+            self._send_deadline.arm(self._raw)
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        timer = self._send_timer
-        if timer is not None:
-            timer.cancel()
-            self._send_timer = None
+        self._send_deadline.cancel()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -474,8 +548,7 @@ class Http1Protocol(asyncio.Protocol):
         raw = self._raw
         if raw is None:
             return
-        self._mark_sending(raw)
-        self._close_timer = self._loop.call_later(self._limits.send_timeout, self._close_expired)
+        self._close_deadline.arm(raw)
         raw.close()
 
     def abort(self) -> None:
@@ -556,40 +629,6 @@ class Http1Protocol(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         self.close()
-
-    def _send_expired(self) -> None:
-        self._send_timer = None
-        raw = self._raw
-        if raw is None or not self._write_paused:
-            return
-        if self._sending_progressed(raw):  # slow, but reading
-            self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
-            return
-        log.debug("aborting a connection whose client stopped reading")
-        raw.abort()
-
-    def _close_expired(self) -> None:
-        self._close_timer = None
-        raw = self._raw
-        if raw is None:
-            return
-        if self._sending_progressed(raw):
-            self._close_timer = self._loop.call_later(
-                self._limits.send_timeout, self._close_expired
-            )
-            return
-        log.debug("aborting a connection whose close did not complete")
-        raw.abort()
-
-    def _mark_sending(self, raw: asyncio.Transport) -> None:
-        self._send_mark = raw.get_write_buffer_size()
-        self._sent_mark = kernel_queue(raw, _UNSENT)
-
-    def _sending_progressed(self, raw: asyncio.Transport) -> bool:
-        size, sent = raw.get_write_buffer_size(), kernel_queue(raw, _UNSENT)
-        progressed = size < self._send_mark or 0 <= sent < self._sent_mark
-        self._send_mark, self._sent_mark = size, sent
-        return progressed
 
 
 def _chunked_last(transfer_encoding: bytes) -> bool:

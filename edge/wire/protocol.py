@@ -59,7 +59,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from edge.wire.limits import WireLimits
 from edge.wire.sockets import UNREAD as _UNREAD
-from edge.wire.sockets import UNSENT as _UNSENT
+from edge.wire.sockets import SendDeadline
 from edge.wire.sockets import kernel_queue as _kernel_queue
 
 __all__ = ["GuardedAppRunner", "GuardedRequestHandler", "GuardedSite", "WireLimits", "refusal"]
@@ -102,7 +102,7 @@ class GuardedRequestHandler(RequestHandler):
         "_body",
         "_body_last",
         "_body_timer",
-        "_close_timer",
+        "_close_deadline",
         "_error_status",
         "_head_bytes",
         "_head_reprieve",
@@ -111,9 +111,7 @@ class GuardedRequestHandler(RequestHandler):
         "_line_end",
         "_raw",
         "_refuse",
-        "_send_mark",
-        "_send_timer",
-        "_sent_mark",
+        "_send_deadline",
     )
 
     def __init__(
@@ -136,11 +134,10 @@ class GuardedRequestHandler(RequestHandler):
         self._body: StreamReader | None = None  # a body the parser is still waiting for
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_last = 0.0
-        self._send_timer: asyncio.TimerHandle | None = None
-        self._send_mark = 0  # write buffer size when the send deadline was armed
-        self._sent_mark = -1  # the kernel's unacknowledged bytes then
+        send_timeout = limits.send_timeout
+        self._send_deadline = SendDeadline(self._loop, send_timeout, "client stopped reading")
         self._head_reprieve = False
-        self._close_timer: asyncio.TimerHandle | None = None
+        self._close_deadline = SendDeadline(self._loop, send_timeout, "close did not complete")
         self._error_status = 400
 
     # -- connection ----------------------------------------------------------------
@@ -154,10 +151,12 @@ class GuardedRequestHandler(RequestHandler):
             self._task_handler.add_done_callback(self._closing)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        for timer in (self._head_timer, self._body_timer, self._send_timer, self._close_timer):
+        for timer in (self._head_timer, self._body_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._body_timer = self._send_timer = self._close_timer = None
+        self._head_timer = self._body_timer = None
+        self._send_deadline.cancel()
+        self._close_deadline.cancel()
         self._raw = None
         self._body = None
         super().connection_lost(exc)
@@ -301,17 +300,12 @@ class GuardedRequestHandler(RequestHandler):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        raw = self._raw
-        if self._send_timer is None and raw is not None:
-            self._mark_sending(raw)
-            self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
+        if self._raw is not None:
+            self._send_deadline.arm(self._raw)
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        timer = self._send_timer
-        if timer is not None:
-            timer.cancel()
-            self._send_timer = None
+        self._send_deadline.cancel()
 
     def force_close(self) -> None:
         super().force_close()
@@ -319,47 +313,8 @@ class GuardedRequestHandler(RequestHandler):
 
     def _closing(self, _: object = None) -> None:
         """The connection is being closed: it must be gone within ``send_timeout``."""
-        raw = self._raw
-        if self._close_timer is None and raw is not None:
-            self._mark_sending(raw)
-            self._close_timer = self._loop.call_later(
-                self._limits.send_timeout, self._close_expired
-            )
-
-    def _close_expired(self) -> None:
-        self._close_timer = None
-        raw = self._raw
-        if raw is None:
-            return
-        if self._sending_progressed(raw):  # a slow reader still taking the last bytes
-            self._close_timer = self._loop.call_later(
-                self._limits.send_timeout, self._close_expired
-            )
-            return
-        log.debug("aborting a connection whose close did not complete")
-        raw.abort()
-
-    def _send_expired(self) -> None:
-        self._send_timer = None
-        raw = self._raw
-        if raw is None or not self._paused:
-            return
-        if self._sending_progressed(raw):  # slow, but reading
-            self._send_timer = self._loop.call_later(self._limits.send_timeout, self._send_expired)
-            return
-        log.debug("aborting a connection whose client stopped reading")
-        raw.abort()
-
-    def _mark_sending(self, raw: asyncio.Transport) -> None:
-        self._send_mark = raw.get_write_buffer_size()
-        self._sent_mark = _kernel_queue(raw, _UNSENT)
-
-    def _sending_progressed(self, raw: asyncio.Transport) -> bool:
-        """Whether the client took any bytes since the marks (then the marks move on)."""
-        size, sent = raw.get_write_buffer_size(), _kernel_queue(raw, _UNSENT)
-        progressed = size < self._send_mark or 0 <= sent < self._sent_mark
-        self._send_mark, self._sent_mark = size, sent
-        return progressed
+        if self._raw is not None:
+            self._close_deadline.arm(self._raw)
 
 
 class GuardedServer(web.Server):
