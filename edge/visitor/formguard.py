@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.config import ServerConfig
 from edge.router import Route
@@ -42,27 +42,24 @@ class Refusal:
     retry_after: str | None = None
 
 
+@dataclass(kw_only=True)
 class FormGuard:
     """The limits of one process's form posts (all sites)."""
 
-    def __init__(
-        self,
-        *,
-        rate: Rate,
-        inbox: InboxLimits,
-        reserve: DiskReserve | None = None,
-        proxies: TrustedProxies | None = None,
-        on_refused: RefusedHook | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.rate = rate
-        self.inbox = inbox
-        self._reserve = reserve
-        self._proxies = proxies
-        self._on_refused = on_refused
-        self._clock = clock
-        self._limiter = RateLimiter(clock=clock)
-        self._since_event: dict[tuple[str, str, str], tuple[float, int]] = {}
+    rate: Rate
+    inbox: InboxLimits
+    reserve: DiskReserve | None = None
+    proxies: TrustedProxies | None = None
+    on_refused: RefusedHook | None = None
+    clock: Callable[[], float] = time.monotonic
+    _limiter: RateLimiter = field(init=False)
+    # (route key, form, reason) -> (time of the last event, refused since it)
+    _since_event: dict[tuple[str, str, str], tuple[float, int]] = field(
+        init=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._limiter = RateLimiter(clock=self.clock)
 
     @classmethod
     def from_config(
@@ -100,7 +97,7 @@ class FormGuard:
         forwarded_for: str | None,
     ) -> Refusal | None:
         """``None`` when the post may be read and stored, else the refusal to answer."""
-        client = client_address(peer, forwarded_for, self._proxies)
+        client = client_address(peer, forwarded_for, self.proxies)
         wait = self._limiter.take((route.key, name, client), self.rate_for(form))
         if wait > 0:
             return self.refused(
@@ -113,7 +110,7 @@ class FormGuard:
                     retry_after(wait),
                 ),
             )
-        if self._reserve is not None and self._reserve.low():
+        if self.reserve is not None and self.reserve.low():
             return self.refused(
                 route,
                 name,
@@ -135,15 +132,15 @@ class FormGuard:
         )
 
     def refused(self, route: Route, name: str, refusal: Refusal) -> Refusal:
-        if self._on_refused is not None:
+        if self.on_refused is not None:
             key = (route.key, name, refusal.reason)
-            now = self._clock()
+            now = self.clock()
             last, count = self._since_event.get(key, (-EVENT_EVERY, 0))
             count += 1
             if now - last >= EVENT_EVERY:
-                self._on_refused(route, name, refusal.reason, count)
+                self.on_refused(route, name, refusal.reason, count)
                 self._since_event[key] = (now, 0)
             else:
-                self._on_refused(route, name, refusal.reason, None)
+                self.on_refused(route, name, refusal.reason, None)
                 self._since_event[key] = (last, count)
         return refusal
