@@ -124,7 +124,7 @@ async def open_runtime(
     control_plane = role == "admin" or (role == "all" and worker == 0)
     server = settings.config.server
     async with AsyncExitStack() as stack:
-        observer = stack.enter_context(open_observer(settings))
+        observer = stack.enter_context(open_observer(settings, serves_visitors=serves_visitors))
         store = await stack.enter_async_context(open_store(settings))
         counters = SharedCounters.for_data_dir(settings.data_dir)
         stack.callback(counters.close)
@@ -186,9 +186,6 @@ async def open_runtime(
         if serves_visitors and certificates is not None and settings.listen_tls is not None:
             sni = SniSelector(certificates)
             handlers.append(visitor.over_tls())
-        if not serves_visitors:
-            observer.metrics.workers.set(0)  # edge_workers counts visitor workers
-            observer.cache_gauges = False  # nor does its (empty) cache count
         await live.catch_up()
         if role == "visitors":
             # Every visitor worker holds a move's snapshots before it is visible: the

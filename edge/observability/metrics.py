@@ -140,7 +140,9 @@ class Metrics:
     this process is the whole edge.
     """
 
-    def __init__(self, sites: Iterable[str], *, shared: Path | None = None) -> None:
+    def __init__(
+        self, sites: Iterable[str], *, shared: Path | None = None, serves_visitors: bool = True
+    ) -> None:
         # *_created series: noise beside every counter, and absent with several workers.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.shared = shared
@@ -189,7 +191,7 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.workers.set(1)
+        self.workers.set(1 if serves_visitors else 0)  # the admin process is no worker
         self.swaps = Counter(
             "edge_pointer_swaps",
             "Environment pointer moves, by site, environment and action.",

@@ -91,6 +91,7 @@ class Observer:
         *,
         access_mode: AccessLogMode = "off",
         access_sample: float = 0.01,
+        cache_gauges: bool = True,
     ) -> None:
         self.metrics = metrics
         self.events = events
@@ -99,7 +100,7 @@ class Observer:
         self.access_sample = access_sample
         self.tally = VisitorTally(metrics)
         self._synced = (0, 0, 0)
-        self.cache_gauges = True  # False in the admin process: it holds no visitor cache
+        self.cache_gauges = cache_gauges  # False in the admin process: it holds no visitor cache
 
     # -- visitors -------------------------------------------------------------------
 
@@ -372,10 +373,14 @@ def access_line(request: Request, elapsed: float) -> bytes:
 
 
 @contextmanager
-def open_observer(settings: Settings) -> Iterator[Observer]:
-    """The observer of this process, its log writers running until the block ends."""
+def open_observer(settings: Settings, *, serves_visitors: bool = True) -> Iterator[Observer]:
+    """The observer of this process, its log writers running until the block ends.
+
+    The admin process (``serves_visitors=False``) counts as no worker in
+    ``edge_workers`` and reports no cache gauges: it holds no visitor cache.
+    """
     server = settings.config.server
-    metrics = Metrics(settings.site_ids, shared=multiprocess_dir())
+    metrics = Metrics(settings.site_ids, shared=multiprocess_dir(), serves_visitors=serves_visitors)
     mode = access_mode(server.access_log)
     events = LineLog(
         "event",
@@ -404,7 +409,12 @@ def open_observer(settings: Settings) -> Iterator[Observer]:
         restore_admin_access = govern_admin_access(access, mode, server.access_log_sample)
         started_admin = True
         yield Observer(
-            metrics, events, access, access_mode=mode, access_sample=server.access_log_sample
+            metrics,
+            events,
+            access,
+            access_mode=mode,
+            access_sample=server.access_log_sample,
+            cache_gauges=serves_visitors,
         )
     finally:
         if started_admin:
