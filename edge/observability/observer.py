@@ -328,23 +328,26 @@ class VisitorRecorder:
         try:
             if elapsed is None:
                 elapsed = time.perf_counter() - request.started
-            route: Route | None = request.route
             status = request.status
-            if route is None:
-                row = self._unknown_row
-                latency = self._unknown_latency
-            else:
-                row = self._rows.get(route.key, self._unknown_row)
-                latency = self._latency[route.env]
-            index = status // 100
-            row[index if index < 6 else 5] += 1
-            latency[bisect_left(REQUEST_BUCKETS, elapsed)] += 1  # Prometheus "le": <= bound
-            latency[-1] += elapsed
+            self.count(request.route, status, elapsed)
             access = self._access
             if access is not None and should_log(self._mode, self._rate, status, random.random()):
                 access.write(access_line(request, elapsed))
         except Exception:
             log.exception("recording a visitor request failed")
+
+    def count(self, route: Route | None, status: int, elapsed: float) -> None:
+        """Count one answered request in the plain integers the metrics flush reads."""
+        if route is None:
+            row = self._unknown_row
+            latency = self._unknown_latency
+        else:
+            row = self._rows.get(route.key, self._unknown_row)
+            latency = self._latency[route.env]
+        index = status // 100
+        row[index if index < 6 else 5] += 1
+        latency[bisect_left(REQUEST_BUCKETS, elapsed)] += 1  # Prometheus "le": <= bound
+        latency[-1] += elapsed
 
 
 def access_line(request: Request, elapsed: float) -> bytes:

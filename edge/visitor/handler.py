@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import lru_cache
+from time import perf_counter
 
 from edge.cache import CacheKey, Variant, variant_for
 from edge.cache.keys import CODINGS
@@ -34,6 +35,7 @@ from edge.router import Env, Route, normalize_host
 from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.rules import Redirected, with_query
+from edge.visitor.again import Again, AgainBook
 from edge.visitor.answers import Answer, empty, plain
 from edge.visitor.bodyfile import send_file
 from edge.visitor.conditional import UNSATISFIABLE, choose_coding, etag_matches, parse_range
@@ -79,8 +81,17 @@ class VisitorHandler:
         observer = services.observer
         # What the wire calls once per answered request (an attribute, not a method
         # that would call it: one Python call less per cache hit).
+        recorder = observer.recorder() if observer is not None else None
         self.answered: Callable[[Request], None] = (
-            observer.recorder().record if observer is not None else _ignore
+            recorder.record if recorder is not None else _ignore
+        )
+        self._count: Callable[[Route, int, float], None] = (
+            recorder.count if recorder is not None else _ignore_count
+        )
+        # Whole request heads answered before (edge.visitor.again); not while the
+        # access log is on: its lines want the parsed request.
+        self._book: AgainBook | None = (
+            AgainBook() if observer is None or observer.access is None else None
         )
         self.policy = policy
 
@@ -97,6 +108,8 @@ class VisitorHandler:
         self._host_policy = policy
         self._views_by_tls = {False: plain_view, True: secure_view}
         self._own = secure_view if self._tls else plain_view
+        if self._book is not None:
+            self._book.clear()  # decided under the old policy
 
     def over_tls(self) -> VisitorHandler:
         """The handler for the HTTPS listener: same state, HSTS, no HTTPS redirect."""
@@ -151,17 +164,59 @@ class VisitorHandler:
         request.route = policy.route
         request.snapshot = snapshot.id
         if_none_match = fields.get(b"if-none-match")
+        body: bytes | None = None
+        view: tuple[str, str] | None = None
         if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), rep.etag):
-            request.status = 304
-            return (wire.not_modified + CLOCK.end,)
-        request.status = 200
-        if method == "HEAD":
-            return (wire.ok + CLOCK.end,)
-        if found.html:
-            self._views.count_key(found.view)
-        body = rep.body
-        request.nbytes = len(body)
-        return (wire.ok, CLOCK.end, body)
+            status, head = 304, wire.not_modified
+        else:
+            status, head = 200, wire.ok
+            if method != "HEAD":
+                body = rep.body
+                request.nbytes = len(body)
+                if found.html:
+                    view = found.view
+                    self._views.count_key(view)
+        request.status = status
+        if self._book is not None:
+            key = found.keys[coding]
+            sends = body is not None
+            request.again = Again(
+                policy.key, policy.route, snapshot.id, key, rep.etag, status, head, sends, view
+            )
+        if body is None:
+            return (head + CLOCK.end,)
+        return (head, CLOCK.end, body)
+
+    def remember(self, head: bytes, again: Again) -> None:
+        """``head`` was one read holding exactly the request :meth:`hit` answered as ``again``."""
+        if self._book is not None:
+            self._book.remember(head, again)
+
+    def again(self, head: bytes) -> tuple[bytes, ...] | None:
+        """The answer to a whole request head answered before (:mod:`edge.visitor.again`),
+        or ``None``: parse it. Counts it as :meth:`hit` and the wire's ``answered`` would."""
+        book = self._book
+        if book is None:
+            return None
+        started = perf_counter()
+        again = book.get(head)
+        if again is None:
+            return None
+        live = self._live
+        if not live.is_current():
+            return None
+        snapshot = live.get(again.key)
+        if snapshot is None or snapshot.id != again.snapshot_id:
+            return None
+        rep = self._lru.get(again.cache_key)
+        if rep is None or rep.etag != again.etag:
+            return None
+        if again.view is not None:
+            self._views.count_key(again.view)
+        self._count(again.route, again.status, perf_counter() - started)
+        if not again.body:
+            return (again.head + CLOCK.end,)
+        return (again.head, CLOCK.end, rep.body)
 
     # -- everything -----------------------------------------------------------------
 
@@ -582,6 +637,10 @@ class VisitorHandler:
 
 
 def _ignore(request: Request) -> None:
+    pass
+
+
+def _ignore_count(route: Route, status: int, elapsed: float) -> None:
     pass
 
 

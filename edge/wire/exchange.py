@@ -226,6 +226,7 @@ class Request:
     snapshot: str | None = None
     refusal: bytes | None = None  # refused at the wire: answer this and close
     asked: bool = False  # the application's hit path was asked already (and had nothing)
+    again: Any = None  # set by the hit path: how to answer the same head's bytes again
 
     def __init__(self) -> None:
         self.raw: list[tuple[bytes, bytes]] = []  # header fields as sent
@@ -386,6 +387,16 @@ class App(Protocol):
     """What a listener serves: ready-made bytes when it has them, else a coroutine."""
 
     def hit(self, request: Request) -> tuple[bytes, ...] | None: ...
+
+    def again(self, head: bytes) -> tuple[bytes, ...] | None:
+        """The answer to a whole read that repeats a head :meth:`remember` was given,
+        counted as answered; ``None``: parse it."""
+        ...
+
+    def remember(self, head: bytes, again: Any) -> None:
+        """``head`` was one read holding exactly one request, which :meth:`hit`
+        answered and marked ``request.again``."""
+        ...
 
     def serve(self, request: Request, responder: Responder) -> Awaitable[None]: ...
 

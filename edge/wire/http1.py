@@ -177,6 +177,23 @@ class Http1Protocol(asyncio.Protocol):
             return
         # The idle timer is not cancelled per read: it looks at this when it fires.
         self._last_data = self._loop.time()
+        fresh = self._parsing is None  # the read starts a new message
+        if (
+            fresh
+            and self._idle_timer is not None
+            and self._task is None
+            and not self._pipeline
+            and not self._write_paused
+            and not self._read_paused
+            and not self._closing
+            and not self.draining
+        ):
+            # Between requests, with nothing waiting: a read that repeats a whole head
+            # answered from the cache before is answered again (edge.visitor.again).
+            ready = self._app.again(data)
+            if ready is not None:
+                self.transport.writelines(ready)  # type: ignore[union-attr]
+                return
         before = len(self._pipeline)
         try:
             self._parser.feed_data(data)
@@ -216,6 +233,10 @@ class Http1Protocol(asyncio.Protocol):
                 self._drop_since(before)
                 self._refuse(400, "Bad Request")
         else:
+            if fresh and len(self._hits) == 1 and self._parsing is None and not self._pipeline:
+                again = self._hits[0].again
+                if again is not None:  # the read was exactly this one request, parsed clean
+                    self._app.remember(data, again)
             if self._parsing is not None and not self._in_body and self._head_timer is None:
                 # Part of a head arrived: its deadline runs from now. (A head that
                 # arrives whole in one read never arms a timer.)

@@ -191,6 +191,12 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
                 def answered(self, request: Request) -> None:
                     pass
 
+                def again(self, head: bytes) -> tuple[bytes, ...] | None:
+                    return None
+
+                def remember(self, head: bytes, again: object) -> None:
+                    pass
+
             server = Http1Server(Proxy(), WireLimits())
             await server.listen("127.0.0.1", 0)
             stack.push_async_callback(server.close)

@@ -25,6 +25,12 @@ class _BrokenHit:
     def answered(self, request: Request) -> None:
         pass
 
+    def again(self, head: bytes) -> tuple[bytes, ...] | None:
+        return None
+
+    def remember(self, head: bytes, again: object) -> None:
+        pass
+
 
 async def test_a_failing_hit_falls_back_to_the_full_path(caplog: pytest.LogCaptureFixture) -> None:
     app = _BrokenHit()
