@@ -90,13 +90,28 @@ class Scenario:
     label: str
     # SPEC §6: minimum requests/s of edge as a fraction of nginx's.
     target: float | None = None
+    # A wrk Lua script that changes every request (None: wrk repeats one request).
+    lua: str | None = None
 
+
+# Every request's head differs from the last (a counter in a header), so none is a
+# byte-for-byte repeat of one answered before: edge parses each one and takes the
+# hit path, where a repeated head is answered from memory (edge.visitor.again).
+DISTINCT_HEADS = """
+local n = 0
+request = function()
+  n = n + 1
+  wrk.headers["X-Request-Id"] = tostring(n)
+  return wrk.format(nil, nil)
+end
+"""
 
 SCENARIOS = [
     Scenario("production", "production cached hit", target=0.75),
     Scenario("staging", "staging cached hit (noindex)", target=0.75),
     Scenario("revalidate", "304 revalidation"),
     Scenario("gzip", "gzip hit (Accept-Encoding)"),
+    Scenario("distinct", "production hit, every head distinct", lua=DISTINCT_HEADS),
 ]
 
 
@@ -182,7 +197,7 @@ async def check_scenarios(targets: Sequence[Target], page: bytes) -> None:
                 url, headers = request_for(s.name, t)
                 async with session.get(url, headers=dict(headers)) as resp:
                     body = await resp.read()
-                    name = s.name
+                    name = "production" if s.name == "distinct" else s.name
                     if t.server != "edge" and name in ("production", "staging"):
                         name = "baseline"
                     problems = response_problems(name, resp.status, resp.headers, body, page)
@@ -400,19 +415,22 @@ def _time(
     jobs: Sequence[tuple[tuple[str, str], str, tuple[tuple[str, str], ...]]],
     args: argparse.Namespace,
     pids: Mapping[str, int],
+    scripts: Mapping[str, Path] | None = None,
 ) -> tuple[dict[tuple[str, str], list[wrk.WrkResult]], dict[tuple[str, str], list[float]]]:
     """Each job (key, url, headers) once per round, rounds alternating; results by key,
-    and the CPU each server spent per request (microseconds) in each run."""
+    and the CPU each server spent per request (microseconds) in each run. ``scripts``:
+    the wrk Lua script of a scenario that has one, by scenario name."""
+    scripts = scripts or {}
     if args.warmup:
-        for _, url, headers in jobs:
-            load.run(url, headers, args.warmup)
+        for (scenario, _), url, headers in jobs:
+            load.run(url, headers, args.warmup, scripts.get(scenario))
         children.check_alive()
     results: dict[tuple[str, str], list[wrk.WrkResult]] = {key: [] for key, _, _ in jobs}
     cpu: dict[tuple[str, str], list[float]] = {key: [] for key, _, _ in jobs}
     for round_no in range(1, args.rounds + 1):
         for key, url, headers in jobs:
             before = cpu_seconds(pids[key[1]])
-            result = load.run(url, headers, args.duration)
+            result = load.run(url, headers, args.duration, scripts.get(key[0]))
             spent = cpu_seconds(pids[key[1]]) - before
             children.check_alive()
             results[key].append(result)
@@ -468,7 +486,12 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
 
     load = wrk.Wrk(args.threads, args.connections, wrk_cpu)
     jobs = [((s.name, t.server), *request_for(s.name, t)) for s in SCENARIOS for t in targets]
-    results, cpu = _time(load, children, jobs, args, pids)
+    scripts: dict[str, Path] = {}
+    for s in SCENARIOS:
+        if s.lua is not None:
+            scripts[s.name] = workdir / f"{s.name}.lua"
+            scripts[s.name].write_text(s.lua)
+    results, cpu = _time(load, children, jobs, args, pids, scripts)
 
     doc: dict[str, Any] = {
         "benchmark": "throughput",

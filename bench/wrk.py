@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.harness import BenchError, pinned
 
@@ -82,15 +83,29 @@ class Wrk:
     connections: int
     cpu: int | None
 
-    def command(self, url: str, headers: Sequence[tuple[str, str]], seconds: int) -> list[str]:
+    def command(
+        self,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        seconds: int,
+        script: Path | None = None,
+    ) -> list[str]:
         cmd = ["wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s"]
         cmd += ["--latency", "--timeout", "5s"]
         for name, value in headers:
             cmd += ["-H", f"{name}: {value}"]
+        if script is not None:
+            cmd += ["-s", str(script)]
         return pinned(self.cpu, [*cmd, url])
 
-    def run(self, url: str, headers: Sequence[tuple[str, str]], seconds: int) -> WrkResult:
-        cmd = self.command(url, headers, seconds)
+    def run(
+        self,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        seconds: int,
+        script: Path | None = None,
+    ) -> WrkResult:
+        cmd = self.command(url, headers, seconds, script)
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=seconds + 60, check=False
         )

@@ -44,6 +44,7 @@ class Again:
     snapshot_id: str
     cache_key: CacheKey
     etag: str  # of the representation answered (not the object: the cache owns it)
+    size: int  # of its body: a representation answered again must have both the same
     status: int  # 200 or 304
     head: bytes  # status line and headers, without the Date line
     body: bool  # the answer sends the representation's body (not HEAD, not 304)
@@ -58,6 +59,6 @@ class AgainBook(dict[bytes, Again]):
     def remember(self, head: bytes, again: Again) -> None:
         if len(head) > HEAD_MAX:
             return
-        if len(self) >= KEEP:
+        if len(self) >= KEEP and head not in self:
             self.clear()
         self[head] = again

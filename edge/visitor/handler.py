@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import lru_cache
-from time import perf_counter
 
 from edge.cache import CacheKey, Variant, variant_for
 from edge.cache.keys import CODINGS
@@ -35,7 +34,7 @@ from edge.router import Env, Route, normalize_host
 from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.rules import Redirected, with_query
-from edge.visitor.again import Again, AgainBook
+from edge.visitor.again import HEAD_MAX, Again, AgainBook
 from edge.visitor.answers import Answer, empty, plain
 from edge.visitor.bodyfile import send_file
 from edge.visitor.conditional import UNSATISFIABLE, choose_coding, etag_matches, parse_range
@@ -93,6 +92,7 @@ class VisitorHandler:
         self._book: AgainBook | None = (
             AgainBook() if observer is None or observer.access is None else None
         )
+        self._written: Again  # what again() answered last, for again_written()
         self.policy = policy
 
     @property
@@ -179,9 +179,18 @@ class VisitorHandler:
         request.status = status
         if self._book is not None:
             key = found.keys[coding]
-            sends = body is not None
+            sends, size = body is not None, len(rep.body)
             request.again = Again(
-                policy.key, policy.route, snapshot.id, key, rep.etag, status, head, sends, view
+                policy.key,
+                policy.route,
+                snapshot.id,
+                key,
+                rep.etag,
+                size,
+                status,
+                head,
+                sends,
+                view,
             )
         if body is None:
             return (head + CLOCK.end,)
@@ -194,11 +203,10 @@ class VisitorHandler:
 
     def again(self, head: bytes) -> tuple[bytes, ...] | None:
         """The answer to a whole request head answered before (:mod:`edge.visitor.again`),
-        or ``None``: parse it. Counts it as :meth:`hit` and the wire's ``answered`` would."""
+        or ``None``: parse it. The wire calls :meth:`again_written` once it is written."""
         book = self._book
-        if book is None:
+        if book is None or len(head) > HEAD_MAX:
             return None
-        started = perf_counter()
         again = book.get(head)
         if again is None:
             return None
@@ -208,15 +216,22 @@ class VisitorHandler:
         snapshot = live.get(again.key)
         if snapshot is None or snapshot.id != again.snapshot_id:
             return None
-        rep = self._lru.get(again.cache_key)
-        if rep is None or rep.etag != again.etag:
-            return None
+        lru = self._lru
+        rep = lru.peek(again.cache_key)
+        if rep is None or rep.etag != again.etag or len(rep.body) != again.size:
+            return None  # the full path decides (and counts the cache's hit or miss)
+        lru.get(again.cache_key)  # a hit: counted, and recent again
         if again.view is not None:
             self._views.count_key(again.view)
-        self._count(again.route, again.status, perf_counter() - started)
+        self._written = again
         if not again.body:
             return (again.head + CLOCK.end,)
         return (again.head, CLOCK.end, rep.body)
+
+    def again_written(self, elapsed: float) -> None:
+        """The answer :meth:`again` gave last is written, ``elapsed`` after its read."""
+        again = self._written
+        self._count(again.route, again.status, elapsed)
 
     # -- everything -----------------------------------------------------------------
 

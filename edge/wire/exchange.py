@@ -389,8 +389,12 @@ class App(Protocol):
     def hit(self, request: Request) -> tuple[bytes, ...] | None: ...
 
     def again(self, head: bytes) -> tuple[bytes, ...] | None:
-        """The answer to a whole read that repeats a head :meth:`remember` was given,
-        counted as answered; ``None``: parse it."""
+        """The answer to a whole read that repeats a head :meth:`remember` was given;
+        ``None``: parse it."""
+        ...
+
+    def again_written(self, elapsed: float) -> None:
+        """The answer :meth:`again` gave last is written: count it."""
         ...
 
     def remember(self, head: bytes, again: Any) -> None:

@@ -190,9 +190,15 @@ class Http1Protocol(asyncio.Protocol):
         ):
             # Between requests, with nothing waiting: a read that repeats a whole head
             # answered from the cache before is answered again (edge.visitor.again).
+            started = _now()
             ready = self._app.again(data)
             if ready is not None:
+                timer = self._head_timer
+                if timer is not None:  # the head is whole: as on_headers_complete does
+                    timer.cancel()
+                    self._head_timer = None
                 self.transport.writelines(ready)  # type: ignore[union-attr]
+                self._app.again_written(_now() - started)
                 return
         before = len(self._pipeline)
         try:

@@ -197,6 +197,9 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
                 def remember(self, head: bytes, again: object) -> None:
                     pass
 
+                def again_written(self, elapsed: float) -> None:
+                    pass
+
             server = Http1Server(Proxy(), WireLimits())
             await server.listen("127.0.0.1", 0)
             stack.push_async_callback(server.close)

@@ -10,6 +10,7 @@ in one read are parsed as before.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -129,7 +130,7 @@ def _requests_2xx(srv: EdgeServer) -> float:
 def test_every_repeated_request_is_counted(edge: EdgeServer) -> None:
     head = _head(PRODUCTION_HOST, "/a.txt", "X-Probe: count\r\n")
     with connect(edge.port) as sock:
-        _ask(sock, head)  # answered the long way, and remembered
+        _ask(sock, head)  # answered by the hit path (remembered), or the full path
         before = eventually_sync(
             lambda: (_requests_2xx(edge), _requests_2xx(edge)),
             lambda pair: pair[0] == pair[1],  # the worker's last flush is in
@@ -156,9 +157,67 @@ def test_two_heads_in_one_read_are_parsed_as_before(edge: EdgeServer) -> None:
     head = _head(PRODUCTION_HOST, "/a.txt")
     with connect(edge.port) as sock:
         _ask(sock, head)
-        _ask(sock, head)  # remembered by now
-        # The same head twice in one read, then a broken one: nothing but the 400.
-        sock.sendall(head + head + b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        _ask(sock, head)  # one head per read: remembered by now
+        # Two heads in one read, twice: never one remembered answer for both.
+        for _ in range(2):
+            sock.sendall(head + head)
+            data = b""
+            while data.count(b"first\n") < 2:
+                chunk = sock.recv(65536)
+                assert chunk, "closed"
+                data += chunk
+            assert data.count(b"HTTP/1.1 200 ") == 2
+        # A head and the start of the next in one read: the first is answered, the
+        # second once its head is whole.
+        sock.sendall(head + head[:10])
+        assert read_response(sock) is not None
+        sock.sendall(head[10:])
+        second = read_response(sock)
+        assert second is not None and second.body == b"first\n"
+        # The same head, then a broken one, in one read: nothing but the 400.
+        sock.sendall(head + b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
         raw, closed = read_until_closed(sock, WAIT)
     assert raw.startswith(b"HTTP/1.1 400 ") and raw.count(b"HTTP/1.1 ") == 1
     assert closed
+
+
+@pytest.fixture(scope="module")
+def quick_heads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeServer]:
+    srv = new_server(
+        tmp_path_factory.mktemp("again-deadline"),
+        extra_config="header_timeout = 1\nkeepalive_timeout = 60\n",
+    )
+    srv.start()
+    try:
+        publish_site(srv, {"/a.txt": b"first\n"})
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_a_connection_answered_from_memory_outlives_the_head_deadline(
+    quick_heads: EdgeServer,
+) -> None:
+    # The head deadline runs from a connection's start until its first head is whole.
+    # A first read answered from memory is a whole head too: the deadline must end
+    # there, or a busy keep-alive connection is cut every header_timeout.
+    head = _head(PRODUCTION_HOST, "/a.txt")
+    with connect(quick_heads.port) as teacher:
+        _ask(teacher, head)
+        _ask(teacher, head)  # remembered
+    with connect(quick_heads.port) as sock:
+        assert _ask(sock, head).body == b"first\n"  # its first read: from memory
+        # Past the one-second head deadline (time is this test's input, not its
+        # measurement): the same connection still answers.
+        for _ in range(5):
+            time.sleep(0.4)
+            answer = read_response_after(sock, head)
+            assert answer is not None and answer.body == b"first\n", "connection cut"
+
+
+def read_response_after(sock: socket.socket, data: bytes) -> Response | None:
+    try:
+        sock.sendall(data)
+    except OSError:
+        return None
+    return read_response(sock)

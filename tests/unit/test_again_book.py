@@ -31,3 +31,11 @@ def test_remembering_a_head_again_replaces_its_answer() -> None:
     book.remember(b"GET /", ENTRY)
     book.remember(b"GET /", newer)
     assert book[b"GET /"] is newer and len(book) == 1
+
+
+def test_a_full_book_keeps_its_heads_when_one_is_remembered_again() -> None:
+    book = AgainBook()
+    for n in range(KEEP):
+        book.remember(b"GET /%d" % n, ENTRY)
+    book.remember(b"GET /7", ENTRY)  # after a publish, say: the same head, a new answer
+    assert len(book) == KEEP

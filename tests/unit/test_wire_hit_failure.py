@@ -31,6 +31,9 @@ class _BrokenHit:
     def remember(self, head: bytes, again: object) -> None:
         pass
 
+    def again_written(self, elapsed: float) -> None:
+        pass
+
 
 async def test_a_failing_hit_falls_back_to_the_full_path(caplog: pytest.LogCaptureFixture) -> None:
     app = _BrokenHit()
