@@ -177,6 +177,15 @@ class LivePointers:
         """Every blob hash the snapshots served right now name."""
         return {e.sha256 for s in self._current.values() for e in s.files.values()}
 
+    def serves(self, key: str, snapshot_id: str) -> bool:
+        """This process is caught up and route ``key`` serves ``snapshot_id``: what an
+        answer remembered from that snapshot needs to be given again (the hit paths)."""
+        counters = self._counters
+        if counters is not None and counters.pointers() != self._generation:
+            return False
+        snapshot = self._current.get(key)
+        return snapshot is not None and snapshot.id == snapshot_id
+
     def is_current(self) -> bool:
         """No other process moved a pointer since this one last caught up."""
         return self._counters is None or self._counters.pointers() == self._generation

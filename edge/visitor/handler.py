@@ -142,11 +142,8 @@ class VisitorHandler:
             return None
         if policy.staging and _COOKIE_BYTES in fields.get(b"cookie", b""):
             return None
-        live = self._live
-        if not live.is_current():
-            return None
-        snapshot = live.get(policy.key)
-        if snapshot is None or snapshot.id != found.snapshot_id:
+        snapshot_id = found.snapshot_id
+        if not self._live.serves(policy.key, snapshot_id):
             return None
         coding = 0
         if found.compressible:
@@ -162,7 +159,7 @@ class VisitorHandler:
         if wire is None:
             return None
         request.route = policy.route
-        request.snapshot = snapshot.id
+        request.snapshot = snapshot_id
         if_none_match = fields.get(b"if-none-match")
         body: bytes | None = None
         view: tuple[str, str] | None = None
@@ -183,7 +180,7 @@ class VisitorHandler:
             request.again = Again(
                 policy.key,
                 policy.route,
-                snapshot.id,
+                snapshot_id,
                 key,
                 rep.etag,
                 size,
@@ -210,11 +207,7 @@ class VisitorHandler:
         again = book.get(head)
         if again is None:
             return None
-        live = self._live
-        if not live.is_current():
-            return None
-        snapshot = live.get(again.key)
-        if snapshot is None or snapshot.id != again.snapshot_id:
+        if not self._live.serves(again.key, again.snapshot_id):
             return None
         lru = self._lru
         rep = lru.peek(again.cache_key)
