@@ -30,7 +30,7 @@ from edge.cache import CacheKey, Variant, variant_for
 from edge.cache.keys import CODINGS
 from edge.errors import ContentUnavailable, StoreUnavailable
 from edge.paths import directory_redirect, request_path, split_target
-from edge.router import Env, Route, normalize_host
+from edge.router import Route, normalize_host
 from edge.snapshots.headers import UnwritableHeaders
 from edge.snapshots.model import ManifestEntry, Snapshot
 from edge.snapshots.rules import Redirected, with_query
@@ -114,10 +114,6 @@ class VisitorHandler:
     def over_tls(self) -> VisitorHandler:
         """The handler for the HTTPS listener: same state, HSTS, no HTTPS redirect."""
         return VisitorHandler(self._host_policy, self._services, tls=True)
-
-    async def warm(self, env: Env, old: Snapshot | None, new: Snapshot) -> None:
-        """Before ``env`` moves from ``old`` to ``new`` (see RepresentationCache.warm)."""
-        await self._content.warm(env, old, new)
 
     # -- the hit path ---------------------------------------------------------------
 
