@@ -28,6 +28,7 @@ from edge.visitor.upstream import Upstream, forward
 from edge.wire.exchange import Request, Responder
 from edge.wire.http1 import Http1Server
 from edge.wire.limits import WireLimits
+from tests.wire_app import FullPathApp
 
 VISITOR_HOST = "acme-preview.example"
 ENV_HEADERS = env_headers("staging", "snap-1")
@@ -179,26 +180,11 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
             stack.push_async_callback(session.close)
             target = Upstream("/api/", origin)
 
-            class Proxy:
-                def hit(self, request: Request) -> tuple[bytes, ...] | None:
-                    return None
-
+            class Proxy(FullPathApp):
                 async def serve(self, request: Request, responder: Responder) -> None:
                     await forward(
                         request, responder, target, session, env_headers=ENV_HEADERS, tls=False
                     )
-
-                def answered(self, request: Request) -> None:
-                    pass
-
-                def again(self, head: bytes) -> tuple[bytes, ...] | None:
-                    return None
-
-                def remember(self, head: bytes, again: object) -> None:
-                    pass
-
-                def again_written(self, elapsed: float) -> None:
-                    pass
 
             server = Http1Server(Proxy(), WireLimits())
             await server.listen("127.0.0.1", 0)

@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from edge.admin_api.application import admin_application
 from edge.admin_api.auth import new_token
 from edge.admin_api.operations import OPERATIONS, Operation
 from edge.config import ROLE_RANK, Role, load_config
@@ -117,15 +116,7 @@ async def test_an_operation_without_a_handler_stops_the_build(
     )
     async with open_runtime(settings) as runtime:
         with pytest.raises(RuntimeError, match="nothing_here"):
-            admin_application(
-                settings.config.server,
-                settings.config.tokens,
-                settings.site_ids,
-                control=runtime.control,
-                store=runtime.store,
-                observer=runtime.observer,
-                cache=runtime.cache,
-            )
+            build_admin_app(runtime)
 
 
 async def test_a_route_outside_the_table_stops_the_build(

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from edge.snapshots.control import Control, NewFile
 from edge.snapshots.live import LivePointers, SnapshotLoader, pointer_key
 from edge.snapshots.sqlite import SqliteStore
-
-PAGE = b"<html><head></head><body>home</body></html>"
-DIGEST = hashlib.sha256(PAGE).hexdigest()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "edge.sqlite3")
-    try:
-        await opened.put_blob("acme", DIGEST, PAGE)
-        yield opened
-    finally:
-        await opened.close()
+from tests.unit.conftest import DIGEST
 
 
 async def test_serves_only_the_snapshot_the_route_points_at(store: SqliteStore) -> None:

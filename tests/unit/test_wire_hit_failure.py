@@ -13,26 +13,15 @@ import pytest
 from edge.wire.exchange import Request, Responder
 from edge.wire.http1 import Http1Server
 from edge.wire.limits import WireLimits
+from tests.wire_app import FullPathApp
 
 
-class _BrokenHit:
+class _BrokenHit(FullPathApp):
     def hit(self, request: Request) -> tuple[bytes, ...] | None:
         raise RuntimeError("a bug in the hit path")
 
     async def serve(self, request: Request, responder: Responder) -> None:
         responder.answer(200, {"Content-Type": "text/plain"}, b"served\n")
-
-    def answered(self, request: Request) -> None:
-        pass
-
-    def again(self, head: bytes) -> tuple[bytes, ...] | None:
-        return None
-
-    def remember(self, head: bytes, again: object) -> None:
-        pass
-
-    def again_written(self, elapsed: float) -> None:
-        pass
 
 
 async def test_a_failing_hit_falls_back_to_the_full_path(caplog: pytest.LogCaptureFixture) -> None:

@@ -7,12 +7,8 @@ one that is called.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-import pytest
 
 from edge.router import Env
 from edge.snapshots.control import Control, NewFile
@@ -20,19 +16,7 @@ from edge.snapshots.live import LivePointers, SnapshotLoader, SwapHooks
 from edge.snapshots.model import HistoryEntry, OutboxEvent, Snapshot
 from edge.snapshots.scheduler import Scheduler
 from edge.snapshots.sqlite import SqliteStore
-
-PAGE = b"<html><head></head><body>home</body></html>"
-DIGEST = hashlib.sha256(PAGE).hexdigest()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "edge.sqlite3")
-    try:
-        await opened.put_blob("acme", DIGEST, PAGE)
-        yield opened
-    finally:
-        await opened.close()
+from tests.unit.conftest import DIGEST
 
 
 async def test_control_and_the_live_pointers_call_the_hooks_they_were_built_with(
