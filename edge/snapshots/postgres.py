@@ -81,7 +81,10 @@ _UNAVAILABLE = (
     asyncpg.AdminShutdownError,
 )
 # Methods that only read: tried once more on a fresh connection when the first one
-# turns out to be dead (the pool replaces it), so a blip costs no request.
+# turns out to be dead, so a blip costs no request. A dead connection usually means
+# the server restarted or an operator terminated edge's backends, so every pooled
+# connection is suspect: the pool replaces them all before the retry, or a pool of
+# several dead connections would hand the retry another one.
 _READS = frozenset(
     {
         "generation",
@@ -101,19 +104,26 @@ def _reachable(
 
     @functools.wraps(method)
     async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return await _attempts(tries, method, *args, **kwargs)
+        store: PostgresStore = args[0]  # type: ignore[assignment]
+        return await _attempts(tries, store._pool, method, *args, **kwargs)
 
     return guarded
 
 
 async def _attempts(
-    tries: int, call: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
+    tries: int,
+    pool: Any,
+    call: Callable[_P, Awaitable[_T]],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
 ) -> _T:
-    """``call``, tried ``tries`` times while the database is unreachable."""
+    """``call``, tried ``tries`` times while the database is unreachable; each failure
+    expires every connection of ``pool``, so the next try connects afresh."""
     for attempt in range(tries):
         try:
             return await call(*args, **kwargs)
         except _UNAVAILABLE as exc:
+            await pool.expire_connections()
             if attempt + 1 == tries:
                 raise _unavailable(exc) from exc
     raise AssertionError("unreachable")  # pragma: no cover
@@ -121,11 +131,10 @@ async def _attempts(
 
 class _PoolReads(PgSql):
     """Reads on the pool, each on a connection of its own: tried once more on a fresh
-    connection when the first turns out to be dead (the pool replaces it), so a blip
-    costs no request."""
+    connection when the first turns out to be dead, so a blip costs no request."""
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        return await _attempts(2, super().fetch, sql, *args)
+        return await _attempts(2, self._conn, super().fetch, sql, *args)
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
@@ -202,6 +211,9 @@ class PostgresStore(SqlStore):
                     await conn.execute(_SITE_LOCK, site)
                 yield PgSql(conn)
         except _UNAVAILABLE as exc:
+            # Not retried (the write may have reached the database), but the pool
+            # connects afresh for whatever comes next.
+            await self._pool.expire_connections()
             raise _unavailable(exc) from exc
 
     def _reads(self) -> core.Sql:

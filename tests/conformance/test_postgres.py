@@ -14,6 +14,7 @@ from edge.snapshots.model import PointerMove
 from edge.snapshots.postgres import PostgresStore
 from tests.conformance.test_blobs_and_gc import NO_GRACE, move, read_file
 from tests.conformance.test_store import SITE, make_snapshot, sha
+from tests.waiting import eventually
 
 
 async def test_postgres_shared_secret_is_made_once_for_every_node(pg_dsn: str) -> None:
@@ -78,6 +79,48 @@ async def test_reads_survive_terminated_connections(pg_dsn: str) -> None:
     finally:
         await admin.close()
         await store.close()
+
+
+async def test_a_read_survives_every_pooled_connection_terminated(pg_dsn: str) -> None:
+    """A server restart kills every pooled connection at once: the retry must not be
+    handed another dead one (the CI failure of stop 21)."""
+    store = await PostgresStore.open(pg_dsn, application_name="edge crowd")
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        # Hold three connections at once so the pool keeps three.
+        async with store._pool.acquire(), store._pool.acquire(), store._pool.acquire():
+            pass
+        assert len(await _backends(admin)) == 3
+        for read in range(3):
+            killed = await _backends(admin)
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", killed
+            )
+            await eventually(
+                lambda: _backends(admin),
+                lambda now, killed=killed: not set(killed) & set(now),
+                what="the terminated backends gone",
+            )
+            if read == 0:
+                assert await store.history("alpha", env=None, limit=5) == []
+            elif read == 1:
+                page = await store.inbox_page(
+                    "alpha", "production", form=None, limit=5, before=None, max_bytes=9
+                )
+                assert page.submissions == []
+            else:
+                assert (await store.get_pointers("alpha"))["production"].snapshot is None
+    finally:
+        await admin.close()
+        await store.close()
+
+
+async def _backends(admin: asyncpg.Connection) -> list[int]:
+    """The server processes of the store's connections."""
+    rows = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'edge crowd'"
+    )
+    return [row["pid"] for row in rows]
 
 
 async def test_a_nodes_cache_sweep_drops_collected_and_idle_unserved_blobs_only(
