@@ -39,12 +39,16 @@ from bench.harness import (
     start_edge,
 )
 from bench.sitegen import PRODUCTION_HOST, generate_site
+from bench.throughput import DISTINCT_HEADS
 
 IDLE_SECONDS = 3
 HEADERS = {
     "production": [("Host", PRODUCTION_HOST)],
     "staging": [("Host", STAGING_HOST)],
     "gzip": [("Host", PRODUCTION_HOST), ("Accept-Encoding", "gzip")],
+    # Production with a head that never repeats: the parsed hit path, not the
+    # remembered one (throughput.py's ``distinct`` scenario, same wrk script).
+    "distinct": [("Host", PRODUCTION_HOST)],
 }
 
 
@@ -122,7 +126,11 @@ def _profile(args: argparse.Namespace, work: Path, children: Children) -> int:
         base, pid = edge.url, edge.child.process.pid
     load = wrk.Wrk(1, args.connections, wrk_cpu)
     url, headers = base + path, HEADERS[args.scenario]
-    load.run(url, headers, 2)  # fills the cache, warms up
+    script: Path | None = None
+    if args.scenario == "distinct":
+        script = work / "distinct.lua"
+        script.write_text(DISTINCT_HEADS)
+    load.run(url, headers, 2, script)  # fills the cache, warms up
     idle = cpu_seconds(pid)
     time.sleep(IDLE_SECONDS)
     idle = (cpu_seconds(pid) - idle) / IDLE_SECONDS
@@ -153,7 +161,7 @@ def _profile(args: argparse.Namespace, work: Path, children: Children) -> int:
         spy_cmd += ["--duration", str(args.seconds), "--output", str(out)]
     recorder = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     before = cpu_seconds(pid)
-    result = load.run(url, headers, args.seconds)
+    result = load.run(url, headers, args.seconds, script)
     spent = cpu_seconds(pid) - before
     if args.strace:
         recorder.send_signal(signal.SIGINT)  # strace detaches and writes its summary
