@@ -74,6 +74,7 @@ PIPELINE_MAX = 32  # requests parsed ahead of the one being answered before read
 _FRAMING_FIELDS = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REQUEST_TIMEOUT = 408
+_LINE_SLACK = 256  # a line's bytes besides its counted part (method, version, ": ", OWS)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
@@ -118,6 +119,11 @@ class Http1Protocol(asyncio.Protocol):
         self._max_request_line = self._limits.max_request_line
         self._max_header_size = self._limits.max_header_size
         self._max_headers = self._limits.max_headers
+        # httptools hands a header field over only once its line has ended, and buffers
+        # it until then: an unfinished line (head or trailer) is measured here instead.
+        self._max_open_line = max(self._max_request_line, self._max_header_size) + _LINE_SLACK
+        self._open_line = 0  # bytes of the unfinished line at the end of the last read
+        self._body_fed = False  # this read gave body bytes (a body line may be long)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_reprieve = False
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -201,6 +207,7 @@ class Http1Protocol(asyncio.Protocol):
                 self._app.again_written(_now() - started)
                 return
         before = len(self._pipeline)
+        self._body_fed = False
         try:
             self._parser.feed_data(data)
         except _Refused as refused:
@@ -243,6 +250,11 @@ class Http1Protocol(asyncio.Protocol):
                 again = self._hits[0].again
                 if again is not None:  # the read was exactly this one request, parsed clean
                     self._app.remember(data, again)
+            if self._parsing is None:
+                self._open_line = 0
+            elif self._line_too_long(data):
+                self._advance()  # the answers before it, then the refusal
+                return
             if self._parsing is not None and not self._in_body and self._head_timer is None:
                 # Part of a head arrived: its deadline runs from now. (A head that
                 # arrives whole in one read never arms a timer.)
@@ -254,6 +266,21 @@ class Http1Protocol(asyncio.Protocol):
             self._write_hits()
         if self._pipeline or self._read_paused or self._idle_timer is None or self.draining:
             self._advance()
+
+    def _line_too_long(self, data: bytes) -> bool:
+        """Refuse (431) a message whose unfinished line passed the limits: a header or
+        trailer field that never ends would otherwise grow in the parser's buffer."""
+        if self._in_body and self._body_fed:
+            self._open_line = 0  # body bytes came: not a field (nor a chunk's size line)
+            return False
+        lf = data.rfind(b"\n")
+        self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
+        if self._open_line <= self._max_open_line:
+            return False
+        self._hits.clear()  # answered in the same read as a refusal: dropped with it
+        self._ready.clear()
+        self._refuse(431, "Request Header Fields Too Large")
+        return True
 
     def _write_hits(self) -> None:
         """Write the cache hits answered during this read, in order, then count them."""
@@ -374,6 +401,7 @@ class Http1Protocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._parsing
         if request is not None and request.body is not None:
+            self._body_fed = True
             self._body_last = self._loop.time()
             request.body.feed(body)
 
