@@ -515,18 +515,29 @@ class Http1Protocol(asyncio.Protocol):
         """Answer ``status`` after the requests before it, then close; parse nothing more."""
         self._stopped = True
         log.debug("refused a request from %s (%d): %s", self._peer, status, message)
-        refused = Request()
-        refused.refusal = refusal_bytes(status, _short(status, message))
-        refused.keep_alive = False
-        self._pipeline.append(refused)
+        refusal = refusal_bytes(status, _short(status, message))
         for timer in (self._head_timer, self._body_timer):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._body_timer = None
         parsing = self._parsing
+        self._parsing = None
+        responder = self._responder
         if parsing is not None and parsing.body is not None:
             parsing.body.fail(ConnectionResetError("the request was refused"))
-        self._parsing = None
+            if self._current is parsing and responder is not None and not responder.started:
+                # Refused in the part of its body that arrived after its task began (a
+                # trailer): the refusal is its answer (as _body_expired's 408 is), not
+                # the 500 of a task that failed with nothing sent.
+                self.write(refusal)
+                parsing.status = status
+                if self._task is not None:
+                    self._task.cancel()
+                return
+        refused = Request()
+        refused.refusal = refusal
+        refused.keep_alive = False
+        self._pipeline.append(refused)
 
     # -- writing ----------------------------------------------------------------------
 

@@ -172,6 +172,15 @@ def test_a_header_line_that_never_ends_gets_431_without_waiting_for_its_end(
     assert _endless(_port(edge, listener), start) == (431, True)
 
 
+def test_a_trailer_line_that_never_ends_gets_431(edge: EdgeServer) -> None:
+    start = (
+        f"POST /_edge/forms/contact HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\na=1\r\n0\r\nX-Trailer: "
+    )
+    assert _endless(edge.port, start.encode()) == (431, True)
+
+
 @pytest.mark.parametrize(
     ("head", "status", "code"),
     [
