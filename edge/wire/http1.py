@@ -332,8 +332,12 @@ class Http1Protocol(asyncio.Protocol):
         if len(raw) >= self._max_headers:
             raise _Refused(431, "Request Header Fields Too Large")
         lower = name.lower()
-        if lower == b"host" and lower in request.fields:
-            raise _Refused(400, "Bad Request: two Host fields")
+        if lower == b"host":
+            if lower in request.fields:
+                raise _Refused(400, "Bad Request: two Host fields")
+            # llhttp drops the whitespace before a value, not after it; neither is part
+            # of the value (RFC 9110 §5.5), and routing reads this one raw.
+            value = value.rstrip(b" \t")
         raw.append((name, value))
         request.fields[lower] = value
 
