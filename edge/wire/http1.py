@@ -123,7 +123,7 @@ class Http1Protocol(asyncio.Protocol):
         # it until then: an unfinished line (head or trailer) is measured here instead.
         self._max_open_line = max(self._max_request_line, self._max_header_size) + _LINE_SLACK
         self._open_line = 0  # bytes of the unfinished line at the end of the last read
-        self._body_fed = False  # this read gave body bytes (a body line may be long)
+        self._fed: bytes | None = None  # the last body bytes this read gave
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_reprieve = False
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -207,7 +207,7 @@ class Http1Protocol(asyncio.Protocol):
                 self._app.again_written(_now() - started)
                 return
         before = len(self._pipeline)
-        self._body_fed = False
+        self._fed = None
         try:
             self._parser.feed_data(data)
         except _Refused as refused:
@@ -270,10 +270,24 @@ class Http1Protocol(asyncio.Protocol):
     def _line_too_long(self, data: bytes) -> bool:
         """Refuse (431) a message whose unfinished line passed the limits: a header or
         trailer field that never ends would otherwise grow in the parser's buffer."""
-        if self._in_body and self._body_fed:
-            self._open_line = 0  # body bytes came: not a field (nor a chunk's size line)
-            return False
-        lf = data.rfind(b"\n")
+        fed = self._fed
+        parsing = self._parsing
+        if self._in_body and fed is not None and parsing is not None:
+            # A body's bytes are no line. Past them a chunked body's framing (size lines,
+            # extensions, trailers) is measured like a head's lines.
+            if (
+                b"transfer-encoding" not in parsing.fields
+                or data.endswith(fed)
+                or data.endswith(fed, 0, len(data) - 1)  # the CR after a chunk's data
+            ):
+                self._open_line = 0
+                return False
+            lf = data.rfind(b"\n")
+            if lf < 0:
+                self._open_line = 0
+                return False
+        else:
+            lf = data.rfind(b"\n")
         self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
         if self._open_line <= self._max_open_line:
             return False
@@ -405,7 +419,7 @@ class Http1Protocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._parsing
         if request is not None and request.body is not None:
-            self._body_fed = True
+            self._fed = body
             self._body_last = self._loop.time()
             request.body.feed(body)
 
@@ -538,6 +552,8 @@ class Http1Protocol(asyncio.Protocol):
                 if self._task is not None:
                     self._task.cancel()
                 return
+            if self._pipeline and self._pipeline[-1] is parsing:
+                self._pipeline.pop()  # refused before its turn: the refusal answers it
         refused = Request()
         refused.refusal = refusal
         refused.keep_alive = False

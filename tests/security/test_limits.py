@@ -172,13 +172,23 @@ def test_a_header_line_that_never_ends_gets_431_without_waiting_for_its_end(
     assert _endless(_port(edge, listener), start) == (431, True)
 
 
-def test_a_trailer_line_that_never_ends_gets_431(edge: EdgeServer) -> None:
-    start = (
-        f"POST /_edge/forms/contact HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "3\r\na=1\r\n0\r\nX-Trailer: "
-    )
-    assert _endless(edge.port, start.encode()) == (431, True)
+_CHUNKED_FORM = (
+    f"POST /_edge/forms/contact HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+).encode()
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        pytest.param(_CHUNKED_FORM + b"3\r\na=1\r\n0\r\nX-Trailer: ", id="trailer"),
+        # In the same read as the head: refused before the form's task started.
+        pytest.param(_CHUNKED_FORM + b"1;" + b"e" * 4 * MAX_FIELD, id="chunk-extension"),
+    ],
+)
+def test_a_framing_line_of_a_body_that_never_ends_gets_431(edge: EdgeServer, start: bytes) -> None:
+    """Not the 500 of a form whose body failed under it."""
+    assert _endless(edge.port, start) == (431, True)
 
 
 @pytest.mark.parametrize(
