@@ -254,14 +254,20 @@ def test_edge_refuses_what_the_parser_lets_through(
 
 
 @pytest.mark.parametrize(
-    "trailer",
-    [b"Transfer-Encoding: chunked\r\n", b"Content-Length: 5\r\n", b"Host: acme.example\r\n"],
+    "rest",
+    [
+        b"3\r\na=1\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"3\r\na=1\r\n0\r\nContent-Length: 5\r\n\r\n",
+        b"3\r\na=1\r\n0\r\nHost: acme.example\r\n\r\n",
+        b"3\r\na=1\r\nzz\r\n",  # a chunk size that is not one
+    ],
+    ids=["te-trailer", "cl-trailer", "host-trailer", "bad-chunk-size"],
 )
-def test_a_framing_trailer_of_a_body_being_read_is_refused_not_a_500(
-    edge: EdgeServer, trailer: bytes
+def test_bad_framing_in_a_body_being_read_is_refused_not_a_500(
+    edge: EdgeServer, rest: bytes
 ) -> None:
     """The form's task is reading the body (it asked for it: 100 Continue) when the bad
-    trailer arrives; the refusal is still its answer, and nothing after it is read."""
+    framing arrives; the refusal is still its answer, and nothing after it is read."""
     head = _post(
         "Content-Type: application/x-www-form-urlencoded\r\n"
         "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n"
@@ -274,7 +280,7 @@ def test_a_framing_trailer_of_a_body_being_read_is_refused_not_a_500(
             assert chunk, "closed before 100 Continue"
             seen += chunk
         assert seen.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), seen
-        sock.sendall(b"3\r\na=1\r\n0\r\n" + trailer + b"\r\n" + SMUGGLED)
+        sock.sendall(rest + SMUGGLED)
         raw, closed = read_until_closed(sock)
     raw = seen[len(b"HTTP/1.1 100 Continue\r\n\r\n") :] + raw
     assert [r.status for r in parse_responses(raw)] == [400], raw[:300]
