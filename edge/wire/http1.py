@@ -123,7 +123,7 @@ class Http1Protocol(asyncio.Protocol):
         # it until then: an unfinished line (head or trailer) is measured here instead.
         self._max_open_line = max(self._max_request_line, self._max_header_size) + _LINE_SLACK
         self._open_line = 0  # bytes of the unfinished line at the end of the last read
-        self._fed: bytes | None = None  # the last body bytes this read gave
+        self._fed: bytes | None = None  # the last body bytes of the read being parsed
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_reprieve = False
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -207,7 +207,6 @@ class Http1Protocol(asyncio.Protocol):
                 self._app.again_written(_now() - started)
                 return
         before = len(self._pipeline)
-        self._fed = None
         try:
             self._parser.feed_data(data)
         except _Refused as refused:
@@ -252,6 +251,7 @@ class Http1Protocol(asyncio.Protocol):
                     self._app.remember(data, again)
             if self._parsing is None:
                 self._open_line = 0
+                self._fed = None  # (None again for the next read; no body kept alive)
             elif self._line_too_long(data):
                 self._advance()  # the answers before it, then the refusal
                 return
@@ -270,7 +270,7 @@ class Http1Protocol(asyncio.Protocol):
     def _line_too_long(self, data: bytes) -> bool:
         """Refuse (431) a message whose unfinished line passed the limits: a header or
         trailer field that never ends would otherwise grow in the parser's buffer."""
-        fed = self._fed
+        fed, self._fed = self._fed, None
         parsing = self._parsing
         if self._in_body and fed is not None and parsing is not None:
             # A body's bytes are no line. Past them a chunked body's framing (size lines,
