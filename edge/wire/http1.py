@@ -74,6 +74,7 @@ PIPELINE_MAX = 32  # requests parsed ahead of the one being answered before read
 _FRAMING_FIELDS = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REQUEST_TIMEOUT = 408
+_LINE_SLACK = 256  # a line's bytes besides its counted part (method, version, ": ", OWS)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
@@ -118,6 +119,11 @@ class Http1Protocol(asyncio.Protocol):
         self._max_request_line = self._limits.max_request_line
         self._max_header_size = self._limits.max_header_size
         self._max_headers = self._limits.max_headers
+        # httptools hands a header field over only once its line has ended, and buffers
+        # it until then: an unfinished line (head or trailer) is measured here instead.
+        self._max_open_line = max(self._max_request_line, self._max_header_size) + _LINE_SLACK
+        self._open_line = 0  # bytes of the unfinished line at the end of the last read
+        self._fed: bytes | None = None  # the last body bytes of the read being parsed
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_reprieve = False
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -243,6 +249,12 @@ class Http1Protocol(asyncio.Protocol):
                 again = self._hits[0].again
                 if again is not None:  # the read was exactly this one request, parsed clean
                     self._app.remember(data, again)
+            if self._parsing is None:
+                self._open_line = 0
+                self._fed = None  # (None again for the next read; no body kept alive)
+            elif self._line_too_long(data):
+                self._advance()  # the answers before it, then the refusal
+                return
             if self._parsing is not None and not self._in_body and self._head_timer is None:
                 # Part of a head arrived: its deadline runs from now. (A head that
                 # arrives whole in one read never arms a timer.)
@@ -254,6 +266,35 @@ class Http1Protocol(asyncio.Protocol):
             self._write_hits()
         if self._pipeline or self._read_paused or self._idle_timer is None or self.draining:
             self._advance()
+
+    def _line_too_long(self, data: bytes) -> bool:
+        """Refuse (431) a message whose unfinished line passed the limits: a header or
+        trailer field that never ends would otherwise grow in the parser's buffer."""
+        fed, self._fed = self._fed, None
+        parsing = self._parsing
+        if self._in_body and fed is not None and parsing is not None:
+            # A body's bytes are no line. Past them a chunked body's framing (size lines,
+            # extensions, trailers) is measured like a head's lines.
+            if (
+                b"transfer-encoding" not in parsing.fields
+                or data.endswith(fed)
+                or data.endswith(fed, 0, len(data) - 1)  # the CR after a chunk's data
+            ):
+                self._open_line = 0
+                return False
+            lf = data.rfind(b"\n")
+            if lf < 0:
+                self._open_line = 0
+                return False
+        else:
+            lf = data.rfind(b"\n")
+        self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
+        if self._open_line <= self._max_open_line:
+            return False
+        self._hits.clear()  # answered in the same read as a refusal: dropped with it
+        self._ready.clear()
+        self._refuse(431, "Request Header Fields Too Large")
+        return True
 
     def _write_hits(self) -> None:
         """Write the cache hits answered during this read, in order, then count them."""
@@ -305,8 +346,12 @@ class Http1Protocol(asyncio.Protocol):
         if len(raw) >= self._max_headers:
             raise _Refused(431, "Request Header Fields Too Large")
         lower = name.lower()
-        if lower == b"host" and lower in request.fields:
-            raise _Refused(400, "Bad Request: two Host fields")
+        if lower == b"host":
+            if lower in request.fields:
+                raise _Refused(400, "Bad Request: two Host fields")
+            # llhttp drops the whitespace before a value, not after it; neither is part
+            # of the value (RFC 9110 §5.5), and routing reads this one raw.
+            value = value.rstrip(b" \t")
         raw.append((name, value))
         request.fields[lower] = value
 
@@ -374,6 +419,7 @@ class Http1Protocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._parsing
         if request is not None and request.body is not None:
+            self._fed = body
             self._body_last = self._loop.time()
             request.body.feed(body)
 
@@ -487,18 +533,31 @@ class Http1Protocol(asyncio.Protocol):
         """Answer ``status`` after the requests before it, then close; parse nothing more."""
         self._stopped = True
         log.debug("refused a request from %s (%d): %s", self._peer, status, message)
-        refused = Request()
-        refused.refusal = refusal_bytes(status, _short(status, message))
-        refused.keep_alive = False
-        self._pipeline.append(refused)
+        refusal = refusal_bytes(status, _short(status, message))
         for timer in (self._head_timer, self._body_timer):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._body_timer = None
         parsing = self._parsing
+        self._parsing = None
+        responder = self._responder
         if parsing is not None and parsing.body is not None:
             parsing.body.fail(ConnectionResetError("the request was refused"))
-        self._parsing = None
+            if self._current is parsing and responder is not None and not responder.started:
+                # Refused in the part of its body that arrived after its task began (a
+                # trailer): the refusal is its answer (as _body_expired's 408 is), not
+                # the 500 of a task that failed with nothing sent.
+                self.write(refusal)
+                parsing.status = status
+                if self._task is not None:
+                    self._task.cancel()
+                return
+            if self._pipeline and self._pipeline[-1] is parsing:
+                self._pipeline.pop()  # refused before its turn: the refusal answers it
+        refused = Request()
+        refused.refusal = refusal
+        refused.keep_alive = False
+        self._pipeline.append(refused)
 
     # -- writing ----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from tests.security.wire_support import (
     new_server,
     publish_site,
     read_response,
+    read_until_closed,
 )
 
 MAX_LINE = 1024
@@ -137,6 +138,57 @@ def test_a_long_header_field_gets_431(edge: EdgeServer, listener: str, trickle: 
         port, _head("/nowhere", extra=f"X-Long: {'v' * (MAX_FIELD - 100)}\r\n"), trickle=trickle
     )
     assert ok == 404
+
+
+def _endless(port: int, start: bytes) -> tuple[int | None, bool]:
+    """Send ``start``, then up to 64 times the field limit with no line end; the status
+    of the answer and whether the connection then closed."""
+    with connect(port) as sock:
+        sock.sendall(start)
+        for _ in range(64 * MAX_FIELD // 4096):
+            try:
+                sock.sendall(b"v" * 4096)
+            except (BrokenPipeError, ConnectionResetError):
+                break  # refused before the end: the answer is waiting
+        response = read_response(sock)
+        _, closed = read_until_closed(sock)
+    return (None if response is None else response.status), closed
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+@pytest.mark.parametrize(
+    "start",
+    [
+        pytest.param(_head()[:-2] + b"X-Long: ", id="value"),
+        pytest.param(_head()[:-2] + b"X-", id="name"),
+    ],
+)
+def test_a_header_line_that_never_ends_gets_431_without_waiting_for_its_end(
+    edge: EdgeServer, listener: str, start: bytes
+) -> None:
+    """The parser buffers a field until its line ends: a line that never ends is refused
+    once it is past the limit, not held in memory (it was, without bound, on the visitor
+    wire) until the head deadline."""
+    assert _endless(_port(edge, listener), start) == (431, True)
+
+
+_CHUNKED_FORM = (
+    f"POST /_edge/forms/contact HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+).encode()
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        pytest.param(_CHUNKED_FORM + b"3\r\na=1\r\n0\r\nX-Trailer: ", id="trailer"),
+        # In the same read as the head: refused before the form's task started.
+        pytest.param(_CHUNKED_FORM + b"1;" + b"e" * 4 * MAX_FIELD, id="chunk-extension"),
+    ],
+)
+def test_a_framing_line_of_a_body_that_never_ends_gets_431(edge: EdgeServer, start: bytes) -> None:
+    """Not the 500 of a form whose body failed under it."""
+    assert _endless(edge.port, start) == (431, True)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.integration.conftest import PRODUCTION_HOST, EdgeServer
-from tests.security.wire_support import exchange, new_server, publish_site
+from tests.security.wire_support import (
+    connect,
+    exchange,
+    new_server,
+    parse_responses,
+    publish_site,
+    read_until_closed,
+)
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: acme.example\r\n\r\n"
 
@@ -144,7 +151,11 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeServer]:
     srv = new_server(tmp_path_factory.mktemp("framing"))
     srv.start()
     try:
-        publish_site(srv, {"/index.html": b"<html><head></head><body>home</body></html>"})
+        publish_site(
+            srv,
+            {"/index.html": b"<html><head></head><body>home</body></html>"},
+            settings={"forms": {"contact": {}}},
+        )
         yield srv
     finally:
         srv.stop()
@@ -240,6 +251,41 @@ def test_edge_refuses_what_the_parser_lets_through(
     assert len(got.responses) == 1 and got.first.status in statuses, got.raw[:300]
     assert got.closed
     assert b"smuggled" not in got.raw
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        b"3\r\na=1\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"3\r\na=1\r\n0\r\nContent-Length: 5\r\n\r\n",
+        b"3\r\na=1\r\n0\r\nHost: acme.example\r\n\r\n",
+        b"3\r\na=1\r\nzz\r\n",  # a chunk size that is not one
+    ],
+    ids=["te-trailer", "cl-trailer", "host-trailer", "bad-chunk-size"],
+)
+def test_bad_framing_in_a_body_being_read_is_refused_not_a_500(
+    edge: EdgeServer, rest: bytes
+) -> None:
+    """The form's task is reading the body (it asked for it: 100 Continue) when the bad
+    framing arrives; the refusal is still its answer, and nothing after it is read."""
+    head = _post(
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n"
+    )(PRODUCTION_HOST).replace(b"POST / ", b"POST /_edge/forms/contact ")
+    with connect(edge.port) as sock:
+        sock.sendall(head)
+        seen = b""
+        while b"\r\n\r\n" not in seen:
+            chunk = sock.recv(1024)
+            assert chunk, "closed before 100 Continue"
+            seen += chunk
+        assert seen.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), seen
+        sock.sendall(rest + SMUGGLED)
+        raw, closed = read_until_closed(sock)
+    raw = seen[len(b"HTTP/1.1 100 Continue\r\n\r\n") :] + raw
+    assert [r.status for r in parse_responses(raw)] == [400], raw[:300]
+    assert closed
+    assert b"smuggled" not in raw
 
 
 def test_refusals_do_not_echo_the_request(edge: EdgeServer) -> None:

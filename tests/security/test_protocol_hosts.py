@@ -74,6 +74,16 @@ def test_a_host_that_is_not_a_host_name_is_a_bad_request(edge: EdgeServer, host:
     no_site_content(got.first)
 
 
+@pytest.mark.parametrize("host", ["acme.example ", "acme.example\t", "  ACME.example. \t "])
+def test_whitespace_around_the_host_is_not_part_of_it(edge: EdgeServer, host: str) -> None:
+    """RFC 9110 §5.5: the field value excludes the whitespace around it (aiohttp, the
+    wire before edge's own, and every front proxy read it so)."""
+    for _ in range(2):  # the full path, then the hit path (keep-alive) as well
+        got = exchange(edge.port, get(host, close=False) + get(host))
+        answers = [(r.status, r.body) for r in got.responses]
+        assert answers == [(200, ACME_PAGE)] * 2, got.raw[:300]
+
+
 @pytest.mark.parametrize("host", ["acme.example\x01", "acme.example\x7f", "ac\x00me.example"])
 def test_control_bytes_in_host_are_refused_by_the_parser(edge: EdgeServer, host: str) -> None:
     got = exchange(edge.port, get(host))
