@@ -254,7 +254,11 @@ class VisitorHandler:
             # The target host is the configured one the request resolved to (normalised),
             # never the raw Host header.
             location = https_location(normalize_host(host) or "", view.https_port, raw)
-            return _send(responder, empty(308, {"Location": location}))
+            # Like every answer: which environment and snapshot (staging's noindex).
+            served = self._live.get(policy.key)
+            headers = env_headers(policy.env, None if served is None else served.id)
+            headers["Location"] = location
+            return _send(responder, empty(308, headers))
         try:
             await self._serve(request, responder, policy, host, raw, https, forwarded)
         except StoreUnavailable as exc:

@@ -159,9 +159,12 @@ async def test_https_redirect_and_hsts_on_production_only(
 ) -> None:
     await publish_both(api)
     port = server.tls_port
-    status, headers, _ = await visitor.get(PRODUCTION_HOST, "/docs/?a=1")
+    status, redirected, _ = await visitor.get(PRODUCTION_HOST, "/docs/?a=1")
     assert status == 308
-    assert headers["Location"] == f"https://acme.example:{port}/docs/?a=1"
+    assert redirected["Location"] == f"https://acme.example:{port}/docs/?a=1"
+    # Like every answer it says where it is from (SPEC §3), and no HSTS over plain HTTP.
+    assert redirected["X-Edge-Env"] == "production"
+    assert "Strict-Transport-Security" not in redirected
     status, headers, _ = await visitor.get("ACME.example.:80", "/")
     assert headers["Location"] == f"https://acme.example:{port}/"
     # Staging stays reachable over plain HTTP.
@@ -172,6 +175,7 @@ async def test_https_redirect_and_hsts_on_production_only(
     conn = await TlsConnection.open(port, "acme.example", client_context(ca))
     status, headers, _ = await conn.get("acme.example")
     assert headers["strict-transport-security"] == "max-age=31536000"
+    assert redirected["X-Edge-Snapshot"] == headers["x-edge-snapshot"]
     status, headers, _ = await conn.get("acme.example", "/missing")
     assert status == 404 and "strict-transport-security" in headers
     await conn.close()
