@@ -288,6 +288,10 @@ class Http1Protocol(asyncio.Protocol):
                 return False
         else:
             lf = data.rfind(b"\n")
+            if fed is not None:
+                # This message began after the last bytes of a body (Content-Length)
+                # in this read: those are no part of its line.
+                lf = max(lf, data.rfind(fed) + len(fed) - 1)
         self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
         if self._open_line <= self._max_open_line:
             return False
