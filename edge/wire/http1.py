@@ -210,16 +210,16 @@ class Http1Protocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except _Refused as refused:
-            self._hits.clear()  # answered in the same read as a refusal: dropped with it
-            self._ready.clear()
+            # The hits of this read are requests before the refused one, and so are the
+            # requests waiting in the pipeline behind them: all are answered, in order.
             self._refuse(refused.status, refused.message)
         except httptools.HttpParserCallbackError as exc:
-            self._hits.clear()
-            self._ready.clear()
             cause = exc.__context__
             if isinstance(cause, _Refused):
                 self._refuse(cause.status, cause.message)
             else:
+                self._hits.clear()
+                self._ready.clear()
                 self._drop_since(before)
                 self._refuse(400, "Bad Request")
         except httptools.HttpParserUpgrade:
@@ -252,9 +252,8 @@ class Http1Protocol(asyncio.Protocol):
             if self._parsing is None:
                 self._open_line = 0
                 self._fed = None  # (None again for the next read; no body kept alive)
-            elif self._line_too_long(data):
-                self._advance()  # the answers before it, then the refusal
-                return
+            else:
+                self._measure_line(data)  # may refuse it: answered after those before it
             if self._parsing is not None and not self._in_body and self._head_timer is None:
                 # Part of a head arrived: its deadline runs from now. (A head that
                 # arrives whole in one read never arms a timer.)
@@ -267,7 +266,7 @@ class Http1Protocol(asyncio.Protocol):
         if self._pipeline or self._read_paused or self._idle_timer is None or self.draining:
             self._advance()
 
-    def _line_too_long(self, data: bytes) -> bool:
+    def _measure_line(self, data: bytes) -> None:
         """Refuse (431) a message whose unfinished line passed the limits: a header or
         trailer field that never ends would otherwise grow in the parser's buffer."""
         fed, self._fed = self._fed, None
@@ -281,11 +280,11 @@ class Http1Protocol(asyncio.Protocol):
                 or data.endswith(fed, 0, len(data) - 1)  # the CR after a chunk's data
             ):
                 self._open_line = 0
-                return False
+                return
             lf = data.rfind(b"\n")
             if lf < 0:
                 self._open_line = 0
-                return False
+                return
         else:
             lf = data.rfind(b"\n")
             if fed is not None:
@@ -293,12 +292,8 @@ class Http1Protocol(asyncio.Protocol):
                 # in this read: those are no part of its line.
                 lf = max(lf, data.rfind(fed) + len(fed) - 1)
         self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
-        if self._open_line <= self._max_open_line:
-            return False
-        self._hits.clear()  # answered in the same read as a refusal: dropped with it
-        self._ready.clear()
-        self._refuse(431, "Request Header Fields Too Large")
-        return True
+        if self._open_line > self._max_open_line:
+            self._refuse(431, "Request Header Fields Too Large")
 
     def _write_hits(self) -> None:
         """Write the cache hits answered during this read, in order, then count them."""

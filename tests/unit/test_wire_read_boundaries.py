@@ -106,3 +106,17 @@ async def test_a_request_after_a_body_is_not_refused_wherever_the_read_ends(vers
     for cut in range(start - 2, start + len(NEXT)):
         answers, _ = await _answers([stream[:cut], stream[cut:]])
         assert answers == [b"200 OK | POST /up 1500\n", b"200 OK | GET /next 0\n"], cut
+
+
+async def test_a_refusal_is_answered_after_the_hits_of_its_read() -> None:
+    """A hit answered in the read that ends in a refused request is still that hit's
+    answer: dropping it sent the next request's answer in its place."""
+    head = b"GET /hit HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"
+    for refused, status in [
+        (b"GET /c HTTP/1.1\r\nX-Long: " + b"v" * 1000, b"431 "),  # the unfinished line
+        (b"GET /" + b"c" * 1000, b"414 "),  # a parser callback's refusal
+    ]:
+        answers, app = await _answers([head + refused])
+        assert answers[:2] == [b"200 OK | hit\n", b"200 OK | GET /b 0\n"], answers
+        assert answers[2].startswith(status) and len(answers) == 3, answers
+        assert app.counted == [("/hit", 200), ("/b", 200)]
