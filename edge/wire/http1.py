@@ -22,8 +22,9 @@ Defences, each with the behaviour edge had on aiohttp (docs/running.md):
   (:mod:`edge.wire.framing`: TE in HTTP/1.0, codings before ``chunked``, other
   major versions; two Host fields; HTTP/1.1 without Host; framing fields in
   trailers) is answered with a short text and the connection closed. Nothing
-  after a refused request is read. Requests completed in the same read as a
-  parser error are dropped with it, as aiohttp did: the bytes are suspect.
+  after a refused request is read; the requests before it are answered first.
+  Requests completed in the same read as a parser error are dropped with it, as
+  aiohttp did: the bytes are suspect.
 - **Sizes.** A request target over ``max_request_line`` is 414; a field over
   ``max_header_size`` or more than ``max_headers`` fields is 431; counted as the
   bytes arrive, so a trickled head is refused as soon as it passes a limit.
