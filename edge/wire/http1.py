@@ -283,16 +283,17 @@ class Http1Protocol(asyncio.Protocol):
                 self._open_line = 0
                 return
             lf = data.rfind(b"\n")
-            if lf < 0:
-                self._open_line = 0
-                return
+            self._open_line = 0 if lf < 0 else len(data) - lf - 1
+        elif fed is not None:
+            # This message began after the last bytes of a body in this read: those are
+            # no part of its line. Where they end is not known (searching for them costs
+            # quadratic time): their bytes after their own last line end are taken off,
+            # never more than the line holds (so it is measured a read late at worst).
+            body_tail = len(fed) - fed.rfind(b"\n") - 1
+            self._open_line = max(0, len(data) - data.rfind(b"\n") - 1 - body_tail)
         else:
             lf = data.rfind(b"\n")
-            if fed is not None:
-                # This message began after the last bytes of a body (Content-Length)
-                # in this read: those are no part of its line.
-                lf = max(lf, data.rfind(fed) + len(fed) - 1)
-        self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
+            self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
         if self._open_line > self._max_open_line:
             self._refuse(431, "Request Header Fields Too Large")
 

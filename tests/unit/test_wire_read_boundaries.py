@@ -72,6 +72,9 @@ class _Transport:
     def resume_reading(self) -> None:
         pass
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
 
 async def _answers(reads: list[bytes]) -> tuple[list[bytes], _Echo]:
     """The status lines and bodies written for ``reads``, each one ``data_received``."""
@@ -106,6 +109,19 @@ async def test_a_request_after_a_body_is_not_refused_wherever_the_read_ends(vers
     for cut in range(start - 2, start + len(NEXT)):
         answers, _ = await _answers([stream[:cut], stream[cut:]])
         assert answers == [b"200 OK | POST /up 1500\n", b"200 OK | GET /next 0\n"], cut
+
+
+@pytest.mark.parametrize("body", [b"q", b"q" * 1500, b"q\nq"])
+async def test_a_line_that_never_ends_after_a_body_is_still_refused(body: bytes) -> None:
+    """Taking the body's bytes off the next request's line leaves that line measured
+    (from the next read on at worst, when the body's end cannot be told apart)."""
+    post = f"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    endless = b"GET /next HTTP/1.1\r\nHost: a\r\nX-Long: " + b"v" * 600
+    for reads in ([post + body + endless], [post, body + endless], [post, body + endless[:40]]):
+        reads.append(b"v" * 600)  # the line goes on
+        answers, _ = await _answers(reads)
+        assert answers[0] == b"200 OK | POST /up %d\n" % len(body), answers
+        assert [a[:4] for a in answers[1:]] == [b"431 "], answers
 
 
 async def test_a_refusal_is_answered_after_the_hits_of_its_read() -> None:
