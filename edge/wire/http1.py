@@ -22,8 +22,9 @@ Defences, each with the behaviour edge had on aiohttp (docs/running.md):
   (:mod:`edge.wire.framing`: TE in HTTP/1.0, codings before ``chunked``, other
   major versions; two Host fields; HTTP/1.1 without Host; framing fields in
   trailers) is answered with a short text and the connection closed. Nothing
-  after a refused request is read. Requests completed in the same read as a
-  parser error are dropped with it, as aiohttp did: the bytes are suspect.
+  after a refused request is read; the requests before it are answered first.
+  Requests completed in the same read as a parser error are dropped with it, as
+  aiohttp did: the bytes are suspect.
 - **Sizes.** A request target over ``max_request_line`` is 414; a field over
   ``max_header_size`` or more than ``max_headers`` fields is 431; counted as the
   bytes arrive, so a trickled head is refused as soon as it passes a limit.
@@ -210,16 +211,16 @@ class Http1Protocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except _Refused as refused:
-            self._hits.clear()  # answered in the same read as a refusal: dropped with it
-            self._ready.clear()
+            # The hits of this read are requests before the refused one, and so are the
+            # requests waiting in the pipeline behind them: all are answered, in order.
             self._refuse(refused.status, refused.message)
         except httptools.HttpParserCallbackError as exc:
-            self._hits.clear()
-            self._ready.clear()
             cause = exc.__context__
             if isinstance(cause, _Refused):
                 self._refuse(cause.status, cause.message)
             else:
+                self._hits.clear()
+                self._ready.clear()
                 self._drop_since(before)
                 self._refuse(400, "Bad Request")
         except httptools.HttpParserUpgrade:
@@ -252,9 +253,8 @@ class Http1Protocol(asyncio.Protocol):
             if self._parsing is None:
                 self._open_line = 0
                 self._fed = None  # (None again for the next read; no body kept alive)
-            elif self._line_too_long(data):
-                self._advance()  # the answers before it, then the refusal
-                return
+            else:
+                self._measure_line(data)  # may refuse it: answered after those before it
             if self._parsing is not None and not self._in_body and self._head_timer is None:
                 # Part of a head arrived: its deadline runs from now. (A head that
                 # arrives whole in one read never arms a timer.)
@@ -267,7 +267,7 @@ class Http1Protocol(asyncio.Protocol):
         if self._pipeline or self._read_paused or self._idle_timer is None or self.draining:
             self._advance()
 
-    def _line_too_long(self, data: bytes) -> bool:
+    def _measure_line(self, data: bytes) -> None:
         """Refuse (431) a message whose unfinished line passed the limits: a header or
         trailer field that never ends would otherwise grow in the parser's buffer."""
         fed, self._fed = self._fed, None
@@ -281,20 +281,21 @@ class Http1Protocol(asyncio.Protocol):
                 or data.endswith(fed, 0, len(data) - 1)  # the CR after a chunk's data
             ):
                 self._open_line = 0
-                return False
+                return
             lf = data.rfind(b"\n")
-            if lf < 0:
-                self._open_line = 0
-                return False
+            self._open_line = 0 if lf < 0 else len(data) - lf - 1
+        elif fed is not None:
+            # This message began after the last bytes of a body in this read: those are
+            # no part of its line. Where they end is not known (searching for them costs
+            # quadratic time): their bytes after their own last line end are taken off,
+            # never more than the line holds (so it is measured a read late at worst).
+            body_tail = len(fed) - fed.rfind(b"\n") - 1
+            self._open_line = max(0, len(data) - data.rfind(b"\n") - 1 - body_tail)
         else:
             lf = data.rfind(b"\n")
-        self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
-        if self._open_line <= self._max_open_line:
-            return False
-        self._hits.clear()  # answered in the same read as a refusal: dropped with it
-        self._ready.clear()
-        self._refuse(431, "Request Header Fields Too Large")
-        return True
+            self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
+        if self._open_line > self._max_open_line:
+            self._refuse(431, "Request Header Fields Too Large")
 
     def _write_hits(self) -> None:
         """Write the cache hits answered during this read, in order, then count them."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -113,6 +115,105 @@ async def test_a_read_survives_every_pooled_connection_terminated(pg_dsn: str) -
     finally:
         await admin.close()
         await store.close()
+
+
+class _Hop:
+    """A TCP hop in front of the database that can lose every connection through it
+    the way a restart behind a load balancer does: the server side is gone, and the
+    client learns it only when it next sends (its socket is reset then). A database
+    on this machine, by contrast, tells asyncpg at once, and asyncpg's pool replaces
+    the connections it was told about before anyone asks for them."""
+
+    def __init__(self, dsn: str) -> None:
+        parts = urlsplit(dsn)
+        query = parse_qs(parts.query)
+        self._host = query.pop("host", [parts.hostname or "localhost"])[0]
+        self._port = int(query.pop("port", [str(parts.port or 5432)])[0])
+        self._dsn = parts
+        self._query = urlencode(query, doseq=True)
+        self._lost: list[asyncio.Event] = []
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        """The DSN through this hop."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        user = self._dsn.netloc.rpartition("@")[0]
+        netloc = f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"
+        return urlunsplit(self._dsn._replace(netloc=netloc, query=self._query))
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    def lose_all(self) -> None:
+        for lost in self._lost:
+            lost.set()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._host.startswith("/"):
+            socket_path = f"{self._host}/.s.PGSQL.{self._port}"
+            up_reader, up_writer = await asyncio.open_unix_connection(socket_path)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        lost = asyncio.Event()
+        self._lost.append(lost)
+
+        async def to_server() -> None:
+            while data := await reader.read(65536):
+                if lost.is_set():
+                    writer.transport.abort()  # the client finds out now
+                    return
+                up_writer.write(data)
+            up_writer.close()
+
+        async def to_client() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+            if not lost.is_set():
+                writer.close()
+
+        async def lose() -> None:
+            await lost.wait()
+            up_writer.transport.abort()  # the server's side goes; the client's stays open
+
+        tasks = [asyncio.ensure_future(t()) for t in (to_server, to_client, lose)]
+        try:
+            await asyncio.wait(tasks[:2])
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_read_survives_every_pooled_connection_lost_unnoticed(pg_dsn: str) -> None:
+    """Several pooled connections are dead and the pool does not know it: the read's
+    retry must not be handed another of them (it was, a 503: the CI failure of stop 21)."""
+    hop = _Hop(pg_dsn)
+    async with hop as dsn:
+        store = await PostgresStore.open(dsn)
+        try:
+            async with store._pool.acquire(), store._pool.acquire(), store._pool.acquire():
+                pass  # three pooled connections, all through the hop
+            hop.lose_all()
+            assert await store.history("alpha", env=None, limit=5) == []
+            hop.lose_all()
+            page = await store.inbox_page(
+                "alpha", "production", form=None, limit=5, before=None, max_bytes=9
+            )
+            assert page.submissions == []
+            hop.lose_all()
+            assert (await store.get_pointers("alpha"))["production"].snapshot is None
+            # A write is not retried (it may have reached the database): it answers
+            # 503, and the next one is not handed another dead connection.
+            async with store._pool.acquire(), store._pool.acquire(), store._pool.acquire():
+                pass
+            hop.lose_all()
+            with pytest.raises(StoreUnavailable):
+                await store.add_form_submission("alpha", "production", "contact", {"a": "1"})
+            await store.add_form_submission("alpha", "production", "contact", {"a": "2"})
+        finally:
+            await store.close()
 
 
 async def _backends(admin: asyncpg.Connection) -> list[int]:

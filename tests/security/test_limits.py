@@ -172,6 +172,25 @@ def test_a_header_line_that_never_ends_gets_431_without_waiting_for_its_end(
     assert _endless(_port(edge, listener), start) == (431, True)
 
 
+def test_a_request_after_a_body_is_no_endless_line(edge: EdgeServer) -> None:
+    """A Content-Length body (no line end in it, longer than the line limit) and the
+    start of the next request in one read: the body's bytes are no part of that
+    request's first line (counted with it, they got 431)."""
+    body = b"q" * (4 * MAX_FIELD)
+    post = (
+        f"POST /api/echo HTTP/1.1\r\nHost: {STAGING_HOST}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    after = _head()
+    with connect(edge.port) as sock:
+        sock.sendall(post + body + after[:7])
+        echoed = read_response(sock)
+        assert echoed is not None and echoed.status == 200
+        assert json.loads(echoed.body)["size"] == len(body)
+        sock.sendall(after[7:])
+        page = read_response(sock)
+    assert page is not None and page.status == 200, page
+
+
 _CHUNKED_FORM = (
     f"POST /_edge/forms/contact HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n"
     "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -20,6 +20,7 @@ from tests.integration.conftest import PRODUCTION_HOST, EdgeServer
 from tests.security.wire_support import (
     connect,
     exchange,
+    get,
     new_server,
     parse_responses,
     publish_site,
@@ -286,6 +287,31 @@ def test_bad_framing_in_a_body_being_read_is_refused_not_a_500(
     assert [r.status for r in parse_responses(raw)] == [400], raw[:300]
     assert closed
     assert b"smuggled" not in raw
+
+
+@pytest.mark.parametrize(
+    ("refused", "status"),
+    [
+        (b"GET /" + b"c" * 9000 + b" HTTP/1.1\r\n", 414),
+        (b"GET / HTTP/1.1\r\nX-Long: " + b"v" * 9000, 431),
+    ],
+    ids=["uri", "endless-line"],
+)
+def test_a_refusal_leaves_the_answers_before_it_in_order(
+    edge: EdgeServer, refused: bytes, status: int
+) -> None:
+    """A cache hit, a form and a refused request in one read: the hit's answer, the
+    form's, then the refusal. The hit's was dropped, and the form's 204 went out as
+    the answer to the GET."""
+    for _ in range(2):  # the page is a cache hit from here on
+        assert exchange(edge.port, get(PRODUCTION_HOST)).first.status == 200
+    form = (
+        f"POST /_edge/forms/contact HTTP/1.1\r\nHost: {PRODUCTION_HOST}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=1"
+    ).encode()
+    got = exchange(edge.port, get(PRODUCTION_HOST, close=False) + form + refused)
+    assert [r.status for r in got.responses] == [200, 204, status], got.raw[:300]
+    assert b"home" in got.responses[0].body
 
 
 def test_refusals_do_not_echo_the_request(edge: EdgeServer) -> None:
