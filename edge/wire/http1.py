@@ -79,6 +79,11 @@ _LINE_SLACK = 256  # a line's bytes besides its counted part (method, version, "
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
+def _line_tail(data: bytes) -> int:
+    """How many bytes of ``data`` follow its last line end (all of them without one)."""
+    return len(data) - data.rfind(b"\n") - 1
+
+
 class _Refused(Exception):
     """Raised from a parser callback: stop parsing, answer ``status`` and close."""
 
@@ -282,18 +287,17 @@ class Http1Protocol(asyncio.Protocol):
             ):
                 self._open_line = 0
                 return
-            lf = data.rfind(b"\n")
-            self._open_line = 0 if lf < 0 else len(data) - lf - 1
+            tail = _line_tail(data)
+            self._open_line = 0 if tail == len(data) else tail
         elif fed is not None:
             # This message began after the last bytes of a body in this read: those are
             # no part of its line. Where they end is not known (searching for them costs
             # quadratic time): their bytes after their own last line end are taken off,
             # never more than the line holds (so it is measured a read late at worst).
-            body_tail = len(fed) - fed.rfind(b"\n") - 1
-            self._open_line = max(0, len(data) - data.rfind(b"\n") - 1 - body_tail)
+            self._open_line = max(0, _line_tail(data) - _line_tail(fed))
         else:
-            lf = data.rfind(b"\n")
-            self._open_line = self._open_line + len(data) if lf < 0 else len(data) - lf - 1
+            tail = _line_tail(data)
+            self._open_line = tail if tail < len(data) else self._open_line + tail
         if self._open_line > self._max_open_line:
             self._refuse(431, "Request Header Fields Too Large")
 
