@@ -301,11 +301,13 @@ async def test_analytics_never_mix(server: EdgeServer, api: Api, visitor: Visito
         await visitor.get(PRODUCTION_HOST, "/")
     await visitor.get(STAGING_HOST, "/", headers=AUTH)
 
-    async def counted() -> bool:
-        _, doc = await api.call("GET", "/v1/sites/acme/analytics/production")
-        return bool(doc["total"] == 3)
+    async def totals() -> tuple[int, int]:
+        # Each of the two workers flushes its own counts: wait for both environments'.
+        _, production = await api.call("GET", "/v1/sites/acme/analytics/production")
+        _, staging = await api.call("GET", "/v1/sites/acme/analytics/staging")
+        return production["total"], staging["total"]
 
-    await eventually(counted)
+    await eventually(totals, lambda seen: seen == (3, 1), what="3 production and 1 staging view")
     _, doc = await api.call("GET", "/v1/sites/acme/analytics/staging")
     assert doc["total"] == 1 and doc["paths"][0]["path"] == "/index.html"
 
